@@ -1,0 +1,36 @@
+// disa-info: what this build and machine offer: CPU features, OpenBLAS core and threads.
+//
+//   disa-info            one process
+//   disa-info --mpi      under mpirun/srun: each rank reports after MPI_Init, which shows
+//                        that the OpenBLAS core-type re-exec happened before MPI started.
+#include "disa/blas.h"
+#include "disa/cpu.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    cpu_blas_fix(argv);
+    int use_mpi = argc > 1 && strcmp(argv[1], "--mpi") == 0;
+    if (argc > 1 && !use_mpi) {
+        fprintf(stderr, "disa-info: unknown argument '%s' (usage: disa-info [--mpi])\n", argv[1]);
+        return 2;
+    }
+    int rank = 0, size = 1;
+    if (use_mpi) {
+        MPI_Init(&argc, &argv);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+    }
+    cpu_features f;
+    cpu_detect(&f);
+    char blas[512];
+    cpu_blas_describe(blas, sizeof blas);
+    printf("rank %d/%d: %s\n", rank, size, blas);
+    if (rank == 0)
+        printf("cpu: avx %d avx2 %d fma %d avx512f %d avx512dq %d avx512bw %d avx512vl %d avx512bf16 %d\n",
+               f.avx, f.avx2, f.fma, f.avx512f, f.avx512dq, f.avx512bw, f.avx512vl, f.avx512bf16);
+    if (use_mpi) MPI_Finalize();
+    return 0;
+}

@@ -1,0 +1,315 @@
+// disa-parity: run golden parity files (tests/golden/README.md) against the C code.
+//
+//   disa-parity [-v] FILE...
+//
+// Each file names an op; the adapter for it (tests/parity/parity_<area>.c) runs the C
+// implementation and compares every out.* tensor. Exit status 0 when all pass, 1 when
+// any check fails, 2 for bad usage or unreadable files.
+#include "parity.h"
+#include "disa/cpu.h"
+#include "disa/dgen.h"
+#include "disa/err.h"
+#include "disa/safetensors.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Areas may have no adapters yet in a partial build; the runner then reports their ops
+// as unknown instead of failing to link.
+extern const parity_op parity_ops_nn[] __attribute__((weak));
+extern const parity_op parity_ops_sample[] __attribute__((weak));
+extern const parity_op parity_ops_model[] __attribute__((weak));
+
+struct pcase {
+    st_file st;
+    const char *path;
+    cJSON *config, *param_gen;
+    double atol, rtol;
+    int failures;
+    void **allocs;
+    int n_allocs, cap_allocs;
+    int verbose;
+};
+
+static void *pc_track(pcase *c, void *p) {
+    if (!p) return NULL;
+    if (c->n_allocs == c->cap_allocs) {
+        int cap = c->cap_allocs ? 2 * c->cap_allocs : 16;
+        void **n = realloc(c->allocs, sizeof(void *) * (size_t)cap);
+        if (!n) {
+            free(p);
+            return NULL;
+        }
+        c->allocs = n;
+        c->cap_allocs = cap;
+    }
+    c->allocs[c->n_allocs++] = p;
+    return p;
+}
+
+float *pc_alloc(pcase *c, size_t n) { return pc_track(c, calloc(n ? n : 1, sizeof(float))); }
+
+int pc_fail(pcase *c, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    printf("  ERROR %s\n", msg);
+    c->failures++;
+    return 1;
+}
+
+const cJSON *pc_config(pcase *c) { return c->config; }
+
+int pc_int(pcase *c, const char *key, int def, int def_ok) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->config, key);
+    if (cJSON_IsNumber(v)) return v->valueint;
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
+    if (!def_ok) pc_fail(c, "config key '%s' missing or not a number", key);
+    return def;
+}
+
+double pc_num(pcase *c, const char *key, double def, int def_ok) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->config, key);
+    if (cJSON_IsNumber(v)) return v->valuedouble;
+    if (!def_ok) pc_fail(c, "config key '%s' missing or not a number", key);
+    return def;
+}
+
+static const float *gen_param(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(c->param_gen, name);
+    if (!g) return NULL;
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(g, "seed");
+    const cJSON *scale = cJSON_GetObjectItemCaseSensitive(g, "scale");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(g, "shape");
+    if (!cJSON_IsNumber(seed) || !cJSON_IsNumber(scale) || !cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > 8) {
+        pc_fail(c, "param_gen entry '%s' needs numeric seed, scale and a shape array", name);
+        return NULL;
+    }
+    int nd = cJSON_GetArraySize(sh);
+    int64_t loc[8];
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) {
+        loc[i] = (int64_t)cJSON_GetArrayItem(sh, i)->valuedouble;
+        n *= (size_t)loc[i];
+    }
+    float *p = pc_alloc(c, n);
+    if (!p) return NULL;
+    dgen_fill(p, n, (uint64_t)seed->valuedouble, scale->valuedouble);
+    if (ndim) *ndim = nd;
+    if (shape) memcpy(shape, loc, sizeof(int64_t) * (size_t)nd);
+    return p;
+}
+
+const float *pc_f32(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
+    const st_tensor *t = st_find(&c->st, name);
+    if (!t) return gen_param(c, name, ndim, shape);
+    const float *p;
+    if (st_get_f32(&c->st, name, -1, NULL, &p) != 0) {
+        pc_fail(c, "%s", disa_errmsg());
+        return NULL;
+    }
+    if (ndim) *ndim = t->ndim;
+    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    return p;
+}
+
+const int64_t *pc_i64(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
+    const st_tensor *t = st_find(&c->st, name);
+    if (!t) return NULL;
+    if (t->dtype != ST_I64) {
+        pc_fail(c, "tensor '%s' has dtype %s, expected I64", name, st_dtype_name(t->dtype));
+        return NULL;
+    }
+    size_t n = t->nbytes / 8;
+    int64_t *p = pc_track(c, malloc(n ? t->nbytes : 8));  // copy: the mapping may be unaligned
+    if (!p) return NULL;
+    memcpy(p, t->data, t->nbytes);
+    if (ndim) *ndim = t->ndim;
+    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    return p;
+}
+
+const float *pc_need(pcase *c, const char *name, int ndim, const int64_t *shape) {
+    int nd;
+    int64_t sh[8];
+    const float *p = pc_f32(c, name, &nd, sh);
+    if (!p) {
+        if (c->failures == 0) pc_fail(c, "required tensor '%s' is missing", name);
+        return NULL;
+    }
+    int ok = nd == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = shape[i] < 0 || shape[i] == sh[i];
+    if (!ok) {
+        pc_fail(c, "tensor '%s' has %d dims [%lld, ...], expected %d dims", name, nd,
+                nd > 0 ? (long long)sh[0] : 0LL, ndim);
+        return NULL;
+    }
+    return p;
+}
+
+static const st_tensor *want_tensor(pcase *c, const char *name, char *full, size_t n) {
+    snprintf(full, n, "out.%s", name);
+    const st_tensor *t = st_find(&c->st, full);
+    if (!t) pc_fail(c, "golden has no tensor '%s'", full);
+    return t;
+}
+
+int pc_check(pcase *c, const char *name, const float *got, size_t n) {
+    char full[256];
+    const st_tensor *t = want_tensor(c, name, full, sizeof full);
+    if (!t) return 1;
+    const float *want;
+    if (st_get_f32(&c->st, full, -1, NULL, &want) != 0) return pc_fail(c, "%s", disa_errmsg());
+    size_t wn = t->nbytes / st_dtype_size(t->dtype);
+    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+    double max_abs = 0, max_want = 0;
+    size_t worst = 0, nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!isfinite(got[i]) && isfinite(want[i])) nonfinite++;
+        if (d > max_abs || isnan(d)) {
+            max_abs = isnan(d) ? INFINITY : d;
+            worst = i;
+        }
+        if (fabs(want[i]) > max_want) max_want = fabs(want[i]);
+    }
+    double rel = max_want > 0 ? max_abs / max_want : max_abs;
+    int ok = !nonfinite && max_abs <= c->atol + c->rtol * max_want;
+    printf("  %-32s n=%-8zu max_abs=%.3e max_rel=%.3e  %s\n", full, n, max_abs, rel, ok ? "OK" : "NOT OK");
+    if (!ok || c->verbose) {
+        for (size_t i = 0; i < n && i < 5; i++)
+            printf("    [%zu] got % .9g want % .9g\n", i, got[i], want[i]);
+        printf("    worst [%zu] got % .9g want % .9g (tolerance atol %.1e + rtol %.1e * %.3e)\n", worst,
+               got[worst], want[worst], c->atol, c->rtol, max_want);
+    }
+    if (!ok) c->failures++;
+    return !ok;
+}
+
+int pc_check_i64(pcase *c, const char *name, const int64_t *got, size_t n) {
+    char full[256];
+    const st_tensor *t = want_tensor(c, name, full, sizeof full);
+    if (!t) return 1;
+    if (t->dtype != ST_I64) return pc_fail(c, "%s has dtype %s, expected I64", full, st_dtype_name(t->dtype));
+    size_t wn = t->nbytes / 8, bad = 0, first = 0;
+    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+    const unsigned char *w = t->data;
+    for (size_t i = 0; i < n; i++) {
+        int64_t v;
+        memcpy(&v, w + 8 * i, 8);
+        if (v != got[i] && bad++ == 0) first = i;
+    }
+    printf("  %-32s n=%-8zu mismatches=%zu  %s\n", full, n, bad, bad ? "NOT OK" : "OK");
+    if (bad) {
+        int64_t v;
+        memcpy(&v, w + 8 * first, 8);
+        printf("    first mismatch [%zu] got %lld want %lld\n", first, (long long)got[first], (long long)v);
+        c->failures++;
+    }
+    return bad != 0;
+}
+
+// ----------------------------------------------------------------------------
+// the runner's own op: the deterministic generator, bit for bit
+
+static int op_dgen(pcase *c) {
+    int nd;
+    int64_t sh[8];
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(c->config, "seed");
+    if (!cJSON_IsNumber(g)) return pc_fail(c, "config needs 'seed'");
+    const float *want = pc_f32(c, "out.x", &nd, sh);
+    if (!want) return pc_fail(c, "golden has no out.x");
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)sh[i];
+    float *got = pc_alloc(c, n);
+    if (!got) return pc_fail(c, "out of memory");
+    dgen_fill(got, n, (uint64_t)g->valuedouble, pc_num(c, "scale", 1.0, 0));
+    return pc_check(c, "x", got, n);
+}
+
+const parity_op parity_ops_core[] = {{"dgen", op_dgen}, {NULL, NULL}};
+
+static parity_fn find_op(const char *op) {
+    const parity_op *tables[] = {parity_ops_core, parity_ops_nn, parity_ops_sample, parity_ops_model};
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
+        for (const parity_op *p = tables[t]; p && p->op; p++)
+            if (strcmp(p->op, op) == 0) return p->fn;
+    return NULL;
+}
+
+// Returns 0 pass, 1 check failure, 2 unreadable or malformed golden.
+static int run_file(const char *path, int verbose) {
+    pcase c = {.path = path, .verbose = verbose};
+    int rc = 2;
+    if (st_open(&c.st, path) != 0) {
+        printf("FAIL %s\n  ERROR %s\n", path, disa_errmsg());
+        return 2;
+    }
+    const char *op = st_meta(&c.st, "op");
+    const char *cfg = st_meta(&c.st, "config"), *pg = st_meta(&c.st, "param_gen");
+    const char *atol = st_meta(&c.st, "atol"), *rtol = st_meta(&c.st, "rtol");
+    if (!op || !atol || !rtol) {
+        printf("FAIL %s\n  ERROR metadata must have 'op', 'atol' and 'rtol'\n", path);
+        goto out;
+    }
+    c.atol = strtod(atol, NULL);
+    c.rtol = strtod(rtol, NULL);
+    c.config = cJSON_Parse(cfg ? cfg : "{}");
+    c.param_gen = cJSON_Parse(pg ? pg : "{}");
+    if (!cJSON_IsObject(c.config) || !cJSON_IsObject(c.param_gen)) {
+        printf("FAIL %s\n  ERROR 'config' and 'param_gen' must be JSON objects\n", path);
+        goto out;
+    }
+    parity_fn fn = find_op(op);
+    if (!fn) {
+        printf("FAIL %s\n  ERROR unknown op '%s' (no adapter in tests/parity/)\n", path, op);
+        goto out;
+    }
+    const char *desc = st_meta(&c.st, "description");
+    printf("%s [%s]%s%s\n", path, op, desc ? " " : "", desc ? desc : "");
+    fn(&c);
+    if (c.failures) {
+        const char *gen = st_meta(&c.st, "generator");
+        printf("FAIL %s\n---> HINT: if the reference changed, regenerate the golden with "
+               "`make goldens` (%s); otherwise the C op '%s' disagrees with PyTorch. Rerun with -v "
+               "for the first values.\n", path, gen ? gen : "tools/golden/", op);
+        rc = 1;
+    } else {
+        printf("PASS %s\n", path);
+        rc = 0;
+    }
+out:
+    for (int i = 0; i < c.n_allocs; i++) free(c.allocs[i]);
+    free(c.allocs);
+    cJSON_Delete(c.config);
+    cJSON_Delete(c.param_gen);
+    st_close(&c.st);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    cpu_blas_fix(argv);
+    int verbose = 0, first = 1;
+    if (argc > 1 && strcmp(argv[1], "-v") == 0) {
+        verbose = 1;
+        first = 2;
+    }
+    if (first >= argc) {
+        fprintf(stderr, "usage: disa-parity [-v] GOLDEN.safetensors...\n");
+        return 2;
+    }
+    int pass = 0, fail = 0, worst = 0;
+    for (int i = first; i < argc; i++) {
+        int r = run_file(argv[i], verbose);
+        if (r == 0) pass++;
+        else fail++;
+        if (r > worst) worst = r;
+    }
+    printf("disa-parity: %d passed, %d failed\n", pass, fail);
+    return worst;
+}

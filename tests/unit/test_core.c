@@ -1,0 +1,227 @@
+// Unit tests of src/core: errors, arena, Philox RNG, tensor views, dgen, BLAS wrapper,
+// the OpenBLAS core-type decision.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "disa/arena.h"
+#include "disa/blas.h"
+#include "disa/cpu.h"
+#include "disa/dgen.h"
+#include "disa/err.h"
+#include "disa/rng.h"
+#include "disa/tensor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_err_message(void **state) {
+    (void)state;
+    int rc = disa_err(DISA_EINVAL, "%s: 'lower' must be >= 1, got %d", "jobs/x.json", 0);
+    assert_int_equal(rc, DISA_EINVAL);
+    assert_string_equal(disa_errmsg(), "jobs/x.json: 'lower' must be >= 1, got 0");
+    disa_err_wrap(rc, "loading %s: ", "m.safetensors");
+    assert_string_equal(disa_errmsg(), "loading m.safetensors: jobs/x.json: 'lower' must be >= 1, got 0");
+    assert_string_equal(disa_strerror(DISA_ESHAPE), "shape mismatch");
+    disa_err_clear();
+    assert_string_equal(disa_errmsg(), "");
+}
+
+static void test_arena(void **state) {
+    (void)state;
+    arena a;
+    assert_int_equal(arena_init(&a, 1024, "scratch"), 0);
+    char *p = arena_alloc(&a, 10);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 64, 0);
+    size_t m = arena_mark(&a);
+    float *q = arena_floats(&a, 100);
+    assert_non_null(q);
+    assert_int_equal((uintptr_t)q % 64, 0);
+    assert_int_equal((char *)q - p, 64);
+    arena_reset(&a, m);
+    float *r = arena_floats(&a, 100);
+    assert_ptr_equal(q, r);  // reset hands the same memory out again
+    assert_null(arena_alloc(&a, 2000));
+    assert_non_null(strstr(disa_errmsg(), "arena 'scratch': need 2000 bytes at"));
+    assert_non_null(strstr(disa_errmsg(), "of 1024 available"));
+    assert_null(arena_alloc(&a, (size_t)-8));  // overflow guard
+    assert_int_equal(a.peak, 64 + 400);
+    arena_free(&a);
+}
+
+// Known-answer vectors of Random123 (kat_vectors, philox4x32_10).
+static void test_philox_kat(void **state) {
+    (void)state;
+    uint32_t out[4];
+    const uint32_t c0[4] = {0, 0, 0, 0}, k0[2] = {0, 0};
+    philox4x32_10(out, c0, k0);
+    assert_int_equal(out[0], 0x6627e8d5u);
+    assert_int_equal(out[1], 0xe169c58du);
+    assert_int_equal(out[2], 0xbc57ac4cu);
+    assert_int_equal(out[3], 0x9b00dbd8u);
+    const uint32_t c1[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, k1[2] = {0xffffffffu, 0xffffffffu};
+    philox4x32_10(out, c1, k1);
+    assert_int_equal(out[0], 0x408f276du);
+    assert_int_equal(out[1], 0x41c83b0eu);
+    assert_int_equal(out[2], 0xa20bc7c6u);
+    assert_int_equal(out[3], 0x6d5451fdu);
+    const uint32_t c2[4] = {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}, k2[2] = {0xa4093822u, 0x299f31d0u};
+    philox4x32_10(out, c2, k2);
+    assert_int_equal(out[0], 0xd16cfe09u);
+    assert_int_equal(out[1], 0x94fdccebu);
+    assert_int_equal(out[2], 0x5001e420u);
+    assert_int_equal(out[3], 0x24126ea1u);
+}
+
+static void test_rng_streams(void **state) {
+    (void)state;
+    rng_stream a, b, c;
+    rng_init(&a, 42, 7, RNG_PURPOSE_NOISE);
+    rng_init(&b, 42, 7, RNG_PURPOSE_NOISE);
+    rng_init(&c, 42, 8, RNG_PURPOSE_NOISE);
+    int same_c = 0;
+    for (int i = 0; i < 100; i++) {
+        uint32_t x = rng_u32(&a), y = rng_u32(&b), z = rng_u32(&c);
+        assert_int_equal(x, y);  // same key + index + purpose: same stream
+        same_c += x == z;
+    }
+    assert_true(same_c < 3);  // another image index: another stream
+    // The first word of a stream is word 0 of block 0 of the raw bijection.
+    rng_init(&a, 0x0000000100000002ull, 3, 4);
+    uint32_t out[4], ctr[4] = {0, 0, 3, 4}, key[2] = {2, 1};
+    philox4x32_10(out, ctr, key);
+    assert_int_equal(rng_u32(&a), out[0]);
+    assert_int_equal(rng_u32(&a), out[1]);
+}
+
+static void test_rng_normal_moments(void **state) {
+    (void)state;
+    rng_stream r;
+    rng_init(&r, 1, 0, RNG_PURPOSE_TEST);
+    const int n = 200000;
+    double s = 0, s2 = 0, s4 = 0;
+    for (int i = 0; i < n; i++) {
+        double x = rng_normal(&r);
+        s += x;
+        s2 += x * x;
+        s4 += x * x * x * x;
+    }
+    double mean = s / n, var = s2 / n - mean * mean, kurt = s4 / n;
+    // Standard errors at n = 2e5: mean 0.0022, variance 0.0032, 4th moment 0.022.
+    assert_true(fabs(mean) < 0.01);
+    assert_true(fabs(var - 1.0) < 0.015);
+    assert_true(fabs(kurt - 3.0) < 0.1);
+    double u = 0;
+    for (int i = 0; i < n; i++) u += rng_uniform(&r);
+    assert_true(fabs(u / n - 0.5) < 0.003);
+}
+
+static void test_rng_permutation(void **state) {
+    (void)state;
+    rng_stream r;
+    rng_init(&r, 5, 1, RNG_PURPOSE_ORDER);
+    int perm[256], seen[256] = {0}, fixed = 0;
+    rng_permutation(&r, perm, 256);
+    for (int i = 0; i < 256; i++) {
+        assert_true(perm[i] >= 0 && perm[i] < 256);
+        seen[perm[i]]++;
+        fixed += perm[i] == i;
+    }
+    for (int i = 0; i < 256; i++) assert_int_equal(seen[i], 1);
+    assert_true(fixed < 8);  // expected 1 fixed point; 8 has probability < 1e-5
+    // rng_below is uniform: chi-square over 6 bins.
+    int bins[6] = {0};
+    for (int i = 0; i < 60000; i++) bins[rng_below(&r, 6)]++;
+    double chi = 0;
+    for (int i = 0; i < 6; i++) chi += (bins[i] - 10000.0) * (bins[i] - 10000.0) / 10000.0;
+    assert_true(chi < 20.5);  // p = 0.001 at 5 degrees of freedom
+}
+
+static void test_tensor(void **state) {
+    (void)state;
+    float buf[24];
+    for (int i = 0; i < 24; i++) buf[i] = (float)i;
+    int64_t shape[3] = {2, 3, 4};
+    tensor t = tensor_view(buf, 3, shape);
+    assert_int_equal(tensor_numel(&t), 24);
+    assert_int_equal(t.stride[0], 12);
+    assert_int_equal(t.stride[2], 1);
+    assert_true(tensor_is_contiguous(&t));
+    int64_t idx[3] = {1, 2, 3};
+    assert_true(*tensor_at(&t, idx) == 23.0f);
+    tensor n = tensor_narrow(t, 1, 1, 2);
+    int64_t i0[3] = {0, 0, 0};
+    assert_true(*tensor_at(&n, i0) == 4.0f);
+    assert_false(tensor_is_contiguous(&n));
+    char s[64];
+    assert_string_equal(shape_str(s, sizeof s, 3, shape), "[2, 3, 4]");
+    assert_string_equal(shape_str(s, sizeof s, 0, shape), "[]");
+}
+
+static void test_dgen(void **state) {
+    (void)state;
+    float x[4];
+    dgen_fill(x, 4, 7, 0.5);
+    // Values printed by tools/stio.py: dgen(7, (4,), 0.5).
+    assert_float_equal(x[0], -0.43435556f, 1e-8);
+    assert_float_equal(x[1], 0.09658813f, 1e-8);
+    assert_float_equal(x[2], 0.09190607f, 1e-8);
+    assert_float_equal(x[3], -0.0996955f, 1e-8);
+}
+
+static void test_blas(void **state) {
+    (void)state;
+    // y = x W^T + b on a hand-checked case, then transposed variants against loops.
+    const float x[2 * 3] = {1, 2, 3, 4, 5, 6}, W[2 * 3] = {1, 0, -1, 2, 1, 0}, b[2] = {0.5f, -1};
+    float y[4];
+    blas_flops_reset();
+    blas_linear(y, x, W, b, 2, 3, 2);
+    assert_float_equal(y[0], 1 - 3 + 0.5f, 0);
+    assert_float_equal(y[1], 2 + 2 - 1, 0);
+    assert_float_equal(y[2], 4 - 6 + 0.5f, 0);
+    assert_float_equal(y[3], 8 + 5 - 1, 0);
+    assert_int_equal(blas_flops(), 2 * 2 * 2 * 3);
+    enum { M = 5, N = 7, K = 9 };
+    float A[K * M], B[N * K], C[M * N];
+    dgen_fill(A, K * M, 1, 1.0);
+    dgen_fill(B, N * K, 2, 1.0);
+    for (int ta = 0; ta < 2; ta++) {
+        blas_sgemm(ta, 1, M, N, K, 2.0f, A, ta ? M : K, B, K, 0.0f, C, N);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int k = 0; k < K; k++) s += (double)(ta ? A[k * M + i] : A[i * K + k]) * B[j * K + k];
+                assert_float_equal(C[i * N + j], 2 * s, 1e-5);
+            }
+    }
+    float C2[4] = {1, 2, 3, 4};
+    blas_sgemm(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 0.0f, C2, 2);  // empty sum with beta 0: zeros
+    for (int i = 0; i < 4; i++) assert_float_equal(C2[i], 0, 0);
+}
+
+static void test_coretype_decision(void **state) {
+    (void)state;
+    cpu_features avx512 = {1, 1, 1, 1, 1, 1, 1, 0}, avx2 = {1, 1, 1, 0, 0, 0, 0, 0}, old = {1, 0, 0, 0, 0, 0, 0, 0};
+    assert_string_equal(cpu_blas_coretype_for("Prescott", &avx512), "SkylakeX");
+    assert_string_equal(cpu_blas_coretype_for("prescott", &avx2), "Haswell");
+    assert_string_equal(cpu_blas_coretype_for("Nehalem", &avx2), "Haswell");
+    assert_null(cpu_blas_coretype_for("Prescott", &old));    // no AVX2: generic is right
+    assert_null(cpu_blas_coretype_for("SkylakeX", &avx512)); // already a good core
+    assert_null(cpu_blas_coretype_for("Cooperlake", &avx512));
+    assert_null(cpu_blas_coretype_for("Zen", &avx2));
+    assert_null(cpu_blas_coretype_for(NULL, &avx2));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_err_message),    cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_philox_kat),     cmocka_unit_test(test_rng_streams),
+        cmocka_unit_test(test_rng_normal_moments), cmocka_unit_test(test_rng_permutation),
+        cmocka_unit_test(test_tensor),         cmocka_unit_test(test_dgen),
+        cmocka_unit_test(test_blas),           cmocka_unit_test(test_coretype_decision),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
