@@ -1,0 +1,107 @@
+// nn.h: fp32 forward kernels shared by the models (MAR transformer, DiffLoss head,
+// KL-16 decoder, Inception feature net).
+//
+// Conventions (STYLE.md §3): outputs first, then const inputs, then weights, then
+// sizes; every pointer carries its shape. Tensors are dense and row-major; images are
+// NCHW. No kernel allocates, logs or fails: sizes are trusted (the model loaders check
+// shapes once), and work memory comes from the caller through a `scratch` pointer whose
+// size the matching `*_scratch_floats` function gives. Kernels are single-threaded except
+// for the GEMMs they hand to OpenBLAS (blas.h), which count their own FLOPs.
+//
+// "In-place allowed" means out == inp is supported; otherwise the buffers must not overlap.
+#ifndef DISA_NN_H
+#define DISA_NN_H
+#include <stddef.h>
+
+// ----------------------------------------------------------------------------
+// Linear (torch.nn.functional.linear): out = inp W^T + b.
+
+void linear_forward(float *out /*[N,Cout]*/, const float *inp /*[N,Cin]*/,
+                    const float *w /*[Cout,Cin]*/, const float *b /*[Cout] or NULL*/,
+                    int N, int Cin, int Cout);
+
+// ----------------------------------------------------------------------------
+// Normalisation.
+
+// torch.nn.functional.layer_norm over the last axis: biased variance, statistics
+// accumulated in double. w and b may each be NULL (no affine). In-place allowed.
+void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
+                       const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                       int N, int C, float eps);
+
+// torch.nn.functional.group_norm on NCHW: C/groups consecutive channels share one mean
+// and biased variance; per-channel affine. C must be a multiple of groups. w and b may
+// each be NULL. In-place allowed.
+void groupnorm_forward(float *out /*[N,C,HW]*/, const float *inp /*[N,C,HW]*/,
+                       const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                       int N, int C, int HW, int groups, float eps);
+
+// ----------------------------------------------------------------------------
+// Element-wise activations (in-place allowed) and row softmax.
+
+// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)) (torch GELU(approximate='none')).
+void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n);
+// SiLU / swish, x * sigmoid(x).
+void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n);
+// max(x, 0); NaN stays NaN as in torch.relu.
+void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n);
+
+// torch.softmax(dim=-1), max-subtracted so large logits cannot overflow. In-place allowed.
+void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, int C);
+
+// ----------------------------------------------------------------------------
+// Multi-head self-attention core (timm Attention.forward without the qkv and proj
+// Linears): per image and head, softmax(q k^T * head_dim^-0.5) v, no mask.
+// qkv rows are [q | k | v], each d wide and split into `heads` slices of d/heads.
+// Needs attention_scratch_floats(T, d, heads) floats of scratch. d % heads == 0.
+
+size_t attention_scratch_floats(int T, int d, int heads);
+void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
+                       float *scratch /*[attention_scratch_floats]*/,
+                       int B, int T, int d, int heads);
+
+// ----------------------------------------------------------------------------
+// 2-D convolution (torch.nn.functional.conv2d, groups 1, dilation 1, zero padding),
+// as im2col + sgemm over bands of output rows. A 1x1, stride-1, unpadded convolution
+// is one GEMM per image and needs no scratch.
+
+// Output extent of one axis: floor((in + 2 pad - k) / stride) + 1.
+int conv2d_out_size(int in, int k, int stride, int pad);
+size_t conv2d_scratch_floats(int Cin, int H, int W, int kh, int kw, int sh, int sw,
+                             int ph, int pw);
+void conv2d_forward(float *out /*[N,Cout,OH,OW]*/, const float *inp /*[N,Cin,H,W]*/,
+                    const float *w /*[Cout,Cin,kh,kw]*/, const float *b /*[Cout] or NULL*/,
+                    float *scratch /*[conv2d_scratch_floats]*/,
+                    int N, int Cin, int H, int W, int Cout, int kh, int kw,
+                    int sh, int sw, int ph, int pw);
+
+// ----------------------------------------------------------------------------
+// Resampling and pooling (NCHW). Output sizes follow torch with ceil_mode=False:
+// OH = conv2d_out_size(H, kh, sh, ph), OW likewise.
+
+// torch.nn.Upsample(scale_factor=2, mode='nearest').
+void upsample_nearest2x_forward(float *out /*[N,C,2H,2W]*/, const float *inp /*[N,C,H,W]*/,
+                                int N, int C, int H, int W);
+
+// torch.nn.functional.avg_pool2d. count_include_pad = 0 divides by the number of
+// in-image elements of each window, 1 by the window clipped to the padded extent.
+void avgpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
+                       int N, int C, int H, int W, int kh, int kw, int sh, int sw,
+                       int ph, int pw, int count_include_pad);
+
+// torch.nn.functional.max_pool2d: padding acts as -inf; NaN propagates.
+void maxpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
+                       int N, int C, int H, int W, int kh, int kw, int sh, int sw,
+                       int ph, int pw);
+
+// torch.nn.functional.adaptive_avg_pool2d(x, 1): the mean of each channel plane.
+void adaptive_avgpool_1x1(float *out /*[N,C]*/, const float *inp /*[N,C,HW]*/,
+                          int N, int C, int HW);
+
+// torch.nn.functional.interpolate(size=(OH,OW), mode='bilinear', align_corners=False,
+// antialias=False): half-pixel centres, source scale in/out, negative source
+// coordinates clamped to 0.
+void resize_bilinear_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
+                             int N, int C, int H, int W, int OH, int OW);
+
+#endif

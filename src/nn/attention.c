@@ -1,0 +1,40 @@
+// attention.c: the core of timm Attention.forward (timm/models/vision_transformer.py),
+// between the qkv Linear and the proj Linear:
+//
+//   q, k, v = qkv.reshape(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+//   x = softmax(q @ k^T * hd^-0.5) @ v;  x = x.transpose(1, 2).reshape(B, T, d)
+//
+// Done per (image, head) with two strided sgemms reading q, k, v in place from the qkv
+// rows (no repacking), so all FLOPs are counted by blas.c. There is no mask: MAR removes
+// or replaces masked tokens before the blocks (DESIGN §4).
+#include "disa/nn.h"
+
+#include <math.h>
+
+#include "disa/blas.h"
+
+size_t attention_scratch_floats(int T, int d, int heads) {
+    // One T x T score matrix, reused by every (image, head).
+    return (size_t)T * (size_t)T;
+}
+
+void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
+                       float *scratch /*[T,T]*/, int B, int T, int d, int heads) {
+    int hd = d / heads;
+    int ld = 3 * d;  // row stride of q, k and v inside qkv
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++) {
+        const float *base = qkv + (size_t)b * T * ld;
+        for (int h = 0; h < heads; h++) {
+            const float *q = base + (size_t)h * hd;          // [T,hd], stride 3d
+            const float *k = base + d + (size_t)h * hd;      // [T,hd], stride 3d
+            const float *v = base + 2 * d + (size_t)h * hd;  // [T,hd], stride 3d
+            float *o = out + (size_t)b * T * d + (size_t)h * hd;  // [T,hd], stride d
+            // scores[T,T] = scale * q k^T; the scale rides on alpha for free.
+            blas_sgemm(0, 1, T, T, hd, scale, q, ld, k, ld, 0.0f, scratch, T);
+            softmax_forward(scratch, scratch, T, T);
+            // o = P v, written straight into this head's column slice of out.
+            blas_sgemm(0, 0, T, hd, T, 1.0f, scratch, T, v, ld, 0.0f, o, d);
+        }
+    }
+}
