@@ -47,6 +47,7 @@ UNIT_HOBJ := $(UNIT_HELP:%.c=$(BUILD)/obj/%.o)
 
 $(info disa: BUILD=$(BUILD) CC=$(CC) CFLAGS=$(CFLAGS) NATIVE=$(NATIVE) BLAS_LIBS=$(BLAS_LIBS))
 
+.SECONDARY:
 .PHONY: all help deps test test-unit test-parity test-e2e asan debug demo bench goldens clean
 .DEFAULT_GOAL := all
 

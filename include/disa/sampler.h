@@ -1,0 +1,100 @@
+// sampler.h: MAR's AR loop (sample_tokens) with the diffusion head and DiSA schedules.
+#ifndef DISA_SAMPLER_H
+#define DISA_SAMPLER_H
+#include <stdint.h>
+
+#include "disa/arena.h"
+#include "disa/diffusion.h"
+#include "disa/disa_sched.h"
+#include "disa/mar.h"
+#include "disa/rng.h"
+
+// Sampling settings under MAR/DiSA's main_mar.py flag names.
+typedef struct sample_params {
+    int num_iter;            // --num_iter: AR steps K
+    double cfg;              // --cfg: 1.0 disables classifier-free guidance
+    int cfg_linear;          // --cfg_schedule: 1 linear, 0 constant
+    double temperature;      // --temperature
+    gd_sampler sampler;      // --diff_sampler: default | DiSA | DDIM
+    int upper, lower;        // --diff_upper_steps / --diff_lower_steps ("default" uses upper)
+    disa_strategy strategy;  // --diff_annealing_strategy
+} sample_params;
+
+// Official defaults: K 64, cfg 1.0 linear, temperature 1.0, DiSA 50 -> 5 linear.
+void sample_params_init(sample_params *p);
+// 0, or DISA_EINVAL/ERANGE with a message naming the flag and the accepted range.
+int sample_params_check(const sample_params *p);
+// Set one field from a main_mar.py flag name without dashes ("num_iter", "cfg",
+// "cfg_schedule", "temperature", "diff_sampler", "diff_upper_steps", "diff_lower_steps",
+// "diff_annealing_strategy"). Returns 0, DISA_ENOTFOUND for another name, or
+// DISA_EINVAL with a message naming the flag, the value and what is accepted.
+int sample_params_set(sample_params *p, const char *flag, const char *value);
+// "num_iter=64 cfg=2.9 cfg_schedule=linear ..." into buf.
+const char *sample_params_str(const sample_params *p, char *buf, int n);
+
+// Diffusion steps the head runs at AR step s (after the clip merges duplicates).
+int sample_params_steps_at(const sample_params *p, const int *table, int s);
+
+// Where the loop's randomness comes from: per-image Philox streams in production, a
+// recorded tape in parity tests. Rows are always in (image, row) order.
+typedef struct ar_rng ar_rng;
+struct ar_rng {
+    // orders [B, L]: one permutation of 0..L-1 per image.
+    int (*orders)(ar_rng *r, int *orders, int B, int L);
+    // out [B * rows, C] standard normals; image b fills rows [b*rows, (b+1)*rows).
+    int (*normals)(ar_rng *r, float *out, int B, int rows, int C);
+};
+
+// Philox: image b draws from streams keyed by (seed, index[b], purpose), so its numbers
+// do not depend on which images share its batch. Up to `max_batch` images.
+typedef struct ar_rng_philox {
+    ar_rng base;
+    int B;
+    rng_stream *order, *noise;  // [B] each
+} ar_rng_philox;
+int ar_rng_philox_init(ar_rng_philox *r, uint64_t seed, const uint32_t *index, int B);
+void ar_rng_philox_free(ar_rng_philox *r);
+
+// Tape: orders [B, L] and a list of recorded draws, consumed in order. A draw recorded
+// with 2x the rows (the official CFG loop draws for both halves) gives its first half.
+typedef struct ar_rng_tape {
+    ar_rng base;
+    const int64_t *orders;
+    int B, L;
+    int n_draws, next;
+    const float *const *draws;
+    const int64_t (*shapes)[2];  // [n_draws] (rows, C)
+} ar_rng_tape;
+void ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, int B, int L, const float *const *draws,
+                      const int64_t (*shapes)[2], int n_draws);
+
+// Per-phase accounting of one or more runs (added to, never reset by the sampler).
+typedef struct sample_stats {
+    double t_transformer, t_head, t_other;   // seconds
+    uint64_t flops_transformer, flops_head;  // 2 per multiply-add
+    uint64_t head_row_steps;                 // rows x diffusion steps (NFE summed over tokens)
+    uint64_t tokens;                         // tokens sampled
+    int ar_steps;
+} sample_stats;
+
+typedef struct sampler {
+    const mar_model *m;
+    sample_params p;
+    int *steps;          // [K] requested diffusion steps per AR step
+    gd_tables *tables;   // indexed by requested step count (lower..upper), NULL elsewhere
+    int max_steps;
+    int max_batch;
+    arena scratch;
+} sampler;
+
+// Prepare tables and scratch for batches of up to max_batch images.
+int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max_batch);
+void sampler_free(sampler *s);
+
+// Sample tokens [B, seq_len, token_dim] for labels [B] (-1 = unconditional).
+int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st);
+
+// MAR unpatchify: tokens [B, seq, c*p*p] -> image/latent [B, c, seq_h*p, seq_h*p].
+void mar_unpatchify(float *out, const float *tokens, int B, int seq_h, int c, int p);
+
+#endif

@@ -1,0 +1,401 @@
+// mar.c: MAR transformer forward for one AR step.
+// Mirrors LTH14/mar models/mar.py: MAR.forward_mae_encoder, MAR.forward_mae_decoder,
+// and timm's Block (DESIGN §4). The head is in diffloss.c.
+#include "disa/mar.h"
+#include "disa/blas.h"
+#include "disa/err.h"
+#include "disa/nn.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *tokenizer_name(tokenizer_kind k) {
+    return k == TOKENIZER_PATCH ? "patch" : k == TOKENIZER_KL16 ? "kl16" : "?";
+}
+
+// ----------------------------------------------------------------------------
+// config
+
+static int cfg_int(const cJSON *o, const char *key, int lo, int *out, const char *label) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return disa_err(DISA_EFORMAT, "%s: config: '%s' is missing", label, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+        return disa_err(DISA_EFORMAT, "%s: config: '%s' must be an integer", label, key);
+    if (v->valueint < lo)
+        return disa_err(DISA_ERANGE, "%s: config: '%s' must be >= %d, got %d", label, key, lo, v->valueint);
+    *out = v->valueint;
+    return 0;
+}
+
+int mar_config_parse(mar_config *c, const char *json, const char *label) {
+    memset(c, 0, sizeof *c);
+    if (!json) return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa MAR file (convert "
+                               "checkpoints with tools/convert_mar.py)", label);
+    cJSON *o = cJSON_Parse(json);
+    int rc = 0;
+    if (!cJSON_IsObject(o)) {
+        rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
+        goto out;
+    }
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-mar-1") != 0) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-mar-1\"", label);
+        goto out;
+    }
+    struct { const char *k; int lo; int *dst; } ints[] = {
+        {"img_size", 1, &c->img_size}, {"vae_stride", 1, &c->vae_stride}, {"patch_size", 1, &c->patch_size},
+        {"vae_embed_dim", 1, &c->vae_embed_dim}, {"encoder_embed_dim", 1, &c->enc_dim},
+        {"encoder_depth", 0, &c->enc_depth}, {"encoder_num_heads", 1, &c->enc_heads},
+        {"decoder_embed_dim", 1, &c->dec_dim}, {"decoder_depth", 0, &c->dec_depth},
+        {"decoder_num_heads", 1, &c->dec_heads}, {"buffer_size", 1, &c->buffer_size},
+        {"class_num", 1, &c->class_num}, {"diffloss_d", 1, &c->diffloss_d}, {"diffloss_w", 1, &c->diffloss_w},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].dst, label)) != 0) goto out;
+    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
+    c->mlp_ratio = cJSON_IsNumber(mr) ? mr->valuedouble : 4.0;
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
+    c->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
+    const char *tks = cJSON_IsString(tk) ? tk->valuestring : "kl16";
+    if (strcmp(tks, "patch") == 0) c->tokenizer = TOKENIZER_PATCH;
+    else if (strcmp(tks, "kl16") == 0) c->tokenizer = TOKENIZER_KL16;
+    else {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be \"patch\" or \"kl16\", got \"%s\"", label, tks);
+        goto out;
+    }
+    if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 64)) {
+        rc = disa_err(DISA_ERANGE, "%s: config 'mlp_ratio' must be in (0, 64], got %g", label, c->mlp_ratio);
+        goto out;
+    }
+    int grid = c->vae_stride * c->patch_size;
+    if (c->img_size % grid != 0) {
+        rc = disa_err(DISA_ERANGE, "%s: config: img_size %d is not a multiple of vae_stride*patch_size = %d",
+                      label, c->img_size, grid);
+        goto out;
+    }
+    if (c->enc_dim % c->enc_heads || c->dec_dim % c->dec_heads) {
+        rc = disa_err(DISA_ERANGE, "%s: config: embed dims (%d, %d) must be multiples of the head counts (%d, %d)",
+                      label, c->enc_dim, c->dec_dim, c->enc_heads, c->dec_heads);
+        goto out;
+    }
+    c->seq_h = c->img_size / grid;
+    c->seq_len = c->seq_h * c->seq_h;
+    c->token_dim = c->vae_embed_dim * c->patch_size * c->patch_size;
+    c->enc_hidden = (int)(c->enc_dim * c->mlp_ratio);
+    c->dec_hidden = (int)(c->dec_dim * c->mlp_ratio);
+    if (c->seq_len > 65536 || c->enc_dim > 65536 || c->dec_dim > 65536 || c->diffloss_w > 65536) {
+        rc = disa_err(DISA_ERANGE, "%s: config: sizes beyond 65536 are not supported", label);
+        goto out;
+    }
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// loading
+
+typedef struct { st_bind_entry *e; int n, cap, overflow; char *names; size_t used, names_cap; } bind_tab;
+
+static void bt_add(bind_tab *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void bt_add(bind_tab *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
+    if (t->n == t->cap || t->names_cap - t->used < 128) {  // sized by the caller; a miscount is a bug
+        t->overflow = 1;
+        return;
+    }
+    st_bind_entry *e = &t->e[t->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(t->names + t->used, t->names_cap - t->used, fmt, ap);
+    va_end(ap);
+    e->name = t->names + t->used;
+    t->used += (size_t)k + 1;
+    e->dst = dst;
+    e->ndim = ndim;
+    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+}
+
+#define SH(...) (const int64_t[]){__VA_ARGS__}
+
+static void bind_block(bind_tab *t, vit_block *b, const char *pre, int i, int d, int h) {
+    bt_add(t, &b->norm1_w, 1, SH(d), "%s.%d.norm1.weight", pre, i);
+    bt_add(t, &b->norm1_b, 1, SH(d), "%s.%d.norm1.bias", pre, i);
+    bt_add(t, &b->qkv_w, 2, SH(3 * d, d), "%s.%d.attn.qkv.weight", pre, i);
+    bt_add(t, &b->qkv_b, 1, SH(3 * d), "%s.%d.attn.qkv.bias", pre, i);
+    bt_add(t, &b->proj_w, 2, SH(d, d), "%s.%d.attn.proj.weight", pre, i);
+    bt_add(t, &b->proj_b, 1, SH(d), "%s.%d.attn.proj.bias", pre, i);
+    bt_add(t, &b->norm2_w, 1, SH(d), "%s.%d.norm2.weight", pre, i);
+    bt_add(t, &b->norm2_b, 1, SH(d), "%s.%d.norm2.bias", pre, i);
+    bt_add(t, &b->fc1_w, 2, SH(h, d), "%s.%d.mlp.fc1.weight", pre, i);
+    bt_add(t, &b->fc1_b, 1, SH(h), "%s.%d.mlp.fc1.bias", pre, i);
+    bt_add(t, &b->fc2_w, 2, SH(d, h), "%s.%d.mlp.fc2.weight", pre, i);
+    bt_add(t, &b->fc2_b, 1, SH(d), "%s.%d.mlp.fc2.bias", pre, i);
+}
+
+int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count) {
+    const mar_config *c = &m->cfg;
+    *tab = NULL;
+    *names = NULL;
+    *count = 0;
+    m->enc = calloc((size_t)c->enc_depth + 1, sizeof(vit_block));
+    m->dec = calloc((size_t)c->dec_depth + 1, sizeof(vit_block));
+    m->head.blocks = calloc((size_t)c->diffloss_d, sizeof(dl_resblock));
+    // 16 top-level tensors, 12 per transformer block, 12 + 8 per res block in the head.
+    int n = 16 + 12 * (c->enc_depth + c->dec_depth) + 12 + 8 * c->diffloss_d;
+    bind_tab t = {.e = calloc((size_t)n, sizeof(st_bind_entry)), .cap = n,
+                  .names_cap = (size_t)n * 96, .names = malloc((size_t)n * 96)};
+    if (!m->enc || !m->dec || !m->head.blocks || !t.e || !t.names) {
+        free(t.e);
+        free(t.names);
+        return disa_err(DISA_ENOMEM, "MAR tensor table: out of memory");
+    }
+    int E = c->enc_dim, D = c->dec_dim, S = c->seq_len, Bf = c->buffer_size, W = c->diffloss_w, C = c->token_dim;
+    bt_add(&t, &m->class_emb, 2, SH(c->class_num, E), "class_emb.weight");
+    bt_add(&t, &m->fake_latent, 2, SH(1, E), "fake_latent");
+    bt_add(&t, &m->z_proj_w, 2, SH(E, C), "z_proj.weight");
+    bt_add(&t, &m->z_proj_b, 1, SH(E), "z_proj.bias");
+    bt_add(&t, &m->z_ln_w, 1, SH(E), "z_proj_ln.weight");
+    bt_add(&t, &m->z_ln_b, 1, SH(E), "z_proj_ln.bias");
+    bt_add(&t, &m->enc_pos, 3, SH(1, S + Bf, E), "encoder_pos_embed_learned");
+    for (int i = 0; i < c->enc_depth; i++) bind_block(&t, &m->enc[i], "encoder_blocks", i, E, c->enc_hidden);
+    bt_add(&t, &m->enc_norm_w, 1, SH(E), "encoder_norm.weight");
+    bt_add(&t, &m->enc_norm_b, 1, SH(E), "encoder_norm.bias");
+    bt_add(&t, &m->dec_embed_w, 2, SH(D, E), "decoder_embed.weight");
+    bt_add(&t, &m->dec_embed_b, 1, SH(D), "decoder_embed.bias");
+    bt_add(&t, &m->mask_token, 3, SH(1, 1, D), "mask_token");
+    bt_add(&t, &m->dec_pos, 3, SH(1, S + Bf, D), "decoder_pos_embed_learned");
+    for (int i = 0; i < c->dec_depth; i++) bind_block(&t, &m->dec[i], "decoder_blocks", i, D, c->dec_hidden);
+    bt_add(&t, &m->dec_norm_w, 1, SH(D), "decoder_norm.weight");
+    bt_add(&t, &m->dec_norm_b, 1, SH(D), "decoder_norm.bias");
+    bt_add(&t, &m->diff_pos, 3, SH(1, S, D), "diffusion_pos_embed_learned");
+    diffloss_net *h = &m->head;
+    h->C = C;
+    h->w = W;
+    h->z_dim = D;
+    h->depth = c->diffloss_d;
+    h->eps = 1e-6f;
+    bt_add(&t, &h->t0_w, 2, SH(W, 256), "diffloss.net.time_embed.mlp.0.weight");
+    bt_add(&t, &h->t0_b, 1, SH(W), "diffloss.net.time_embed.mlp.0.bias");
+    bt_add(&t, &h->t2_w, 2, SH(W, W), "diffloss.net.time_embed.mlp.2.weight");
+    bt_add(&t, &h->t2_b, 1, SH(W), "diffloss.net.time_embed.mlp.2.bias");
+    bt_add(&t, &h->cond_w, 2, SH(W, D), "diffloss.net.cond_embed.weight");
+    bt_add(&t, &h->cond_b, 1, SH(W), "diffloss.net.cond_embed.bias");
+    bt_add(&t, &h->in_w, 2, SH(W, C), "diffloss.net.input_proj.weight");
+    bt_add(&t, &h->in_b, 1, SH(W), "diffloss.net.input_proj.bias");
+    for (int i = 0; i < h->depth; i++) {
+        dl_resblock *b = &h->blocks[i];
+        bt_add(&t, &b->ln_w, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.weight", i);
+        bt_add(&t, &b->ln_b, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.bias", i);
+        bt_add(&t, &b->fc1_w, 2, SH(W, W), "diffloss.net.res_blocks.%d.mlp.0.weight", i);
+        bt_add(&t, &b->fc1_b, 1, SH(W), "diffloss.net.res_blocks.%d.mlp.0.bias", i);
+        bt_add(&t, &b->fc2_w, 2, SH(W, W), "diffloss.net.res_blocks.%d.mlp.2.weight", i);
+        bt_add(&t, &b->fc2_b, 1, SH(W), "diffloss.net.res_blocks.%d.mlp.2.bias", i);
+        bt_add(&t, &b->ada_w, 2, SH(3 * W, W), "diffloss.net.res_blocks.%d.adaLN_modulation.1.weight", i);
+        bt_add(&t, &b->ada_b, 1, SH(3 * W), "diffloss.net.res_blocks.%d.adaLN_modulation.1.bias", i);
+    }
+    bt_add(&t, &h->fada_w, 2, SH(2 * W, W), "diffloss.net.final_layer.adaLN_modulation.1.weight");
+    bt_add(&t, &h->fada_b, 1, SH(2 * W), "diffloss.net.final_layer.adaLN_modulation.1.bias");
+    bt_add(&t, &h->flin_w, 2, SH(2 * C, W), "diffloss.net.final_layer.linear.weight");
+    bt_add(&t, &h->flin_b, 1, SH(2 * C), "diffloss.net.final_layer.linear.bias");
+    if (t.overflow) {
+        free(t.e);
+        free(t.names);
+        return disa_err(DISA_EINTERNAL, "MAR tensor table: more tensors than counted");
+    }
+    *tab = t.e;
+    *names = t.names;
+    *count = t.n;
+    return 0;
+}
+
+int mar_open(mar_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    int rc = st_open(&m->st, path);
+    if (rc) return rc;
+    st_bind_entry *tab;
+    char *names;
+    int n;
+    if ((rc = mar_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
+    if ((rc = mar_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
+    rc = st_bind(&m->st, tab, n);
+    free(tab);
+    free(names);
+    if (rc) goto fail;
+    return 0;
+fail:
+    mar_close(m);
+    return rc;
+}
+
+void mar_close(mar_model *m) {
+    free(m->enc);
+    free(m->dec);
+    free(m->head.blocks);
+    st_close(&m->st);
+    memset(m, 0, sizeof *m);
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+// Scratch of one block pass over R rows of width d with hidden h, T rows per image.
+static size_t block_floats(int R, int T, int d, int h, int heads) {
+    return (size_t)R * d * 2 + (size_t)R * 3 * d + (size_t)R * h + attention_scratch_floats(T, d, heads) + 64;
+}
+
+size_t mar_forward_scratch_bytes(const mar_config *c, int B2) {
+    size_t T = (size_t)c->buffer_size + c->seq_len;
+    size_t R = (size_t)B2 * T;
+    size_t enc = block_floats((int)R, (int)T, c->enc_dim, c->enc_hidden, c->enc_heads);
+    size_t dec = block_floats((int)R, (int)T, c->dec_dim, c->dec_hidden, c->dec_heads);
+    size_t persistent = R * (size_t)c->enc_dim + R * (size_t)c->dec_dim + (size_t)B2 * c->seq_len * c->enc_dim;
+    return (persistent + (enc > dec ? enc : dec)) * sizeof(float) + 16 * 64;
+}
+
+static void add_inplace(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+// timm Block.forward on x [N*T, d] in place: x += proj(attn(norm1(x))); x += fc2(gelu(fc1(norm2(x)))).
+static int block_forward(const vit_block *b, arena *a, float *x, int N, int T, int d, int hidden, int heads,
+                         float eps) {
+    size_t mark = arena_mark(a);
+    int R = N * T;
+    float *ln = arena_floats(a, (size_t)R * d);
+    float *qkv = arena_floats(a, (size_t)R * 3 * d);
+    float *att = arena_floats(a, (size_t)R * d);
+    float *hid = arena_floats(a, (size_t)R * hidden);
+    float *scr = arena_floats(a, attention_scratch_floats(T, d, heads));
+    if (!ln || !qkv || !att || !hid || !scr) return DISA_ENOMEM;
+    layernorm_forward(ln, x, b->norm1_w, b->norm1_b, R, d, eps);
+    linear_forward(qkv, ln, b->qkv_w, b->qkv_b, R, d, 3 * d);
+    attention_forward(att, qkv, scr, N, T, d, heads);
+    linear_forward(ln, att, b->proj_w, b->proj_b, R, d, d);
+    add_inplace(x, ln, (size_t)R * d);
+    layernorm_forward(ln, x, b->norm2_w, b->norm2_b, R, d, eps);
+    linear_forward(hid, ln, b->fc1_w, b->fc1_b, R, d, hidden);
+    gelu_forward(hid, hid, (size_t)R * hidden);
+    linear_forward(ln, hid, b->fc2_w, b->fc2_b, R, hidden, d);
+    add_inplace(x, ln, (size_t)R * d);
+    arena_reset(a, mark);
+    return 0;
+}
+
+int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, const unsigned char *known,
+                int n_known, const int *labels, int cfg, const int *pred, int n_pred, int B) {
+    const mar_config *c = &m->cfg;
+    const int E = c->enc_dim, D = c->dec_dim, S = c->seq_len, Bf = c->buffer_size, C = c->token_dim;
+    const int B2 = cfg ? 2 * B : B, Te = Bf + n_known, Td = Bf + S;
+    size_t mark = arena_mark(a);
+    float *xe = arena_floats(a, (size_t)B2 * Te * E);
+    float *xd = arena_floats(a, (size_t)B2 * Td * D);
+    float *tmp = arena_floats(a, (size_t)B * (n_known > 0 ? n_known : 1) * E);
+    if (!xe || !xd || !tmp) return DISA_ENOMEM;
+
+    // Encoder input: buffer rows carry the class embedding, then the known tokens in
+    // position order (the rows MAR keeps after dropping masked ones). z_proj is row-wise,
+    // so projecting only the kept rows equals projecting all and dropping after.
+    // Gather the known token rows, then one GEMM for all images.
+    float *gath = arena_floats(a, (size_t)B * (n_known > 0 ? n_known : 1) * C);
+    if (!gath) return DISA_ENOMEM;
+    for (int b = 0; b < B; b++) {
+        int r = 0;
+        for (int p = 0; p < S; p++)
+            if (known[(size_t)b * S + p])
+                memcpy(gath + ((size_t)b * n_known + r++) * C, tokens + ((size_t)b * S + p) * C, sizeof(float) * C);
+    }
+    if (n_known > 0) linear_forward(tmp, gath, m->z_proj_w, m->z_proj_b, B * n_known, C, E);
+    for (int b2 = 0; b2 < B2; b2++) {
+        int b = b2 % B;
+        int uncond = b2 >= B || labels[b] < 0;
+        const float *cls = uncond ? m->fake_latent : m->class_emb + (size_t)labels[b] * E;
+        float *xb = xe + (size_t)b2 * Te * E;
+        for (int r = 0; r < Bf; r++)
+            for (int k = 0; k < E; k++) xb[(size_t)r * E + k] = cls[k] + m->enc_pos[(size_t)r * E + k];
+        int r = 0;
+        for (int p = 0; p < S; p++) {
+            if (!known[(size_t)b * S + p]) continue;
+            const float *src = tmp + ((size_t)b * n_known + r) * E, *pos = m->enc_pos + (size_t)(Bf + p) * E;
+            float *dst = xb + (size_t)(Bf + r) * E;
+            for (int k = 0; k < E; k++) dst[k] = src[k] + pos[k];
+            r++;
+        }
+    }
+    layernorm_forward(xe, xe, m->z_ln_w, m->z_ln_b, B2 * Te, E, c->norm_eps);
+    for (int i = 0; i < c->enc_depth; i++) {
+        int rc = block_forward(&m->enc[i], a, xe, B2, Te, E, c->enc_hidden, c->enc_heads, c->norm_eps);
+        if (rc) return rc;
+    }
+    layernorm_forward(xe, xe, m->enc_norm_w, m->enc_norm_b, B2 * Te, E, c->norm_eps);
+
+    // Decoder input: every row starts as mask_token; buffer and known rows are replaced by
+    // the embedded encoder output; then the position embedding is added to all rows.
+    float *emb = arena_floats(a, (size_t)B2 * Te * D);
+    if (!emb) return DISA_ENOMEM;
+    linear_forward(emb, xe, m->dec_embed_w, m->dec_embed_b, B2 * Te, E, D);
+    for (int b2 = 0; b2 < B2; b2++) {
+        int b = b2 % B;
+        float *xb = xd + (size_t)b2 * Td * D;
+        const float *eb = emb + (size_t)b2 * Te * D;
+        for (int r = 0; r < Td; r++) memcpy(xb + (size_t)r * D, m->mask_token, sizeof(float) * D);
+        memcpy(xb, eb, sizeof(float) * Bf * D);
+        int r = Bf;
+        for (int p = 0; p < S; p++)
+            if (known[(size_t)b * S + p]) memcpy(xb + (size_t)(Bf + p) * D, eb + (size_t)r++ * D, sizeof(float) * D);
+        add_inplace(xb, m->dec_pos, (size_t)Td * D);
+    }
+    for (int i = 0; i < c->dec_depth; i++) {
+        int rc = block_forward(&m->dec[i], a, xd, B2, Td, D, c->dec_hidden, c->dec_heads, c->norm_eps);
+        if (rc) return rc;
+    }
+    // decoder_norm and the diffusion position embedding are row-wise: apply them only to
+    // the rows the head will sample at this step.
+    for (int b2 = 0; b2 < B2; b2++) {
+        int b = b2 % B;
+        for (int j = 0; j < n_pred; j++) {
+            int p = pred[(size_t)b * n_pred + j];
+            float *dst = z + ((size_t)b2 * n_pred + j) * D;
+            layernorm_forward(dst, xd + ((size_t)b2 * Td + Bf + p) * D, m->dec_norm_w, m->dec_norm_b, 1, D,
+                              c->norm_eps);
+            add_inplace(dst, m->diff_pos + (size_t)p * D, D);
+        }
+    }
+    arena_reset(a, mark);
+    return 0;
+}
+
+int mar_config_preset(mar_config *c, const char *name) {
+    static const struct { const char *name; int dim, depth, heads, dd, dw; } presets[] = {
+        {"mar_base", 768, 12, 12, 6, 1024}, {"mar_large", 1024, 16, 16, 8, 1280}, {"mar_huge", 1280, 20, 16, 12, 1536}};
+    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++) {
+        if (strcmp(name, presets[i].name) != 0) continue;
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"format\":\"disa-mar-1\",\"img_size\":256,\"vae_stride\":16,\"patch_size\":1,\"vae_embed_dim\":16,"
+                 "\"encoder_embed_dim\":%d,\"encoder_depth\":%d,\"encoder_num_heads\":%d,\"decoder_embed_dim\":%d,"
+                 "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":4.0,\"buffer_size\":64,\"class_num\":1000,"
+                 "\"diffloss_d\":%d,\"diffloss_w\":%d,\"tokenizer\":\"kl16\",\"norm_eps\":1e-6}",
+                 presets[i].dim, presets[i].depth, presets[i].heads, presets[i].dim, presets[i].depth, presets[i].heads,
+                 presets[i].dd, presets[i].dw);
+        return mar_config_parse(c, json, name);
+    }
+    return disa_err(DISA_EINVAL, "unknown preset '%s' (mar_base, mar_large, mar_huge)", name);
+}
+
+const char *mar_config_to_json(const mar_config *c, char *buf, int n) {
+    snprintf(buf, (size_t)n,
+             "{\"format\":\"disa-mar-1\",\"img_size\":%d,\"vae_stride\":%d,\"patch_size\":%d,\"vae_embed_dim\":%d,"
+             "\"encoder_embed_dim\":%d,\"encoder_depth\":%d,\"encoder_num_heads\":%d,\"decoder_embed_dim\":%d,"
+             "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":%.17g,\"buffer_size\":%d,\"class_num\":%d,"
+             "\"diffloss_d\":%d,\"diffloss_w\":%d,\"tokenizer\":\"%s\",\"norm_eps\":%.9g}",
+             c->img_size, c->vae_stride, c->patch_size, c->vae_embed_dim, c->enc_dim, c->enc_depth, c->enc_heads,
+             c->dec_dim, c->dec_depth, c->dec_heads, c->mlp_ratio, c->buffer_size, c->class_num, c->diffloss_d,
+             c->diffloss_w, tokenizer_name(c->tokenizer), (double)c->norm_eps);
+    return buf;
+}

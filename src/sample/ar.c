@@ -1,0 +1,285 @@
+// ar.c: MAR's AR loop with DiSA step annealing.
+// Mirrors Qinyu-Allen-Zhao/DiSA MAR_DiSA models/mar.py: MAR.sample_tokens and
+// models/diffloss.py: DiffLoss.sample / SimpleMLPAdaLN.forward_with_cfg (DESIGN §5-7).
+#include "disa/sampler.h"
+#include "disa/blas.h"
+#include "disa/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int sample_params_steps_at(const sample_params *p, const int *table, int s) {
+    return p->sampler == GD_SAMPLER_DEFAULT ? p->upper : table[s];
+}
+
+// ----------------------------------------------------------------------------
+// randomness
+
+static int philox_orders(ar_rng *base, int *orders, int B, int L) {
+    ar_rng_philox *r = (ar_rng_philox *)base;
+    if (B > r->B) return disa_err(DISA_EINTERNAL, "rng: %d images, streams for %d", B, r->B);
+    for (int b = 0; b < B; b++) rng_permutation(&r->order[b], orders + (size_t)b * L, L);
+    return 0;
+}
+
+static int philox_normals(ar_rng *base, float *out, int B, int rows, int C) {
+    ar_rng_philox *r = (ar_rng_philox *)base;
+    if (B > r->B) return disa_err(DISA_EINTERNAL, "rng: %d images, streams for %d", B, r->B);
+    for (int b = 0; b < B; b++) rng_normals(&r->noise[b], out + (size_t)b * rows * C, (size_t)rows * C);
+    return 0;
+}
+
+int ar_rng_philox_init(ar_rng_philox *r, uint64_t seed, const uint32_t *index, int B) {
+    memset(r, 0, sizeof *r);
+    r->base.orders = philox_orders;
+    r->base.normals = philox_normals;
+    r->B = B;
+    r->order = calloc((size_t)B, sizeof(rng_stream));
+    r->noise = calloc((size_t)B, sizeof(rng_stream));
+    if (!r->order || !r->noise) {
+        ar_rng_philox_free(r);
+        return disa_err(DISA_ENOMEM, "rng: out of memory for %d streams", B);
+    }
+    for (int b = 0; b < B; b++) {
+        rng_init(&r->order[b], seed, index[b], RNG_PURPOSE_ORDER);
+        rng_init(&r->noise[b], seed, index[b], RNG_PURPOSE_NOISE);
+    }
+    return 0;
+}
+
+void ar_rng_philox_free(ar_rng_philox *r) {
+    free(r->order);
+    free(r->noise);
+    r->order = r->noise = NULL;
+}
+
+static int tape_orders(ar_rng *base, int *orders, int B, int L) {
+    ar_rng_tape *r = (ar_rng_tape *)base;
+    if (B != r->B || L != r->L)
+        return disa_err(DISA_EINVAL, "tape: orders recorded for [%d, %d], the loop asked for [%d, %d]", r->B,
+                        r->L, B, L);
+    for (size_t i = 0; i < (size_t)B * L; i++) orders[i] = (int)r->orders[i];
+    return 0;
+}
+
+static int tape_normals(ar_rng *base, float *out, int B, int rows, int C) {
+    ar_rng_tape *r = (ar_rng_tape *)base;
+    int64_t want = (int64_t)B * rows;
+    if (r->next >= r->n_draws)
+        return disa_err(DISA_EINVAL, "tape: the loop asked for draw %d but only %d were recorded", r->next + 1,
+                        r->n_draws);
+    int k = r->next++;
+    int64_t got_rows = r->shapes[k][0], got_c = r->shapes[k][1];
+    if (got_c != C || (got_rows != want && got_rows != 2 * want))
+        return disa_err(DISA_EINVAL, "tape: draw %d has shape [%lld, %lld], the loop asked for [%lld, %d]", k,
+                        (long long)got_rows, (long long)got_c, (long long)want, C);
+    memcpy(out, r->draws[k], sizeof(float) * (size_t)want * C);
+    return 0;
+}
+
+void ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, int B, int L, const float *const *draws,
+                      const int64_t (*shapes)[2], int n_draws) {
+    memset(r, 0, sizeof *r);
+    r->base.orders = tape_orders;
+    r->base.normals = tape_normals;
+    r->orders = orders;
+    r->B = B;
+    r->L = L;
+    r->draws = draws;
+    r->shapes = shapes;
+    r->n_draws = n_draws;
+}
+
+// ----------------------------------------------------------------------------
+// sampler
+
+int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max_batch) {
+    memset(s, 0, sizeof *s);
+    int rc = sample_params_check(p);
+    if (rc) return rc;
+    if (max_batch < 1) return disa_err(DISA_ERANGE, "batch size must be >= 1, got %d", max_batch);
+    s->m = m;
+    s->p = *p;
+    s->max_batch = max_batch;
+    s->steps = calloc((size_t)p->num_iter, sizeof(int));
+    s->tables = calloc((size_t)p->upper + 1, sizeof(gd_tables));
+    if (!s->steps || !s->tables) {
+        rc = disa_err(DISA_ENOMEM, "sampler: out of memory");
+        goto fail;
+    }
+    if (p->sampler == GD_SAMPLER_DEFAULT) {
+        for (int i = 0; i < p->num_iter; i++) s->steps[i] = p->upper;
+    } else if ((rc = disa_steps_for(s->steps, p->num_iter, p->upper, p->lower, p->strategy)) != 0) {
+        goto fail;
+    }
+    for (int i = 0; i < p->num_iter; i++) {
+        int n = s->steps[i];
+        if (s->tables[n].n == 0 && (rc = gd_tables_init(&s->tables[n], n, p->sampler)) != 0) goto fail;
+        if (s->tables[n].n > s->max_steps) s->max_steps = s->tables[n].n;
+    }
+    const mar_config *c = &m->cfg;
+    int B2 = p->cfg != 1.0 ? 2 * max_batch : max_batch;
+    size_t rows = (size_t)B2 * c->seq_len;
+    size_t bytes = mar_forward_scratch_bytes(c, B2) + diffloss_scratch_bytes(&m->head, (int)rows) +
+                   sizeof(float) * (rows * c->dec_dim + rows * m->head.w + rows * 2 * c->token_dim * 2 +
+                                    rows * c->token_dim * 3 + m->head.w) +
+                   sizeof(int) * (size_t)max_batch * c->seq_len * 3 + (size_t)max_batch * c->seq_len + 64 * 64;
+    if ((rc = arena_init(&s->scratch, bytes, "sampler scratch")) != 0) goto fail;
+    return 0;
+fail:
+    sampler_free(s);
+    return rc;
+}
+
+void sampler_free(sampler *s) {
+    if (s->tables)
+        for (int n = 0; n <= s->p.upper; n++)
+            if (s->tables[n].n) gd_tables_free(&s->tables[n]);
+    free(s->tables);
+    free(s->steps);
+    arena_free(&s->scratch);
+    memset(s, 0, sizeof *s);
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st) {
+    const mar_model *m = s->m;
+    const mar_config *c = &m->cfg;
+    const sample_params *p = &s->p;
+    const int L = c->seq_len, C = c->token_dim, D = c->dec_dim, W = m->head.w, K = p->num_iter;
+    const int cfg = p->cfg != 1.0;
+    if (B < 1 || B > s->max_batch) return disa_err(DISA_ERANGE, "batch of %d images, sampler prepared for 1..%d",
+                                                   B, s->max_batch);
+    for (int b = 0; b < B; b++)
+        if (labels[b] >= c->class_num)
+            return disa_err(DISA_ERANGE, "class label %d out of range 0..%d", labels[b], c->class_num - 1);
+    arena *a = &s->scratch;
+    arena_reset(a, 0);
+    int rc = 0;
+    double t0 = now_s();
+    int *orders = arena_alloc(a, sizeof(int) * (size_t)B * L);
+    int *pred = arena_alloc(a, sizeof(int) * (size_t)B * L);
+    unsigned char *known = arena_alloc(a, (size_t)B * L);
+    if (!orders || !pred || !known) return DISA_ENOMEM;
+    memset(tokens, 0, sizeof(float) * (size_t)B * L * C);
+    memset(known, 0, (size_t)B * L);
+    if ((rc = rng->orders(rng, orders, B, L)) != 0) return rc;
+    int n_unknown = L;
+    size_t base = arena_mark(a);
+    st->t_other += now_s() - t0;
+
+    for (int step = 0; step < K; step++) {
+        arena_reset(a, base);
+        double ts = now_s();
+        // Mask schedule (MaskGIT cosine): float64 like numpy, then the clamp.
+        double ratio = cos(M_PI / 2.0 * (step + 1) / K);
+        int mask_len = (int)floor(L * ratio);
+        if (mask_len > n_unknown - 1) mask_len = n_unknown - 1;
+        if (mask_len < 1) mask_len = 1;
+        // The unknown set is always a prefix of the order: predict order[mask_len..n_unknown)
+        // now (all of the remaining ones at the last step), in ascending position.
+        int lo = step >= K - 1 ? 0 : mask_len, n_pred = n_unknown - lo;
+        if (n_pred <= 0) {
+            n_unknown = mask_len;
+            continue;
+        }
+        for (int b = 0; b < B; b++) {
+            int *pr = pred + (size_t)b * n_pred;
+            memcpy(pr, orders + (size_t)b * L + lo, sizeof(int) * n_pred);
+            qsort(pr, (size_t)n_pred, sizeof(int), cmp_int);
+        }
+        // CFG scale of this step (Muse's linear schedule), float32 like the torch tensor math.
+        float cfg_iter = (float)p->cfg;
+        if (cfg && p->cfg_linear)
+            cfg_iter = 1.0f + (float)(p->cfg - 1.0) * (float)(L - mask_len) / (float)L;
+
+        int B2 = cfg ? 2 * B : B, R = B * n_pred, R2 = B2 * n_pred;
+        float *z = arena_floats(a, (size_t)R2 * D);
+        if (!z) return DISA_ENOMEM;
+        uint64_t f0 = blas_flops();
+        double t1 = now_s();
+        st->t_other += t1 - ts;
+        rc = mar_forward(m, a, z, tokens, known, L - n_unknown, labels, cfg, pred, n_pred, B);
+        if (rc) return rc;
+        double t2 = now_s();
+        st->t_transformer += t2 - t1;
+        st->flops_transformer += blas_flops() - f0;
+
+        // Diffusion head over all rows of all images at once.
+        f0 = blas_flops();
+        int nreq = sample_params_steps_at(p, s->steps, step);
+        const gd_tables *tb = &s->tables[nreq];
+        float *ce = arena_floats(a, (size_t)R2 * W);
+        float *te = arena_floats(a, (size_t)W);
+        float *x = arena_floats(a, (size_t)R2 * C);      // [x; x] for CFG
+        float *out = arena_floats(a, (size_t)R2 * 2 * C);
+        float *eps = arena_floats(a, (size_t)R * C), *var = arena_floats(a, (size_t)R * C);
+        float *noise = arena_floats(a, (size_t)R * C);
+        if (!ce || !te || !x || !out || !eps || !var || !noise) return DISA_ENOMEM;
+        diffloss_cond(&m->head, ce, z, R2);
+        if ((rc = rng->normals(rng, x, B, n_pred, C)) != 0) return rc;
+        for (int i = tb->n - 1; i >= 0; i--) {
+            if (cfg) memcpy(x + (size_t)R * C, x, sizeof(float) * (size_t)R * C);
+            diffloss_time(&m->head, te, (float)tb->timestep_map[i]);
+            if ((rc = diffloss_forward(&m->head, a, out, x, te, ce, R2)) != 0) return rc;
+            // eps (guided) and the learned variance of the conditional half.
+            for (int r = 0; r < R; r++) {
+                const float *oc = out + (size_t)r * 2 * C;
+                const float *ou = cfg ? out + (size_t)(R + r) * 2 * C : oc;
+                for (int k = 0; k < C; k++) {
+                    eps[(size_t)r * C + k] = cfg ? ou[k] + cfg_iter * (oc[k] - ou[k]) : oc[k];
+                    var[(size_t)r * C + k] = oc[C + k];
+                }
+            }
+            // The official loop draws noise at every step, the last one included.
+            if ((rc = rng->normals(rng, noise, B, n_pred, C)) != 0) return rc;
+            if (p->sampler == GD_SAMPLER_DDIM)
+                gd_ddim_step(x, eps, tb, i, R, C);
+            else
+                gd_ddpm_step(x, eps, var, noise, tb, i, (float)p->temperature, R, C);
+        }
+        double t3 = now_s();
+        st->t_head += t3 - t2;
+        st->flops_head += blas_flops() - f0;
+        st->head_row_steps += (uint64_t)R * tb->n;
+        st->tokens += (uint64_t)R;
+
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < n_pred; j++) {
+                int pos = pred[(size_t)b * n_pred + j];
+                memcpy(tokens + ((size_t)b * L + pos) * C, x + ((size_t)b * n_pred + j) * C, sizeof(float) * C);
+                known[(size_t)b * L + pos] = 1;
+            }
+        n_unknown = lo;
+        st->ar_steps++;
+        st->t_other += now_s() - t3;
+    }
+    arena_reset(a, 0);
+    return 0;
+}
+
+void mar_unpatchify(float *out, const float *tokens, int B, int seq_h, int c, int p) {
+    // tokens [B, h, w, c, p, q] -> out [B, c, h, p, w, q]
+    int H = seq_h * p, Cp = c * p * p;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < seq_h; h++)
+            for (int w = 0; w < seq_h; w++) {
+                const float *tk = tokens + (((size_t)b * seq_h + h) * seq_h + w) * Cp;
+                for (int ch = 0; ch < c; ch++)
+                    for (int i = 0; i < p; i++)
+                        for (int j = 0; j < p; j++)
+                            out[(((size_t)b * c + ch) * H + h * p + i) * H + w * p + j] = tk[(ch * p + i) * p + j];
+            }
+}
