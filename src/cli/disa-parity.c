@@ -22,6 +22,8 @@
 extern const parity_op parity_ops_nn[] __attribute__((weak));
 extern const parity_op parity_ops_sample[] __attribute__((weak));
 extern const parity_op parity_ops_model[] __attribute__((weak));
+extern const parity_op parity_ops_vae[] __attribute__((weak));
+extern const parity_op parity_ops_metrics[] __attribute__((weak));
 
 struct pcase {
     st_file st;
@@ -235,7 +237,8 @@ static int op_dgen(pcase *c) {
 const parity_op parity_ops_core[] = {{"dgen", op_dgen}, {NULL, NULL}};
 
 static parity_fn find_op(const char *op) {
-    const parity_op *tables[] = {parity_ops_core, parity_ops_nn, parity_ops_sample, parity_ops_model};
+    const parity_op *tables[] = {parity_ops_core, parity_ops_nn, parity_ops_sample, parity_ops_model,
+                                 parity_ops_vae, parity_ops_metrics};
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (const parity_op *p = tables[t]; p && p->op; p++)
             if (strcmp(p->op, op) == 0) return p->fn;

@@ -49,5 +49,7 @@ extern const parity_op parity_ops_core[];
 extern const parity_op parity_ops_nn[];
 extern const parity_op parity_ops_sample[];
 extern const parity_op parity_ops_model[];
+extern const parity_op parity_ops_vae[];
+extern const parity_op parity_ops_metrics[];
 
 #endif
