@@ -16,7 +16,8 @@ enum {
     DISA_ENOTFOUND = -6,// missing tensor, key or file
     DISA_ERANGE = -7,   // value out of range
     DISA_EMPI = -8,     // MPI call failed
-    DISA_EINTERNAL = -9 // invariant broken: a bug
+    DISA_EINTERNAL = -9,// invariant broken: a bug
+    DISA_ECANCELED = -10// stopped on request (signal, scheduler)
 };
 
 // Record a message for `code` and return `code`, so a failing call reads

@@ -99,9 +99,12 @@ size_t mar_forward_scratch_bytes(const mar_config *c, int B2);
 // doubled and the second half uses fake_latent. pred [B, n_pred]: positions (ascending)
 // whose condition vectors are returned in z [B2, n_pred, dec] (B2 = cfg ? 2B : B), the
 // conditional half first. Scratch comes from `a` and is released before returning.
-// Fails only when the arena is too small.
+// `poll` (may be NULL) is called after every transformer block; a non-zero return stops
+// the pass with DISA_ECANCELED. Otherwise fails only when the arena is too small.
+typedef int (*mar_poll_fn)(void *ctx);
 int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, const unsigned char *known,
-                int n_known, const int *labels, int cfg, const int *pred, int n_pred, int B);
+                int n_known, const int *labels, int cfg, const int *pred, int n_pred, int B,
+                mar_poll_fn poll, void *poll_ctx);
 
 // diffusion head ---------------------------------------------------------------
 

@@ -55,18 +55,20 @@ typedef struct ar_rng_philox {
 int ar_rng_philox_init(ar_rng_philox *r, uint64_t seed, const uint32_t *index, int B);
 void ar_rng_philox_free(ar_rng_philox *r);
 
-// Tape: orders [B, L] and a list of recorded draws, consumed in order. A draw recorded
-// with 2x the rows (the official CFG loop draws for both halves) gives its first half.
+// Tape: orders [B, L] and per-image recorded draws tape [B, T], each image's row read
+// in order (tools/golden/mar_goldens.py: split_tape writes the official loop's draws in
+// this layout: per AR step the start noise of the image's rows, then each reverse
+// step's noise). Asking for more than T values is an error naming the image.
 typedef struct ar_rng_tape {
     ar_rng base;
     const int64_t *orders;
+    const float *tape;
     int B, L;
-    int n_draws, next;
-    const float *const *draws;
-    const int64_t (*shapes)[2];  // [n_draws] (rows, C)
+    int64_t T;
+    int64_t *pos;  // [B] read position per image
 } ar_rng_tape;
-void ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, int B, int L, const float *const *draws,
-                      const int64_t (*shapes)[2], int n_draws);
+int ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, const float *tape, int B, int L, int64_t T);
+void ar_rng_tape_free(ar_rng_tape *r);
 
 // Per-phase accounting of one or more runs (added to, never reset by the sampler).
 typedef struct sample_stats {
@@ -85,6 +87,15 @@ typedef struct sampler {
     int max_steps;
     int max_batch;
     arena scratch;
+    // Called after every transformer block and diffusion step (rank 0 answers MPI
+    // requests there; signals stop a unit): non-zero stops the run with DISA_ECANCELED.
+    mar_poll_fn poll;
+    void *poll_ctx;
+    // Optional, for parity tests and logs: called after every AR step with the step's
+    // mask length, diffusion steps (distinct, after the clip), rows per image, CFG scale
+    // and the tokens [B, seq, token_dim] so far.
+    void (*trace)(void *ctx, int step, int mask_len, int n_steps, int n_pred, float cfg, const float *tokens);
+    void *trace_ctx;
 } sampler;
 
 // Prepare tables and scratch for batches of up to max_batch images.

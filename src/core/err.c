@@ -49,6 +49,7 @@ const char *disa_strerror(int code) {
     case DISA_ERANGE: return "out of range";
     case DISA_EMPI: return "MPI error";
     case DISA_EINTERNAL: return "internal error";
+    case DISA_ECANCELED: return "canceled";
     default: return "unknown error";
     }
 }

@@ -254,7 +254,10 @@ size_t mar_forward_scratch_bytes(const mar_config *c, int B2) {
     size_t R = (size_t)B2 * T;
     size_t enc = block_floats((int)R, (int)T, c->enc_dim, c->enc_hidden, c->enc_heads);
     size_t dec = block_floats((int)R, (int)T, c->dec_dim, c->dec_hidden, c->dec_heads);
-    size_t persistent = R * (size_t)c->enc_dim + R * (size_t)c->dec_dim + (size_t)B2 * c->seq_len * c->enc_dim;
+    // What mar_forward keeps across the blocks: encoder rows xe, decoder rows xd, the
+    // projected and gathered known tokens, the embedded encoder output (B <= B2).
+    size_t S = (size_t)B2 * c->seq_len;
+    size_t persistent = R * c->enc_dim + R * c->dec_dim + S * c->enc_dim + S * c->token_dim + R * c->dec_dim;
     return (persistent + (enc > dec ? enc : dec)) * sizeof(float) + 16 * 64;
 }
 
@@ -288,7 +291,8 @@ static int block_forward(const vit_block *b, arena *a, float *x, int N, int T, i
 }
 
 int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, const unsigned char *known,
-                int n_known, const int *labels, int cfg, const int *pred, int n_pred, int B) {
+                int n_known, const int *labels, int cfg, const int *pred, int n_pred, int B,
+                mar_poll_fn poll, void *poll_ctx) {
     const mar_config *c = &m->cfg;
     const int E = c->enc_dim, D = c->dec_dim, S = c->seq_len, Bf = c->buffer_size, C = c->token_dim;
     const int B2 = cfg ? 2 * B : B, Te = Bf + n_known, Td = Bf + S;
@@ -331,6 +335,7 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
     for (int i = 0; i < c->enc_depth; i++) {
         int rc = block_forward(&m->enc[i], a, xe, B2, Te, E, c->enc_hidden, c->enc_heads, c->norm_eps);
         if (rc) return rc;
+        if (poll && poll(poll_ctx)) return DISA_ECANCELED;
     }
     layernorm_forward(xe, xe, m->enc_norm_w, m->enc_norm_b, B2 * Te, E, c->norm_eps);
 
@@ -353,6 +358,7 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
     for (int i = 0; i < c->dec_depth; i++) {
         int rc = block_forward(&m->dec[i], a, xd, B2, Td, D, c->dec_hidden, c->dec_heads, c->norm_eps);
         if (rc) return rc;
+        if (poll && poll(poll_ctx)) return DISA_ECANCELED;
     }
     // decoder_norm and the diffusion position embedding are row-wise: apply them only to
     // the rows the head will sample at this step.

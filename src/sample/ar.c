@@ -72,30 +72,34 @@ static int tape_orders(ar_rng *base, int *orders, int B, int L) {
 
 static int tape_normals(ar_rng *base, float *out, int B, int rows, int C) {
     ar_rng_tape *r = (ar_rng_tape *)base;
-    int64_t want = (int64_t)B * rows;
-    if (r->next >= r->n_draws)
-        return disa_err(DISA_EINVAL, "tape: the loop asked for draw %d but only %d were recorded", r->next + 1,
-                        r->n_draws);
-    int k = r->next++;
-    int64_t got_rows = r->shapes[k][0], got_c = r->shapes[k][1];
-    if (got_c != C || (got_rows != want && got_rows != 2 * want))
-        return disa_err(DISA_EINVAL, "tape: draw %d has shape [%lld, %lld], the loop asked for [%lld, %d]", k,
-                        (long long)got_rows, (long long)got_c, (long long)want, C);
-    memcpy(out, r->draws[k], sizeof(float) * (size_t)want * C);
+    if (B != r->B) return disa_err(DISA_EINVAL, "tape: recorded for %d images, the loop has %d", r->B, B);
+    int64_t n = (int64_t)rows * C;
+    for (int b = 0; b < B; b++) {
+        if (r->pos[b] + n > r->T)
+            return disa_err(DISA_EINVAL, "tape: image %d needs values %lld..%lld but only %lld were recorded", b,
+                            (long long)r->pos[b], (long long)(r->pos[b] + n - 1), (long long)r->T);
+        memcpy(out + (size_t)b * n, r->tape + (size_t)b * r->T + r->pos[b], sizeof(float) * (size_t)n);
+        r->pos[b] += n;
+    }
     return 0;
 }
 
-void ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, int B, int L, const float *const *draws,
-                      const int64_t (*shapes)[2], int n_draws) {
+int ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, const float *tape, int B, int L, int64_t T) {
     memset(r, 0, sizeof *r);
     r->base.orders = tape_orders;
     r->base.normals = tape_normals;
     r->orders = orders;
+    r->tape = tape;
     r->B = B;
     r->L = L;
-    r->draws = draws;
-    r->shapes = shapes;
-    r->n_draws = n_draws;
+    r->T = T;
+    r->pos = calloc((size_t)(B > 0 ? B : 1), sizeof(int64_t));
+    return r->pos ? 0 : disa_err(DISA_ENOMEM, "tape: out of memory");
+}
+
+void ar_rng_tape_free(ar_rng_tape *r) {
+    free(r->pos);
+    r->pos = NULL;
 }
 
 // ----------------------------------------------------------------------------
@@ -211,7 +215,7 @@ int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens
         uint64_t f0 = blas_flops();
         double t1 = now_s();
         st->t_other += t1 - ts;
-        rc = mar_forward(m, a, z, tokens, known, L - n_unknown, labels, cfg, pred, n_pred, B);
+        rc = mar_forward(m, a, z, tokens, known, L - n_unknown, labels, cfg, pred, n_pred, B, s->poll, s->poll_ctx);
         if (rc) return rc;
         double t2 = now_s();
         st->t_transformer += t2 - t1;
@@ -249,6 +253,7 @@ int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens
                 gd_ddim_step(x, eps, tb, i, R, C);
             else
                 gd_ddpm_step(x, eps, var, noise, tb, i, (float)p->temperature, R, C);
+            if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
         }
         double t3 = now_s();
         st->t_head += t3 - t2;
@@ -264,6 +269,7 @@ int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens
             }
         n_unknown = lo;
         st->ar_steps++;
+        if (s->trace) s->trace(s->trace_ctx, step, mask_len, tb->n, n_pred, cfg_iter, tokens);
         st->t_other += now_s() - t3;
     }
     arena_reset(a, 0);
