@@ -1,0 +1,98 @@
+// disa-grid: contact sheet of a results folder.
+//
+//   disa-grid DIR OUT.png [--cols N] [--rows-by index|class] [--max N] [--sep PX]
+//
+// --rows-by index (default): the images in index order, N per row. --rows-by class: one
+// row per class (each PNG's tEXt "class"), classes ascending, each row the class's first
+// N images. --max: at most that many images, in sheet order (default 100, 0 = all).
+// --sep: white separator width between cells (default 2). OUT.png is written atomically.
+// Exit status: 0 written, 1 failure (OUT.png untouched), 2 bad usage.
+#include "disa/cpu.h"
+#include "disa/err.h"
+#include "disa/image.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(void) {
+    fprintf(stderr, "usage: disa-grid DIR OUT.png [--cols N] [--rows-by index|class] [--max N] [--sep PX]\n");
+    return 2;
+}
+
+static int int_flag(const char *flag, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "disa-grid: --%s must be an integer in %ld..%ld, got '%s'\n", flag, lo, hi, v);
+        return 2;
+    }
+    *out = x;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cpu_blas_fix(argv);
+    grid_params p;
+    grid_params_init(&p);
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage();
+            return 0;
+        }
+        if (!(a[0] == '-' && a[1] == '-')) {
+            if (npos == 2) {
+                fprintf(stderr, "disa-grid: unexpected argument '%s'\n", a);
+                return usage();
+            }
+            pos[npos++] = a;
+            continue;
+        }
+        char flag[32];
+        const char *val, *eq = strchr(a, '=');
+        if (eq) {
+            snprintf(flag, sizeof flag, "%.*s", (int)(eq - a - 2), a + 2);
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "disa-grid: %s needs a value\n", a);
+                return usage();
+            }
+            snprintf(flag, sizeof flag, "%s", a + 2);
+            val = argv[++i];
+        }
+        long v;
+        if (strcmp(flag, "cols") == 0) {
+            if (int_flag(flag, val, 1, 1000, &v)) return 2;
+            p.cols = (int)v;
+        } else if (strcmp(flag, "max") == 0) {
+            if (int_flag(flag, val, 0, 100000000, &v)) return 2;
+            p.max = v;
+        } else if (strcmp(flag, "sep") == 0) {
+            if (int_flag(flag, val, 0, 64, &v)) return 2;
+            p.sep = (int)v;
+        } else if (strcmp(flag, "rows-by") == 0) {
+            if (grid_rows_by_parse(val, &p.rows_by) != 0) {
+                fprintf(stderr, "disa-grid: --%s\n", disa_errmsg());
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "disa-grid: unknown option '%s'\n", a);
+            return usage();
+        }
+    }
+    if (npos != 2) return usage();
+    grid_report r;
+    if (grid_write(pos[1], pos[0], &p, &r) != 0) {
+        fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
+        return 1;
+    }
+    printf("disa-grid: wrote %s: %d x %d px, %d rows x %d cols by %s, %d images from %s\n", pos[1], r.width,
+           r.height, r.rows, r.cols, grid_rows_by_name(p.rows_by), r.n, pos[0]);
+    return 0;
+}

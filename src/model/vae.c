@@ -1,0 +1,513 @@
+// vae.c: KL-16 decoder (LDM AutoencoderKL.decode), DESIGN §8.
+// Mirrors LTH14/mar models/vae.py: AutoencoderKL.decode, Decoder.forward,
+// ResnetBlock.forward (temb None, dropout off), AttnBlock.forward, Upsample.forward
+// (nearest x2 then 3x3 conv), Normalize (GroupNorm(32, eps 1e-6)) and nonlinearity
+// (swish); the input scaling is engine_mar.py's vae.decode(sampled_tokens / 0.2325).
+//
+// Memory plan: one image at a time in three rotating activation buffers, each the size
+// of the largest feature map (128 x 256 x 256 floats for KL-16, 32 MB), plus the banded
+// im2col scratch of conv2d_forward and the attention buffers of the middle block. A
+// ResnetBlock needs three: its input stays alive for the skip connection while two
+// buffers alternate between the normalised input and the conv outputs.
+#include "disa/vae.h"
+#include "disa/blas.h"
+#include "disa/err.h"
+#include "disa/nn.h"
+
+#include <cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------
+// config
+
+void vae_config_kl16(vae_config *c) {
+    static const int mult[] = {1, 1, 2, 2, 4};
+    memset(c, 0, sizeof *c);
+    c->embed_dim = 16;
+    c->z_channels = 16;
+    c->ch = 128;
+    c->n_levels = 5;
+    memcpy(c->ch_mult, mult, sizeof mult);
+    c->num_res_blocks = 2;
+    c->out_ch = 3;
+    c->resolution = 256;
+    c->num_groups = 32;
+    c->eps = 1e-6f;
+    c->latent_scale = 0.2325f;
+}
+
+int vae_upscale(const vae_config *c) { return 1 << (c->n_levels - 1); }
+
+// An integer key in lo..hi; a missing key takes *out's current value when `opt`.
+static int cfg_int(const cJSON *o, const char *key, int lo, int hi, int opt, int *out, const char *label) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) {
+        if (opt) return 0;
+        return disa_err(DISA_EFORMAT, "%s: config: '%s' is missing", label, key);
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return disa_err(DISA_EFORMAT, "%s: config: '%s' must be an integer", label, key);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return disa_err(DISA_ERANGE, "%s: config: '%s' must be in %d..%d, got %g", label, key, lo, hi,
+                        v->valuedouble);
+    *out = v->valueint;
+    return 0;
+}
+
+static int cfg_pos(const cJSON *o, const char *key, float *out, const char *label) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
+        return disa_err(DISA_ERANGE, "%s: config: '%s' must be a positive number", label, key);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+int vae_config_parse(vae_config *c, const char *json, const char *label) {
+    vae_config_kl16(c);  // defaults for the optional keys
+    if (!json)
+        return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa VAE file (convert kl16.ckpt "
+                        "with tools/convert_vae.py)", label);
+    cJSON *o = cJSON_Parse(json);
+    int rc = 0;
+    if (!cJSON_IsObject(o)) {
+        rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
+        goto fail;
+    }
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-vae-1") != 0) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-vae-1\"", label);
+        goto fail;
+    }
+    // Widths are capped so every feature-map size below fits an int with room to spare.
+    if ((rc = cfg_int(o, "embed_dim", 1, 4096, 0, &c->embed_dim, label)) ||
+        (rc = cfg_int(o, "ch", 1, 4096, 0, &c->ch, label)) ||
+        (rc = cfg_int(o, "num_res_blocks", 0, 64, 0, &c->num_res_blocks, label)))
+        goto fail;
+    c->z_channels = c->embed_dim;
+    if ((rc = cfg_int(o, "z_channels", 1, 4096, 1, &c->z_channels, label)) ||
+        (rc = cfg_int(o, "out_ch", 1, 64, 1, &c->out_ch, label)) ||
+        (rc = cfg_int(o, "resolution", 1, 1 << 16, 1, &c->resolution, label)) ||
+        (rc = cfg_int(o, "num_groups", 1, 4096, 1, &c->num_groups, label)) ||
+        (rc = cfg_pos(o, "eps", &c->eps, label)) || (rc = cfg_pos(o, "latent_scale", &c->latent_scale, label)))
+        goto fail;
+    const cJSON *mult = cJSON_GetObjectItemCaseSensitive(o, "ch_mult");
+    int n = cJSON_IsArray(mult) ? cJSON_GetArraySize(mult) : -1;
+    if (n < 1 || n > VAE_MAX_LEVELS) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'ch_mult' must be an array of 1..%d integers", label, VAE_MAX_LEVELS);
+        goto fail;
+    }
+    c->n_levels = n;
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetArrayItem(mult, i);
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
+            v->valuedouble > 64) {
+            rc = disa_err(DISA_ERANGE, "%s: config 'ch_mult'[%d] must be an integer in 1..64", label, i);
+            goto fail;
+        }
+        c->ch_mult[i] = v->valueint;
+        int width = c->ch * c->ch_mult[i];
+        if (width > 8192) {
+            rc = disa_err(DISA_ERANGE, "%s: config: width ch*ch_mult[%d] = %d exceeds 8192", label, i, width);
+            goto fail;
+        }
+        if (width % c->num_groups) {
+            rc = disa_err(DISA_ERANGE, "%s: config: width ch*ch_mult[%d] = %d is not a multiple of num_groups %d",
+                          label, i, width, c->num_groups);
+            goto fail;
+        }
+    }
+    const cJSON *attn = cJSON_GetObjectItemCaseSensitive(o, "attn_resolutions");
+    if (attn && (!cJSON_IsArray(attn) || cJSON_GetArraySize(attn) != 0)) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'attn_resolutions' must be empty: attention outside the "
+                      "middle block is not supported (the KL-16 decoder has none)", label);
+        goto fail;
+    }
+fail:
+    cJSON_Delete(o);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// binding table
+
+typedef struct { st_bind_entry *e; int n, cap, overflow; char *names; size_t used, names_cap; } tab_b;
+
+static void tb_add(tab_b *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void tb_add(tab_b *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
+    // Capacity comes from the caller's count; running out means the count is wrong (a bug).
+    if (t->n == t->cap || t->names_cap - t->used < 96) {
+        t->overflow = 1;
+        return;
+    }
+    st_bind_entry *e = &t->e[t->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(t->names + t->used, t->names_cap - t->used, fmt, ap);
+    va_end(ap);
+    e->name = t->names + t->used;
+    t->used += (size_t)k + 1;
+    e->dst = dst;
+    e->ndim = ndim;
+    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+}
+
+#define SH(...) (const int64_t[]){__VA_ARGS__}
+
+static void tb_resblock(tab_b *t, vae_resblock *r, int cin, int cout, const char *pre) {
+    r->cin = cin;
+    r->cout = cout;
+    tb_add(t, &r->norm1_w, 1, SH(cin), "%s.norm1.weight", pre);
+    tb_add(t, &r->norm1_b, 1, SH(cin), "%s.norm1.bias", pre);
+    tb_add(t, &r->conv1_w, 4, SH(cout, cin, 3, 3), "%s.conv1.weight", pre);
+    tb_add(t, &r->conv1_b, 1, SH(cout), "%s.conv1.bias", pre);
+    tb_add(t, &r->norm2_w, 1, SH(cout), "%s.norm2.weight", pre);
+    tb_add(t, &r->norm2_b, 1, SH(cout), "%s.norm2.bias", pre);
+    tb_add(t, &r->conv2_w, 4, SH(cout, cout, 3, 3), "%s.conv2.weight", pre);
+    tb_add(t, &r->conv2_b, 1, SH(cout), "%s.conv2.bias", pre);
+    if (cin != cout) {
+        tb_add(t, &r->nin_w, 4, SH(cout, cin, 1, 1), "%s.nin_shortcut.weight", pre);
+        tb_add(t, &r->nin_b, 1, SH(cout), "%s.nin_shortcut.bias", pre);
+    }
+}
+
+int vae_tensor_table(vae_model *m, st_bind_entry **tab, char **names, int *count) {
+    const vae_config *c = &m->cfg;
+    *tab = NULL;
+    *names = NULL;
+    *count = 0;
+    int L = c->n_levels, nb = c->num_res_blocks + 1;
+    if (m->up) free(m->up[0].block);
+    free(m->up);
+    m->up = calloc((size_t)L, sizeof(vae_level));
+    vae_resblock *blocks = calloc((size_t)L * nb, sizeof(vae_resblock));
+    // 2 post_quant_conv + 2 conv_in + 2 * 10 mid blocks + 10 attention + 4 end, then per
+    // level 10 per block and 2 for the upsample conv.
+    int n = 38 + L * (10 * nb + 2);
+    tab_b t = {.e = calloc((size_t)n, sizeof(st_bind_entry)), .cap = n,
+               .names_cap = (size_t)n * 64, .names = malloc((size_t)n * 64)};
+    if (!m->up || !blocks || !t.e || !t.names) {
+        free(m->up);
+        m->up = NULL;
+        free(blocks);
+        free(t.e);
+        free(t.names);
+        return disa_err(DISA_ENOMEM, "VAE tensor table: out of memory");
+    }
+    for (int i = 0; i < L; i++) m->up[i].block = blocks + (size_t)i * nb;
+    int E = c->embed_dim, Z = c->z_channels, top = c->ch * c->ch_mult[L - 1];
+    tb_add(&t, &m->pq_w, 4, SH(Z, E, 1, 1), "post_quant_conv.weight");
+    tb_add(&t, &m->pq_b, 1, SH(Z), "post_quant_conv.bias");
+    tb_add(&t, &m->in_w, 4, SH(top, Z, 3, 3), "decoder.conv_in.weight");
+    tb_add(&t, &m->in_b, 1, SH(top), "decoder.conv_in.bias");
+    tb_resblock(&t, &m->mid1, top, top, "decoder.mid.block_1");
+    vae_attn *a = &m->attn;
+    tb_add(&t, &a->norm_w, 1, SH(top), "decoder.mid.attn_1.norm.weight");
+    tb_add(&t, &a->norm_b, 1, SH(top), "decoder.mid.attn_1.norm.bias");
+    tb_add(&t, &a->q_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.q.weight");
+    tb_add(&t, &a->q_b, 1, SH(top), "decoder.mid.attn_1.q.bias");
+    tb_add(&t, &a->k_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.k.weight");
+    tb_add(&t, &a->k_b, 1, SH(top), "decoder.mid.attn_1.k.bias");
+    tb_add(&t, &a->v_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.v.weight");
+    tb_add(&t, &a->v_b, 1, SH(top), "decoder.mid.attn_1.v.bias");
+    tb_add(&t, &a->proj_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.proj_out.weight");
+    tb_add(&t, &a->proj_b, 1, SH(top), "decoder.mid.attn_1.proj_out.bias");
+    tb_resblock(&t, &m->mid2, top, top, "decoder.mid.block_2");
+    // Levels run from the coarsest (L-1) to the finest (0), as Decoder.forward does, so
+    // each block's input width is the previous block's output width.
+    int cin = top;
+    char pre[64];
+    for (int i = L - 1; i >= 0; i--) {
+        int cout = c->ch * c->ch_mult[i];
+        for (int j = 0; j < nb; j++) {
+            snprintf(pre, sizeof pre, "decoder.up.%d.block.%d", i, j);
+            tb_resblock(&t, &m->up[i].block[j], cin, cout, pre);
+            cin = cout;
+        }
+        if (i > 0) {
+            tb_add(&t, &m->up[i].up_w, 4, SH(cout, cout, 3, 3), "decoder.up.%d.upsample.conv.weight", i);
+            tb_add(&t, &m->up[i].up_b, 1, SH(cout), "decoder.up.%d.upsample.conv.bias", i);
+        }
+    }
+    tb_add(&t, &m->norm_out_w, 1, SH(cin), "decoder.norm_out.weight");
+    tb_add(&t, &m->norm_out_b, 1, SH(cin), "decoder.norm_out.bias");
+    tb_add(&t, &m->out_w, 4, SH(c->out_ch, cin, 3, 3), "decoder.conv_out.weight");
+    tb_add(&t, &m->out_b, 1, SH(c->out_ch), "decoder.conv_out.bias");
+    if (t.overflow) {
+        free(t.e);
+        free(t.names);
+        return disa_err(DISA_EINTERNAL, "VAE tensor table: more tensors than counted");
+    }
+    *tab = t.e;
+    *names = t.names;
+    *count = t.n;
+    return 0;
+}
+
+// Names under post_quant_conv. / decoder. that the table does not bind: extra blocks or
+// levels in the file mean the config describes a different model, which st_bind alone
+// (it only looks up what it expects) would not notice.
+static int check_unexpected(const st_file *f, const st_bind_entry *tab, int n) {
+    char msg[2048];
+    size_t used = 0;
+    int bad = 0;
+    for (int i = 0; i < f->n; i++) {
+        const char *name = f->tensors[i].name;
+        if (strncmp(name, "post_quant_conv.", 16) != 0 && strncmp(name, "decoder.", 8) != 0) continue;
+        int found = 0;
+        for (int j = 0; j < n && !found; j++) found = strcmp(tab[j].name, name) == 0;
+        if (found) continue;
+        if (bad++ < 12 && used < sizeof msg)
+            used += (size_t)snprintf(msg + used, sizeof msg - used, "\n  unexpected tensor '%s'", name);
+    }
+    if (!bad) return 0;
+    if (bad > 12 && used < sizeof msg) snprintf(msg + used, sizeof msg - used, "\n  ... and %d more", bad - 12);
+    return disa_err(DISA_EFORMAT, "%s: %d tensors the config does not describe (check ch_mult and "
+                    "num_res_blocks):%s", f->path, bad, msg);
+}
+
+int vae_open(vae_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    st_bind_entry *tab = NULL;
+    char *names = NULL;
+    int n = 0;
+    int rc = st_open(&m->st, path);
+    if (rc) return rc;
+    if ((rc = vae_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
+    if ((rc = vae_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
+    if ((rc = st_bind(&m->st, tab, n)) != 0) goto fail;
+    if ((rc = check_unexpected(&m->st, tab, n)) != 0) goto fail;
+    free(tab);
+    free(names);
+    return 0;
+fail:
+    free(tab);
+    free(names);
+    vae_close(m);
+    return rc;
+}
+
+void vae_close(vae_model *m) {
+    if (m->up) free(m->up[0].block);  // one allocation for all levels' blocks
+    free(m->up);
+    st_close(&m->st);
+    memset(m, 0, sizeof *m);
+}
+
+// ----------------------------------------------------------------------------
+// sizes: one walk over the decoder shared by the scratch query, the FLOP count and
+// vae_decode's checks, so they cannot disagree.
+
+typedef struct { size_t act, col, qkv, scores; double flops; } vae_plan;
+
+static void plan_conv(vae_plan *p, int cin, int cout, int H, int W, int k) {
+    int pad = k / 2;
+    size_t col = conv2d_scratch_floats(cin, H, W, k, k, 1, 1, pad, pad);
+    if (col > p->col) p->col = col;
+    p->flops += 2.0 * cout * cin * k * k * (double)H * W;
+}
+
+static void plan_act(vae_plan *p, int c, int H, int W) {
+    size_t n = (size_t)c * H * W;
+    if (n > p->act) p->act = n;
+}
+
+static void plan_resblock(vae_plan *p, int cin, int cout, int H, int W) {
+    plan_act(p, cin, H, W);
+    plan_act(p, cout, H, W);
+    plan_conv(p, cin, cout, H, W, 3);
+    plan_conv(p, cout, cout, H, W, 3);
+    if (cin != cout) plan_conv(p, cin, cout, H, W, 1);
+}
+
+static void make_plan(vae_plan *p, const vae_config *c, int h, int w) {
+    memset(p, 0, sizeof *p);
+    int L = c->n_levels, top = c->ch * c->ch_mult[L - 1];
+    plan_act(p, c->embed_dim, h, w);
+    plan_act(p, c->z_channels, h, w);
+    plan_conv(p, c->embed_dim, c->z_channels, h, w, 1);
+    plan_conv(p, c->z_channels, top, h, w, 3);
+    plan_resblock(p, top, top, h, w);
+    size_t T = (size_t)h * w;
+    p->qkv = T * 3 * (size_t)top;
+    p->scores = attention_scratch_floats((int)T, top, 1);
+    p->flops += 2.0 * T * top * top * 4 + 2.0 * 2.0 * (double)T * T * top;
+    plan_resblock(p, top, top, h, w);
+    int cin = top, H = h, W = w;
+    for (int i = L - 1; i >= 0; i--) {
+        int cout = c->ch * c->ch_mult[i];
+        for (int j = 0; j <= c->num_res_blocks; j++) {
+            plan_resblock(p, cin, cout, H, W);
+            cin = cout;
+        }
+        if (i > 0) {
+            H *= 2;
+            W *= 2;
+            plan_act(p, cout, H, W);
+            plan_conv(p, cout, cout, H, W, 3);
+        }
+    }
+    plan_act(p, cin, H, W);
+    plan_conv(p, cin, c->out_ch, H, W, 3);
+}
+
+// Sizes that make every feature map an int-indexable plane of at most 2^31 floats.
+static int sizes_ok(const vae_config *c, int h, int w) {
+    if (h < 1 || w < 1 || h > 65536 || w > 65536) return 0;
+    double H = (double)h * vae_upscale(c), W = (double)w * vae_upscale(c);
+    int wide = c->embed_dim > c->z_channels ? c->embed_dim : c->z_channels;
+    for (int i = 0; i < c->n_levels; i++)
+        if (c->ch * c->ch_mult[i] > wide) wide = c->ch * c->ch_mult[i];
+    return H * W * wide < 2147483648.0 && (double)h * w * h * w < 2147483648.0;
+}
+
+size_t vae_decode_scratch_bytes(const vae_config *c, int B, int h, int w) {
+    if (!sizes_ok(c, h, w)) return 0;
+    vae_plan p;
+    make_plan(&p, c, h, w);
+    // Six arena blocks, each padded to the arena's 64-byte alignment.
+    return (3 * p.act + p.col + p.qkv + p.scores) * sizeof(float) + 6 * 64;
+}
+
+double vae_decode_flops(const vae_config *c, int h, int w) {
+    if (!sizes_ok(c, h, w)) return 0;
+    vae_plan p;
+    make_plan(&p, c, h, w);
+    return p.flops;
+}
+
+// ----------------------------------------------------------------------------
+// forward
+
+typedef struct {
+    float *buf[3];        // buf[0] holds the current activation; the others are free
+    float *col;           // conv2d scratch
+    float *qkv, *scores;  // middle-block attention
+    int groups;
+    float eps;
+} vae_work;
+
+static void rotate(vae_work *k, int cur) {
+    // Make buf[cur] the current activation, keeping the other two as free buffers.
+    float *t = k->buf[0];
+    k->buf[0] = k->buf[cur];
+    k->buf[cur] = t;
+}
+
+static void conv3x3(vae_work *k, float *out /*[cout,H,W]*/, const float *inp /*[cin,H,W]*/,
+                    const float *wt /*[cout,cin,3,3]*/, const float *b /*[cout]*/, int cin, int cout, int H, int W) {
+    conv2d_forward(out, inp, wt, b, k->col, 1, cin, H, W, cout, 3, 3, 1, 1, 1, 1);
+}
+
+// GroupNorm then swish, the `nonlinearity(norm(x))` pair that opens every conv.
+static void norm_swish(vae_work *k, float *out /*[C,HW]*/, const float *inp /*[C,HW]*/,
+                       const float *w /*[C]*/, const float *b /*[C]*/, int C, int HW) {
+    groupnorm_forward(out, inp, w, b, 1, C, HW, k->groups, k->eps);
+    silu_forward(out, out, (size_t)C * HW);
+}
+
+// ResnetBlock.forward: h = conv2(swish(norm2(conv1(swish(norm1(x)))))), out = shortcut(x) + h.
+static void resblock(vae_work *k, const vae_resblock *r, int H, int W) {
+    float *x = k->buf[0], *t = k->buf[1], *u = k->buf[2];
+    int HW = H * W;
+    norm_swish(k, t, x, r->norm1_w, r->norm1_b, r->cin, HW);
+    conv3x3(k, u, t, r->conv1_w, r->conv1_b, r->cin, r->cout, H, W);
+    norm_swish(k, u, u, r->norm2_w, r->norm2_b, r->cout, HW);
+    conv3x3(k, t, u, r->conv2_w, r->conv2_b, r->cout, r->cout, H, W);
+    const float *skip = x;
+    if (r->nin_w) {
+        // nin_shortcut: a 1x1 conv, one GEMM, no im2col.
+        conv2d_forward(u, x, r->nin_w, r->nin_b, k->col, 1, r->cin, H, W, r->cout, 1, 1, 1, 1, 0, 0);
+        skip = u;
+    }
+    size_t n = (size_t)r->cout * HW;
+    for (size_t i = 0; i < n; i++) t[i] = skip[i] + t[i];
+    rotate(k, 1);
+}
+
+// AttnBlock.forward: single-head attention over the T = h*w positions with channel
+// width C, scale C^-0.5; q, k, v and proj_out are 1x1 convs, i.e. GEMMs on [C, T].
+static void attnblock(vae_work *k, const vae_attn *a, int C, int T) {
+    float *x = k->buf[0], *t = k->buf[1], *o = k->buf[2];
+    groupnorm_forward(t, x, a->norm_w, a->norm_b, 1, C, T, k->groups, k->eps);
+    // qkv[T, 3C] rows = positions, as attention_forward wants: [q | k | v] per row.
+    // Each block is t^T W^T: t is stored [C, T], so it enters transposed.
+    const float *wq[3] = {a->q_w, a->k_w, a->v_w}, *bq[3] = {a->q_b, a->k_b, a->v_b};
+    for (int s = 0; s < 3; s++) {
+        float *dst = k->qkv + (size_t)s * C;
+        blas_sgemm(1, 1, T, C, C, 1.0f, t, T, wq[s], C, 0.0f, dst, 3 * C);
+        for (int p = 0; p < T; p++)
+            for (int ch = 0; ch < C; ch++) dst[(size_t)p * 3 * C + ch] += bq[s][ch];
+    }
+    attention_forward(o, k->qkv, k->scores, 1, T, C, 1);  // o [T, C]
+    // proj_out back to channel-major: t[C, T] = Wp[C, C] o^T + b.
+    blas_sgemm(0, 1, C, T, C, 1.0f, a->proj_w, C, o, C, 0.0f, t, T);
+    for (int ch = 0; ch < C; ch++) {
+        float *row = t + (size_t)ch * T;
+        const float *xr = x + (size_t)ch * T;
+        for (int p = 0; p < T; p++) row[p] = xr[p] + (row[p] + a->proj_b[ch]);
+    }
+    rotate(k, 1);
+}
+
+static void decode_one(const vae_model *m, vae_work *k, float *img /*[out_ch,H,W]*/,
+                       const float *tok /*[embed,h,w]*/, int h, int w) {
+    const vae_config *c = &m->cfg;
+    int L = c->n_levels, top = c->ch * c->ch_mult[L - 1];
+    int HW = h * w;
+    // tokens / 0.2325 as a float32 division, the way engine_mar.py does it on the tensor.
+    float *z = k->buf[1];
+    for (int i = 0; i < c->embed_dim * HW; i++) z[i] = tok[i] / c->latent_scale;
+    conv2d_forward(k->buf[2], z, m->pq_w, m->pq_b, k->col, 1, c->embed_dim, h, w, c->z_channels, 1, 1, 1, 1, 0, 0);
+    conv3x3(k, k->buf[0], k->buf[2], m->in_w, m->in_b, c->z_channels, top, h, w);
+    resblock(k, &m->mid1, h, w);
+    attnblock(k, &m->attn, top, HW);
+    resblock(k, &m->mid2, h, w);
+    int C = top, H = h, W = w;
+    for (int i = L - 1; i >= 0; i--) {
+        for (int j = 0; j <= c->num_res_blocks; j++) {
+            resblock(k, &m->up[i].block[j], H, W);
+            C = m->up[i].block[j].cout;
+        }
+        if (i > 0) {
+            upsample_nearest2x_forward(k->buf[1], k->buf[0], 1, C, H, W);
+            H *= 2;
+            W *= 2;
+            conv3x3(k, k->buf[2], k->buf[1], m->up[i].up_w, m->up[i].up_b, C, C, H, W);
+            rotate(k, 2);
+        }
+    }
+    norm_swish(k, k->buf[1], k->buf[0], m->norm_out_w, m->norm_out_b, C, H * W);
+    conv3x3(k, img, k->buf[1], m->out_w, m->out_b, C, c->out_ch, H, W);
+}
+
+int vae_decode(const vae_model *m, arena *a, float *img /*[B,out_ch,H,W]*/,
+               const float *tokens /*[B,embed_dim,h,w]*/, int B, int h, int w) {
+    const vae_config *c = &m->cfg;
+    if (B < 0 || !sizes_ok(c, h, w))
+        return disa_err(DISA_EINVAL, "vae_decode: latent %d x %d x %d (batch %d) out of range", c->embed_dim, h, w, B);
+    size_t mark = arena_mark(a);
+    vae_plan p;
+    make_plan(&p, c, h, w);
+    vae_work k = {.groups = c->num_groups, .eps = c->eps};
+    for (int i = 0; i < 3; i++) k.buf[i] = arena_floats(a, p.act);
+    k.col = arena_floats(a, p.col ? p.col : 1);
+    k.qkv = arena_floats(a, p.qkv);
+    k.scores = arena_floats(a, p.scores);
+    if (!k.buf[0] || !k.buf[1] || !k.buf[2] || !k.col || !k.qkv || !k.scores) {
+        arena_reset(a, mark);
+        return disa_err_wrap(DISA_ENOMEM, "vae_decode (%d x %d latent needs %zu bytes, "
+                             "vae_decode_scratch_bytes): ", h, w, vae_decode_scratch_bytes(c, B, h, w));
+    }
+    int up = vae_upscale(c);
+    size_t in_n = (size_t)c->embed_dim * h * w, out_n = (size_t)c->out_ch * h * up * w * up;
+    for (int b = 0; b < B; b++) decode_one(m, &k, img + b * out_n, tokens + b * in_n, h, w);
+    arena_reset(a, mark);
+    return 0;
+}
