@@ -31,7 +31,7 @@ LIBZIP_LIBS ?= -lzip
 
 CPPFLAGS  += -Iinclude -Itests/parity -D_GNU_SOURCE $(PKG_CFLAGS) $(MPI_CFLAGS)
 DEPFLAGS   = -MMD -MP
-LDLIBS    += $(PKG_LIBS) $(BLAS_LIBS) $(MPI_LIBS) -lm -lpthread
+LDLIBS    += $(PKG_LIBS) $(BLAS_LIBS) $(MPI_LIBS) -lz -lm -lpthread
 
 LIB       := $(BUILD)/lib/libdisa.a
 LIB_SRC   := $(filter-out src/cli/disa-%.c,$(wildcard src/*/*.c))
@@ -72,6 +72,11 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) -c $< -o $@
+
+# The build id (git describe) goes into run.json; gen.o is rebuilt when HEAD moves.
+BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/obj/src/dist/gen.o: CPPFLAGS += -DDISA_BUILD_ID='"$(BUILD_ID)"'
+$(BUILD)/obj/src/dist/gen.o: $(wildcard .git/HEAD .git/index)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build, the tests and the demo need (make deps).
 # As root: apt-get installs what is missing. Otherwise: prints the exact command.
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libpng-dev
-libcjson-dev libcmocka-dev libzip-dev dataset-fashion-mnist"
+libcjson-dev libcmocka-dev libzip-dev zlib1g-dev dataset-fashion-mnist"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

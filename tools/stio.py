@@ -83,7 +83,10 @@ def load_file(path):
 _M = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def dgen(seed, shape, scale):
+def dgen(seed, shape, scale, offset=None):
+    """x_i as above; with `offset`, float32(offset + x_i) computed in float64 (param_gen "offset")."""
+    if offset is not None:
+        return (np.float64(offset) + dgen(seed, shape, scale).astype(np.float64)).astype(np.float32)
     n = int(np.prod(shape)) if len(shape) else 1
     with np.errstate(over="ignore"):
         i = np.arange(1, n + 1, dtype=np.uint64)

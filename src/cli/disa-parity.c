@@ -102,6 +102,11 @@ static const float *gen_param(pcase *c, const char *name, int *ndim, int64_t sha
     float *p = pc_alloc(c, n);
     if (!p) return NULL;
     dgen_fill(p, n, (uint64_t)seed->valuedouble, scale->valuedouble);
+    // Optional "offset": x_i = float32(offset + dgen_i) in float64 (README: param_gen),
+    // for parameters that must stay positive (BatchNorm running_var).
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(g, "offset");
+    if (cJSON_IsNumber(off))
+        for (size_t i = 0; i < n; i++) p[i] = (float)(off->valuedouble + (double)p[i]);
     if (ndim) *ndim = nd;
     if (shape) memcpy(shape, loc, sizeof(int64_t) * (size_t)nd);
     return p;
