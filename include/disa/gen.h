@@ -1,0 +1,39 @@
+// gen.h: the distributed generator behind disa-gen (MPI; only src/dist and src/cli
+// include <mpi.h>).
+//
+// Rank 0 plans every job (units = fixed index ranges of eval_bsz images), keeps the
+// resume ledger and also generates; workers ask for units and report each finished one.
+#ifndef DISA_GEN_H
+#define DISA_GEN_H
+#include <stdint.h>
+
+#include "disa/job.h"
+
+typedef struct gen_opts {
+    int threads;            // BLAS threads per rank; 0 = the documented default rule
+    int restart;            // discard an existing run of another configuration
+    double progress_every;  // seconds between progress lines when not on a terminal
+    int quiet;
+} gen_opts;
+
+// Fixed-size per-unit report, sent from the worker that ran the unit to rank 0.
+typedef struct unit_report {
+    int32_t job, unit, rank, count;
+    double t_total, t_transformer, t_head, t_other, t_decode, t_io, t_features, t_idle;
+    uint64_t flops_transformer, flops_head, flops_decode, head_row_steps, tokens;
+} unit_report;
+
+// Run every job of `jobs` (the same list on every rank). Collective over
+// MPI_COMM_WORLD. Returns 0 when all images exist, DISA_ECANCELED after a graceful stop
+// (signal; the run is resumable), another code on failure (message already logged).
+int gen_run(const job_list *jobs, const gen_opts *o);
+
+// Request a graceful stop (async-signal-safe).
+void gen_request_stop(int sig);
+
+// The BLAS thread rule: SLURM_CPUS_PER_TASK / SRUN_CPUS_PER_TASK when set, else the
+// CPUs this process may run on when that is fewer than the online CPUs (a binding gave
+// each rank its own set), else online CPUs / ranks on this node; at least 1.
+int gen_default_threads(int ranks_on_node);
+
+#endif

@@ -1,0 +1,65 @@
+// job.h: job specs (jobs/*.json), flag overrides, sweeps, and the image plan.
+//
+// A job file names the model files, the sampling settings under main_mar.py's flag
+// names, the output folder and optional variants (a sweep run by one command into
+// sibling folders). Parsing validates everything before anything is written; each
+// problem gets one message naming the file, the field and the value.
+#ifndef DISA_JOB_H
+#define DISA_JOB_H
+#include <stdint.h>
+
+#include "disa/sampler.h"
+
+#define JOB_MAX_VARIANTS 32
+#define JOB_PATH_MAX 1024
+
+typedef struct job {
+    char file[JOB_PATH_MAX];       // the job file it came from
+    char name[128];                // job name, "/variant" appended for sweeps
+    char model[JOB_PATH_MAX];      // MAR safetensors
+    char vae[JOB_PATH_MAX];        // KL-16 decoder safetensors, "" for patch tokenizers
+    char features[JOB_PATH_MAX];   // feature network for metrics, "" for none
+    char reference[JOB_PATH_MAX];  // reference statistics npz, "" for none
+    char output_dir[JOB_PATH_MAX]; // where images, ledger and summary go
+    int num_images;
+    int eval_bsz;                  // images per work unit
+    uint64_t seed;
+    int *labels;                   // [num_images], owned; NULL = official plan
+    int n_labels;
+    int png, npz;
+    sample_params p;
+} job;
+
+typedef struct job_list {
+    job *jobs;
+    int n;
+} job_list;
+
+// One --flag value pair given on the command line (flag without dashes).
+typedef struct job_override {
+    const char *flag, *value;
+} job_override;
+
+// Parse `path`, apply overrides (they win over the file and over every variant), expand
+// variants. Appends to `out`. Checks that model/vae files exist and are readable.
+// Returns 0, or DISA_EINVAL/ERANGE/ENOTFOUND/EFORMAT with "PATH: 'field' ..." messages.
+int job_load(job_list *out, const char *path, const job_override *ov, int n_ov);
+void job_list_free(job_list *l);
+
+// True when `flag` is one disa-gen accepts as a job override.
+int job_is_override_flag(const char *flag);
+
+// Class of image i: the explicit list, or MAR's official order floor(i / (N / classes)).
+int job_label(const job *j, int i, int class_num);
+// Number of work units: ceil(num_images / eval_bsz). Unit u holds images
+// [u * eval_bsz, min((u + 1) * eval_bsz, num_images)).
+int job_units(const job *j);
+int job_unit_first(const job *j, int u);
+int job_unit_count(const job *j, int u);
+
+// Canonical "key=value\n" lines of everything that determines the images (not the
+// output folder, not the world size): stored in run.json and compared on resume.
+// Writes at most n bytes into buf; model_hash/vae_hash are the files' digests.
+int job_identity(const job *j, const char *model_hash, const char *vae_hash, char *buf, int n);
+
+#endif

@@ -1,0 +1,219 @@
+// disa-gen: the distributed MAR/DiSA image generator.
+//
+//   mpirun -np N build/bin/disa-gen jobs/NAME.json [more.json ...] [--flag value ...]
+//   srun build/bin/disa-gen jobs/NAME.json          (inside a SLURM allocation)
+//
+// Flags (main_mar.py names override every job and variant): --output_dir --num_images
+// --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler
+// --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --model --vae;
+// and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet.
+// Exit status: 0 done or stopped resumably (SIGTERM/SIGUSR1), 2 bad arguments or job
+// files (nothing written), 1 other failures.
+#include "disa/cpu.h"
+#include "disa/err.h"
+#include "disa/gen.h"
+#include "disa/job.h"
+#include "disa/log.h"
+
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_signal(int sig) { gen_request_stop(sig); }
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--threads N] [--progress S] [--log_level L] [--quiet]\n"
+            "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
+            "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
+            "       [--diff_upper_steps U] [--diff_lower_steps L] [--diff_annealing_strategy linear|cosine|two-stage|constant]\n"
+            "       [--model FILE] [--vae FILE] [--variant NAME]\n");
+}
+
+// Parse argv into jobs. Returns 0, or 2 after printing one message.
+static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
+    const char *files[64], *variant = NULL;
+    int n_files = 0, n_ov = 0;
+    job_override ov[64];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (n_files == 64) {
+                fprintf(stderr, "disa-gen: at most 64 job files\n");
+                return 2;
+            }
+            files[n_files++] = a;
+            continue;
+        }
+        static char flags[64][64];
+        const char *val = NULL, *eq = strchr(a, '=');
+        char *flag = flags[n_ov < 64 ? n_ov : 63];
+        if (eq) {
+            snprintf(flag, 64, "%.*s", (int)(eq - a - 2), a + 2);
+            val = eq + 1;
+        } else {
+            snprintf(flag, 64, "%s", a + 2);
+        }
+        if (strcmp(flag, "restart") == 0 || strcmp(flag, "quiet") == 0) {
+            if (val) {
+                fprintf(stderr, "disa-gen: --%s takes no value\n", flag);
+                return 2;
+            }
+            if (flag[0] == 'r') o->restart = 1;
+            else o->quiet = 1;
+            continue;
+        }
+        if (strcmp(flag, "help") == 0) {
+            usage();
+            return 2;
+        }
+        if (!val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "disa-gen: --%s needs a value\n", flag);
+                return 2;
+            }
+            val = argv[++i];
+        }
+        char *end;
+        if (strcmp(flag, "threads") == 0) {
+            long t = strtol(val, &end, 10);
+            if (*end || end == val || t < 1 || t > 1024) {
+                fprintf(stderr, "disa-gen: --threads must be an integer in 1..1024, got '%s'\n", val);
+                return 2;
+            }
+            o->threads = (int)t;
+        } else if (strcmp(flag, "progress") == 0) {
+            double p = strtod(val, &end);
+            if (*end || end == val || !(p >= 0 && p <= 86400)) {
+                fprintf(stderr, "disa-gen: --progress must be seconds in 0..86400, got '%s'\n", val);
+                return 2;
+            }
+            o->progress_every = p;
+        } else if (strcmp(flag, "variant") == 0) {
+            variant = val;
+        } else if (strcmp(flag, "log_level") == 0) {
+            log_level lv;
+            if (log_level_parse(val, &lv) != 0) {
+                fprintf(stderr, "disa-gen: --log_level: %s\n", disa_errmsg());
+                return 2;
+            }
+            log_set_level(lv);
+        } else if (job_is_override_flag(flag)) {
+            if (n_ov == 64) {
+                fprintf(stderr, "disa-gen: too many flags\n");
+                return 2;
+            }
+            ov[n_ov].flag = flag;
+            ov[n_ov++].value = val;
+        } else {
+            fprintf(stderr, "disa-gen: unknown flag '--%s'\n", flag);
+            usage();
+            return 2;
+        }
+    }
+    if (n_files == 0) {
+        fprintf(stderr, "disa-gen: no job file given\n");
+        usage();
+        return 2;
+    }
+    for (int f = 0; f < n_files; f++) {
+        if (job_load(jobs, files[f], ov, n_ov) != 0) {
+            fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
+            return 2;
+        }
+    }
+    if (variant) {
+        // Keep the variants of that name (a SLURM array task runs one of them).
+        int k = 0;
+        char names[1024] = "";
+        size_t used = 0;
+        for (int j = 0; j < jobs->n; j++) {
+            const char *slash = strrchr(jobs->jobs[j].name, '/');
+            if (slash && used < sizeof names)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", slash + 1);
+            if (slash && strcmp(slash + 1, variant) == 0) jobs->jobs[k++] = jobs->jobs[j];
+            else free(jobs->jobs[j].labels);
+        }
+        jobs->n = k;
+        if (k == 0) {
+            fprintf(stderr, "disa-gen: --variant '%s' matches no variant of the job files (variants: %s)\n", variant,
+                    used ? names : "none");
+            return 2;
+        }
+    }
+    // Two jobs writing one folder would overwrite each other's images and ledger.
+    for (int a = 0; a < jobs->n; a++)
+        for (int b = a + 1; b < jobs->n; b++)
+            if (strcmp(jobs->jobs[a].output_dir, jobs->jobs[b].output_dir) == 0) {
+                fprintf(stderr, "disa-gen: jobs '%s' and '%s' both write %s; give them different output_dir\n",
+                        jobs->jobs[a].name, jobs->jobs[b].name, jobs->jobs[a].output_dir);
+                return 2;
+            }
+    return 0;
+}
+
+// Rank 0's job list to every rank: structs, then each explicit label list.
+static void bcast_jobs(job_list *jobs, int rank) {
+    MPI_Bcast(&jobs->n, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rank != 0) jobs->jobs = calloc((size_t)jobs->n, sizeof(job));
+    MPI_Bcast(jobs->jobs, (int)(sizeof(job) * (size_t)jobs->n), MPI_BYTE, 0, MPI_COMM_WORLD);
+    for (int j = 0; j < jobs->n; j++) {
+        job *jb = &jobs->jobs[j];
+        int has = jb->labels != NULL;
+        MPI_Bcast(&has, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!has) continue;
+        if (rank != 0) jb->labels = malloc(sizeof(int) * (size_t)(jb->n_labels ? jb->n_labels : 1));
+        MPI_Bcast(jb->labels, jb->n_labels, MPI_INT, 0, MPI_COMM_WORLD);
+    }
+}
+
+int main(int argc, char **argv) {
+    cpu_blas_fix(argv);  // before MPI_Init: it may re-execute the program
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    log_set_rank(rank);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    // srun without an MPI plugin starts N independent copies that each see a world of 1
+    // and would all write the same images.
+    const char *steps = getenv("SLURM_STEP_NUM_TASKS");
+    if (size == 1 && steps && atoi(steps) > 1) {
+        fprintf(stderr, "disa-gen: SLURM_STEP_NUM_TASKS=%s but the MPI world has 1 rank: srun started independent "
+                "copies. Launch with 'srun --mpi=pmix' (see 'srun --mpi=list') or with mpirun inside the "
+                "allocation\n", steps);
+        MPI_Finalize();
+        return 2;
+    }
+
+    gen_opts o = {.progress_every = 30.0};
+    job_list jobs = {0};
+    int status = 0;
+    if (rank == 0) status = parse(argc, argv, &jobs, &o);
+    // Rank 0 validated everything; the others learn the verdict, then the jobs.
+    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (status) {
+        job_list_free(&jobs);
+        MPI_Finalize();
+        return status;
+    }
+    MPI_Bcast(&o, sizeof o, MPI_BYTE, 0, MPI_COMM_WORLD);
+    log_level lv = log_get_level();
+    MPI_Bcast(&lv, sizeof lv, MPI_BYTE, 0, MPI_COMM_WORLD);
+    log_set_level(lv);
+    bcast_jobs(&jobs, rank);
+
+    int rc = gen_run(&jobs, &o);
+    job_list_free(&jobs);
+    MPI_Finalize();
+    if (rc == 0 || rc == DISA_ECANCELED) return 0;
+    return rc == DISA_EINVAL ? 2 : 1;
+}

@@ -1,0 +1,1020 @@
+// gen.c: rank-0 scheduler + workers of disa-gen (include/disa/gen.h).
+//
+// Roles (libcircle/HPL style): rank 0 runs gen_scheduler (which also generates) and
+// every other rank runs gen_worker. Messages are fixed-size structs:
+//
+//   worker -> 0   TAG_REQUEST  "give me a unit"      (at most one outstanding)
+//   0 -> worker   TAG_REPLY    ASSIGN(job, unit) or STOP (answers one REQUEST)
+//   worker -> 0   TAG_DONE     unit_report            (images and ledger-worthy)
+//   worker -> 0   TAG_BYE      "I will send nothing more"
+//   0 -> worker   TAG_ABORT    "drop the unit in flight" (graceful stop)
+//   0 -> worker   TAG_FIN      last message to a worker, answers BYE
+//
+// Polling order. A worker sends REQUEST as soon as it receives an ASSIGN, so the next
+// unit is already waiting when it finishes (prefetch of depth one). Rank 0 answers
+// requests from inside its own sampling (the sampler's poll hook runs after every
+// transformer block and diffusion step), so a worker waits at most that long.
+//
+// Why no unit is lost or duplicated. A unit enters the ledger only when rank 0 holds
+// its DONE report (the worker wrote and fsync'd its PNGs before sending it) or finished
+// it itself; the ledger line is fsync'd. Any other unit, assigned or not, is absent from
+// the ledger and is computed by the next run; PNGs are written under temporary names
+// and renamed, so a half-written image never carries a final name, and rewriting a unit
+// replaces its files whole. On resume every ledger unit's PNGs are decoded again before
+// they count. Message matching at exit: every REQUEST gets exactly one REPLY; a worker
+// sends BYE once and then receives until FIN, so an ABORT rank 0 sent meanwhile is
+// consumed; rank 0 sends FIN only after BYE and finishes only when every worker's BYE
+// arrived. Hence MPI_Finalize never sees an unmatched message.
+#include "disa/gen.h"
+#include "disa/blas.h"
+#include "disa/cpu.h"
+#include "disa/err.h"
+#include "disa/image.h"
+#include "disa/ledger.h"
+#include "disa/log.h"
+#include "disa/mar.h"
+#include "disa/metrics.h"
+#include "disa/safetensors.h"
+#include "disa/sampler.h"
+#include "disa/vae.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TAG_REQUEST = 101, TAG_REPLY, TAG_DONE, TAG_BYE, TAG_ABORT, TAG_FIN };
+enum { REPLY_ASSIGN = 1, REPLY_STOP = 2 };
+
+typedef struct reply_msg {
+    int32_t kind, job, unit, pad;
+} reply_msg;
+
+static volatile sig_atomic_t g_stop;
+
+void gen_request_stop(int sig) { g_stop = sig ? sig : 1; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int gen_default_threads(int ranks_on_node) {
+    const char *v = getenv("SRUN_CPUS_PER_TASK");
+    if (!v || atoi(v) < 1) v = getenv("SLURM_CPUS_PER_TASK");
+    if (v && atoi(v) >= 1) return atoi(v);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int mine = online > 0 ? (int)online : 1;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) mine = CPU_COUNT(&set);
+    if (online > 0 && mine < online) return mine > 0 ? mine : 1;
+    int t = mine / (ranks_on_node > 0 ? ranks_on_node : 1);
+    return t > 0 ? t : 1;
+}
+
+// ----------------------------------------------------------------------------
+// per-rank state: models shared between jobs that use the same files
+
+typedef struct rank_ctx {
+    const job_list *jobs;
+    int rank, size;
+    mar_model *mar;       // [n jobs]; entries of jobs sharing a file point to the first
+    int *mar_owner;       // [n jobs] index of the job that opened the model
+    vae_model *vae;
+    int *vae_owner;
+    featnet *feat;        // [n jobs] feature networks, shared like the models
+    int *feat_owner;      // -1: the job computes no features
+    float *fbuf, *lbuf;   // features and logits of one unit
+    sampler *samplers;    // [n jobs], made on first use
+    unsigned char *sampler_ready;
+    float *tokens, *img;  // per-unit buffers, sized for the largest job
+    uint8_t *pix;
+    arena decode;
+} rank_ctx;
+
+static const mar_model *ctx_mar(rank_ctx *c, int j) { return &c->mar[c->mar_owner[j]]; }
+static const vae_model *ctx_vae(rank_ctx *c, int j) { return c->vae_owner[j] >= 0 ? &c->vae[c->vae_owner[j]] : NULL; }
+
+static int mkdir_p(const char *path) {
+    char tmp[JOB_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    return 0;
+}
+
+static int image_geometry(const mar_config *c, const vae_model *v, int *H, int *W, int *C) {
+    if (c->tokenizer == TOKENIZER_PATCH) {
+        *H = *W = c->img_size;
+        *C = c->vae_embed_dim;
+    } else {
+        *H = *W = c->seq_h * c->patch_size * vae_upscale(&v->cfg);
+        *C = v->cfg.out_ch;
+    }
+    return 0;
+}
+
+static int ctx_init(rank_ctx *c, const job_list *jobs, int rank, int size) {
+    memset(c, 0, sizeof *c);
+    c->jobs = jobs;
+    c->rank = rank;
+    c->size = size;
+    int n = jobs->n;
+    c->mar = calloc((size_t)n, sizeof(mar_model));
+    c->vae = calloc((size_t)n, sizeof(vae_model));
+    c->mar_owner = calloc((size_t)n, sizeof(int));
+    c->vae_owner = calloc((size_t)n, sizeof(int));
+    c->samplers = calloc((size_t)n, sizeof(sampler));
+    c->feat = calloc((size_t)n, sizeof(featnet));
+    c->feat_owner = calloc((size_t)n, sizeof(int));
+    if (!c->feat || !c->feat_owner) return disa_err(DISA_ENOMEM, "out of memory");
+    size_t max_f = 0, max_l = 0;
+    c->sampler_ready = calloc((size_t)n, 1);
+    if (!c->mar || !c->vae || !c->mar_owner || !c->vae_owner || !c->samplers || !c->sampler_ready)
+        return disa_err(DISA_ENOMEM, "out of memory");
+    size_t max_tok = 0, max_img = 0, max_dec = 0;
+    for (int j = 0; j < n; j++) {
+        const job *jb = &jobs->jobs[j];
+        c->mar_owner[j] = j;
+        for (int k = 0; k < j; k++)
+            if (strcmp(jobs->jobs[k].model, jb->model) == 0) {
+                c->mar_owner[j] = c->mar_owner[k];
+                break;
+            }
+        int rc;
+        if (c->mar_owner[j] == j && (rc = mar_open(&c->mar[j], jb->model)) != 0) return rc;
+        c->vae_owner[j] = -1;
+        if (jb->vae[0]) {
+            c->vae_owner[j] = j;
+            for (int k = 0; k < j; k++)
+                if (strcmp(jobs->jobs[k].vae, jb->vae) == 0) {
+                    c->vae_owner[j] = c->vae_owner[k];
+                    break;
+                }
+            if (c->vae_owner[j] == j && (rc = vae_open(&c->vae[j], jb->vae)) != 0) return rc;
+        }
+        c->feat_owner[j] = -1;
+        if (jb->features[0]) {
+            c->feat_owner[j] = j;
+            for (int k = 0; k < j; k++)
+                if (strcmp(jobs->jobs[k].features, jb->features) == 0) {
+                    c->feat_owner[j] = c->feat_owner[k];
+                    break;
+                }
+            if (c->feat_owner[j] == j && (rc = featnet_open(&c->feat[j], jb->features)) != 0) return rc;
+            const featnet *f = &c->feat[c->feat_owner[j]];
+            if ((size_t)jb->eval_bsz * f->feat_dim > max_f) max_f = (size_t)jb->eval_bsz * f->feat_dim;
+            if ((size_t)jb->eval_bsz * f->n_logits > max_l) max_l = (size_t)jb->eval_bsz * f->n_logits;
+        }
+        const mar_config *mc = &ctx_mar(c, j)->cfg;
+        int H, W, C;
+        image_geometry(mc, ctx_vae(c, j), &H, &W, &C);
+        size_t tok = (size_t)jb->eval_bsz * mc->seq_len * mc->token_dim;
+        size_t img = (size_t)jb->eval_bsz * C * H * W;
+        if (tok > max_tok) max_tok = tok;
+        if (img > max_img) max_img = img;
+        if (ctx_vae(c, j)) {
+            size_t d = vae_decode_scratch_bytes(&ctx_vae(c, j)->cfg, jb->eval_bsz, mc->seq_h * mc->patch_size,
+                                                mc->seq_h * mc->patch_size);
+            if (d > max_dec) max_dec = d;
+        }
+    }
+    c->tokens = malloc(sizeof(float) * (max_tok ? max_tok : 1));
+    c->img = malloc(sizeof(float) * (max_img ? max_img : 1));
+    c->pix = malloc(max_img ? max_img : 1);
+    c->fbuf = malloc(sizeof(float) * (max_f ? max_f : 1));
+    c->lbuf = malloc(sizeof(float) * (max_l ? max_l : 1));
+    if (!c->tokens || !c->img || !c->pix || !c->fbuf || !c->lbuf)
+        return disa_err(DISA_ENOMEM, "out of memory for unit buffers");
+    if (max_dec && arena_init(&c->decode, max_dec, "decode") != 0) return DISA_ENOMEM;
+    return 0;
+}
+
+static void ctx_free(rank_ctx *c) {
+    if (!c->jobs) return;
+    for (int j = 0; j < c->jobs->n; j++) {
+        if (c->sampler_ready && c->sampler_ready[j]) sampler_free(&c->samplers[j]);
+        if (c->mar_owner && c->mar_owner[j] == j) mar_close(&c->mar[j]);
+        if (c->vae_owner && c->vae_owner[j] == j) vae_close(&c->vae[j]);
+        if (c->feat_owner && c->feat_owner[j] == j) featnet_close(&c->feat[j]);
+    }
+    free(c->mar);
+    free(c->vae);
+    free(c->mar_owner);
+    free(c->vae_owner);
+    free(c->feat);
+    free(c->feat_owner);
+    free(c->fbuf);
+    free(c->lbuf);
+    free(c->samplers);
+    free(c->sampler_ready);
+    free(c->tokens);
+    free(c->img);
+    free(c->pix);
+    arena_free(&c->decode);
+}
+
+static void shard_path(char *buf, size_t n, const job *jb, int u) {
+    snprintf(buf, n, "%s/features/%06d.safetensors", jb->output_dir, u);
+}
+
+// Features and logits of the unit's images, right after decoding (no PNG re-read), as
+// one shard per unit written atomically next to the images: rank 0 merges the shards
+// in index order, so a resumed run gives the numbers of an uninterrupted one.
+static int write_features(rank_ctx *c, int j, int u, const int *labels, int B, int H, int W, int C) {
+    const job *jb = &c->jobs->jobs[j];
+    featnet *f = &c->feat[c->feat_owner[j]];
+    int rc = featnet_run(f, c->fbuf, c->lbuf, c->pix, B, H, W, C);
+    if (rc) return disa_err_wrap(rc, "%s: features of unit %d: ", jb->name, u);
+    int64_t idx[4096], lab[4096];
+    for (int b = 0; b < B; b++) {
+        idx[b] = job_unit_first(jb, u) + b;
+        lab[b] = labels[b];
+    }
+    char path[JOB_PATH_MAX + 64];
+    shard_path(path, sizeof path, jb, u);
+    st_writer *w = st_writer_new();
+    if (!w) return DISA_ENOMEM;
+    rc = st_writer_add(w, "feat", ST_F32, 2, (int64_t[]){B, f->feat_dim}, c->fbuf);
+    if (!rc) rc = st_writer_add(w, "logits", ST_F32, 2, (int64_t[]){B, f->n_logits}, c->lbuf);
+    if (!rc) rc = st_writer_add(w, "index", ST_I64, 1, (int64_t[]){B}, idx);
+    if (!rc) rc = st_writer_add(w, "label", ST_I64, 1, (int64_t[]){B}, lab);
+    if (!rc) rc = st_writer_meta(w, "feature_net", jb->features);
+    if (!rc) rc = st_writer_write(w, path);
+    st_writer_delete(w);
+    return rc;
+}
+
+// Sample, decode and write the PNGs of one unit. Returns 0, DISA_ECANCELED, or an error.
+static int run_unit(rank_ctx *c, int j, int u, mar_poll_fn poll, void *poll_ctx, unit_report *r) {
+    const job *jb = &c->jobs->jobs[j];
+    const mar_model *m = ctx_mar(c, j);
+    const mar_config *mc = &m->cfg;
+    const vae_model *v = ctx_vae(c, j);
+    int first = job_unit_first(jb, u), B = job_unit_count(jb, u), rc;
+    double t0 = now_s();
+    memset(r, 0, sizeof *r);
+    r->job = j;
+    r->unit = u;
+    r->rank = c->rank;
+    r->count = B;
+    if (!c->sampler_ready[j]) {
+        if ((rc = sampler_init(&c->samplers[j], m, &jb->p, jb->eval_bsz)) != 0) return rc;
+        c->sampler_ready[j] = 1;
+    }
+    sampler *s = &c->samplers[j];
+    s->poll = poll;
+    s->poll_ctx = poll_ctx;
+    int labels[4096];
+    uint32_t index[4096];
+    for (int b = 0; b < B; b++) {
+        labels[b] = job_label(jb, first + b, mc->class_num);
+        index[b] = (uint32_t)(first + b);
+    }
+    ar_rng_philox rng;
+    if ((rc = ar_rng_philox_init(&rng, jb->seed, index, B)) != 0) return rc;
+    sample_stats st = {0};
+    rc = sampler_run(s, &rng.base, labels, B, c->tokens, &st);
+    ar_rng_philox_free(&rng);
+    if (rc) return rc;
+    r->t_transformer = st.t_transformer;
+    r->t_head = st.t_head;
+    r->t_other = st.t_other;
+    r->flops_transformer = st.flops_transformer;
+    r->flops_head = st.flops_head;
+    r->head_row_steps = st.head_row_steps;
+    r->tokens = st.tokens;
+
+    double t1 = now_s();
+    int H, W, C;
+    image_geometry(mc, v, &H, &W, &C);
+    int p = mc->patch_size, hs = mc->seq_h * p;
+    uint64_t f0 = blas_flops();
+    if (mc->tokenizer == TOKENIZER_PATCH) {
+        mar_unpatchify(c->img, c->tokens, B, mc->seq_h, mc->vae_embed_dim, p);
+    } else {
+        // Latent [B, 16, h, w] from the tokens, then the KL-16 decoder.
+        float *lat = malloc(sizeof(float) * (size_t)B * mc->vae_embed_dim * hs * hs);
+        if (!lat) return disa_err(DISA_ENOMEM, "out of memory for latents");
+        mar_unpatchify(lat, c->tokens, B, mc->seq_h, mc->vae_embed_dim, p);
+        arena_reset(&c->decode, 0);
+        rc = vae_decode(v, &c->decode, c->img, lat, B, hs, hs);
+        free(lat);
+        if (rc) return rc;
+    }
+    image_to_u8(c->pix, c->img, B, C, H, W);
+    double t2 = now_s();
+    r->t_decode = t2 - t1;
+    r->flops_decode = blas_flops() - f0;
+
+    if (jb->png) {
+        for (int b = 0; b < B; b++) {
+            char path[JOB_PATH_MAX + 32], idx[16], cls[16], sd[32], steps[512];
+            snprintf(path, sizeof path, "%s/%05d.png", jb->output_dir, first + b);
+            snprintf(idx, sizeof idx, "%d", first + b);
+            snprintf(cls, sizeof cls, "%d", labels[b]);
+            snprintf(sd, sizeof sd, "%llu", (unsigned long long)jb->seed);
+            sample_params_str(&jb->p, steps, sizeof steps);
+            const image_kv kv[] = {{"job", jb->name}, {"index", idx}, {"class", cls}, {"seed", sd}, {"sampling", steps}};
+            if ((rc = png_write_u8(path, c->pix + (size_t)b * H * W * C, W, H, C, kv, 5)) != 0) return rc;
+        }
+    }
+    double t3 = now_s();
+    r->t_io = t3 - t2;
+    if (c->feat_owner[j] >= 0 && (rc = write_features(c, j, u, labels, B, H, W, C)) != 0) return rc;
+    double t4 = now_s();
+    r->t_features = t4 - t3;
+    r->t_total = t4 - t0;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// rank 0
+
+typedef struct sched {
+    rank_ctx *c;
+    ledger *ledgers;      // [n jobs]
+    int *queue_job, *queue_unit, queue_len, queue_next;
+    int active_workers;   // workers that have not said BYE
+    unsigned char *bye, *aborted;
+    int (*inflight)[4];   // [size] up to two (job, unit) pairs assigned to each worker
+    int shutdown;
+    unit_report *reports; // finished units of this invocation
+    int n_reports, cap_reports;
+    double t_start, last_progress, *rank_busy;
+    int64_t images_done, images_total;
+    int *rank_images;
+    const gen_opts *o;
+    int fatal;
+} sched;
+
+static void progress(sched *s, int force) {
+    double t = now_s();
+    if (s->o->quiet || (!force && t - s->last_progress < s->o->progress_every)) return;
+    s->last_progress = t;
+    double el = t - s->t_start, rate = el > 0 ? s->images_done / el : 0;
+    int64_t left = s->images_total - s->images_done;
+    double eta = rate > 0 ? left / rate : 0;
+    char per[256] = "";
+    size_t used = 0;
+    for (int r = 0; r < s->c->size && used < sizeof per; r++)
+        used += (size_t)snprintf(per + used, sizeof per - used, "%sr%d %.2f", r ? " " : "", r,
+                                 el > 0 ? s->rank_images[r] / el : 0.0);
+    LOG(LOG_INFO, "progress %lld/%lld images, %.3f images/s, ETA %.0f s, per rank images/s: %s",
+        (long long)s->images_done, (long long)s->images_total, rate, eta, per);
+}
+
+static int record(sched *s, const unit_report *r) {
+    const job *jb = &s->c->jobs->jobs[r->job];
+    int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
+    if (rc) return rc;
+    if (s->n_reports == s->cap_reports) {
+        int cap = s->cap_reports ? 2 * s->cap_reports : 256;
+        unit_report *n = realloc(s->reports, sizeof(unit_report) * (size_t)cap);
+        if (!n) return disa_err(DISA_ENOMEM, "out of memory");
+        s->reports = n;
+        s->cap_reports = cap;
+    }
+    s->reports[s->n_reports++] = *r;
+    s->images_done += r->count;
+    s->rank_images[r->rank] += r->count;
+    progress(s, 0);
+    return 0;
+}
+
+static void send_reply(int dest, int kind, int j, int unit) {
+    reply_msg m = {kind, j, unit, 0};
+    MPI_Send(&m, sizeof m, MPI_BYTE, dest, TAG_REPLY, MPI_COMM_WORLD);
+}
+
+static void begin_shutdown(sched *s) {
+    if (s->shutdown) return;
+    s->shutdown = 1;
+    for (int w = 1; w < s->c->size; w++)
+        if (!s->bye[w] && !s->aborted[w]) {
+            int z = 0;
+            MPI_Send(&z, 1, MPI_INT, w, TAG_ABORT, MPI_COMM_WORLD);
+            s->aborted[w] = 1;
+        }
+}
+
+static void handle(sched *s, MPI_Status *stt) {
+    int src = stt->MPI_SOURCE;
+    if (stt->MPI_TAG == TAG_REQUEST) {
+        int z;
+        MPI_Recv(&z, 1, MPI_INT, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (!s->shutdown && s->queue_next < s->queue_len) {
+            int k = s->queue_next++;
+            send_reply(src, REPLY_ASSIGN, s->queue_job[k], s->queue_unit[k]);
+            int *f = s->inflight[src];
+            int slot = f[1] < 0 ? 0 : 2;  // a worker holds at most two: one running, one prefetched
+            f[slot] = s->queue_job[k];
+            f[slot + 1] = s->queue_unit[k];
+        } else {
+            send_reply(src, REPLY_STOP, 0, 0);
+        }
+    } else if (stt->MPI_TAG == TAG_DONE) {
+        unit_report r;
+        MPI_Recv(&r, sizeof r, MPI_BYTE, src, TAG_DONE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        int *f = s->inflight[src];
+        for (int k = 0; k < 4; k += 2)
+            if (f[k] == r.job && f[k + 1] == r.unit) f[k] = f[k + 1] = -1;
+        if (f[1] < 0 && f[3] >= 0) {  // keep the pending one in the first slot
+            f[0] = f[2];
+            f[1] = f[3];
+            f[2] = f[3] = -1;
+        }
+        if (record(s, &r) != 0) {
+            LOG(LOG_ERROR, "%s", disa_errmsg());
+            s->fatal = 1;
+            begin_shutdown(s);
+        }
+    } else if (stt->MPI_TAG == TAG_BYE) {
+        int z;
+        MPI_Recv(&z, 1, MPI_INT, src, TAG_BYE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        s->bye[src] = 1;
+        s->active_workers--;
+        // Units this worker held but did not finish go back to the queue (it stopped on
+        // its own signal while the run goes on).
+        int *f = s->inflight[src];
+        for (int k = 0; k < 4; k += 2)
+            if (f[k + 1] >= 0 && !s->ledgers[f[k]].done[f[k + 1]]) {
+                s->queue_job[s->queue_len] = f[k];
+                s->queue_unit[s->queue_len++] = f[k + 1];
+                f[k] = f[k + 1] = -1;
+            }
+        MPI_Send(&z, 1, MPI_INT, src, TAG_FIN, MPI_COMM_WORLD);
+    } else {
+        LOG(LOG_ERROR, "unexpected message tag %d from rank %d", stt->MPI_TAG, src);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+}
+
+// Poll hook of rank 0's own sampling: answer everything pending, then report a stop.
+static int sched_poll(void *ctx) {
+    sched *s = ctx;
+    int flag;
+    MPI_Status stt;
+    for (;;) {
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &stt);
+        if (!flag) break;
+        handle(s, &stt);
+    }
+    if (g_stop) begin_shutdown(s);
+    return s->shutdown;
+}
+
+// ----------------------------------------------------------------------------
+// worker
+
+typedef struct worker {
+    int abort;
+} worker;
+
+static int worker_poll(void *ctx) {
+    worker *w = ctx;
+    int flag;
+    if (!w->abort) {
+        MPI_Iprobe(0, TAG_ABORT, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+        if (flag) {
+            int z;
+            MPI_Recv(&z, 1, MPI_INT, 0, TAG_ABORT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            w->abort = 1;
+        }
+    }
+    return w->abort || g_stop;
+}
+
+static int gen_worker(rank_ctx *c) {
+    worker w = {0};
+    int z = 0, rc = 0;
+    double idle = 0;
+    int first = 1;
+    MPI_Send(&z, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);
+    for (;;) {
+        MPI_Status stt;
+        double t0 = now_s();
+        // The reply, or an ABORT that overtook it.
+        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+        if (stt.MPI_TAG == TAG_ABORT) {
+            MPI_Recv(&z, 1, MPI_INT, 0, TAG_ABORT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            w.abort = 1;
+            // The REPLY to our outstanding REQUEST still comes: receive it below.
+            MPI_Probe(0, TAG_REPLY, MPI_COMM_WORLD, &stt);
+        }
+        reply_msg m;
+        MPI_Recv(&m, sizeof m, MPI_BYTE, 0, TAG_REPLY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (!first) idle += now_s() - t0;
+        first = 0;
+        if (m.kind == REPLY_STOP || w.abort || g_stop) break;
+        MPI_Send(&z, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);  // prefetch the next unit
+        unit_report r;
+        rc = run_unit(c, m.job, m.unit, worker_poll, &w, &r);
+        if (rc == DISA_ECANCELED) {
+            // Our prefetch REQUEST is outstanding: its REPLY is consumed in the drain below.
+            rc = 0;
+            break;
+        }
+        if (rc) {
+            LOG(LOG_ERROR, "unit %d of %s: %s", m.unit, c->jobs->jobs[m.job].name, disa_errmsg());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        r.t_idle = idle;
+        idle = 0;
+        MPI_Send(&r, sizeof r, MPI_BYTE, 0, TAG_DONE, MPI_COMM_WORLD);
+    }
+    MPI_Send(&z, 1, MPI_INT, 0, TAG_BYE, MPI_COMM_WORLD);
+    // Drain until FIN: a late REPLY or ABORT is consumed here.
+    for (;;) {
+        MPI_Status stt;
+        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+        char buf[64];
+        MPI_Recv(buf, sizeof buf, MPI_BYTE, 0, stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (stt.MPI_TAG == TAG_FIN) break;
+    }
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// rank 0: output folders, resume, summary
+
+#ifndef DISA_BUILD_ID
+#define DISA_BUILD_ID "unknown"
+#endif
+
+static int is_our_file(const char *name) {
+    size_t n = strlen(name), d = 0;
+    while (d < n && name[d] >= '0' && name[d] <= '9') d++;
+    if (d >= 5 && strcmp(name + d, ".png") == 0) return 1;
+    if (d >= 5 && strcmp(name + d, ".png.tmp") == 0) return 1;
+    return strcmp(name, "manifest") == 0 || strcmp(name, "run.json") == 0 || strcmp(name, "summary.json") == 0 ||
+           strcmp(name, "run.json.tmp") == 0 || strcmp(name, "summary.json.tmp") == 0;
+}
+
+#include <dirent.h>
+static int clear_run(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : disa_err(DISA_EIO, "%s: cannot list: %s", dir, strerror(errno));
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_our_file(e->d_name)) continue;
+        char p[JOB_PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) n++;
+    }
+    closedir(d);
+    LOG(LOG_INFO, "%s: --restart removed %d files of the previous run", dir, n);
+    return 0;
+}
+
+// Prepare job j's folder: refuse another configuration, write run.json, open the ledger
+// and verify the PNGs of every unit it lists.
+static int setup_job(sched *s, int j) {
+    rank_ctx *c = s->c;
+    const job *jb = &c->jobs->jobs[j];
+    char mh[17], vh[17] = "none", ident[2048];
+    int rc, exists;
+    if ((rc = file_digest(jb->model, mh)) != 0) return rc;
+    if (jb->vae[0] && (rc = file_digest(jb->vae, vh)) != 0) return rc;
+    if ((rc = job_identity(jb, mh, vh, ident, sizeof ident)) != 0) return rc;
+    rc = runinfo_check(jb->output_dir, ident, &exists);
+    if (rc && !s->o->restart) return rc;
+    if (s->o->restart && (rc = clear_run(jb->output_dir)) != 0) return rc;
+    if ((rc = mkdir_p(jb->output_dir)) != 0) return rc;
+    char ps[512];
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[64];
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    // cJSON escapes the paths; run.json takes the members without the braces.
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "job", jb->name);
+    cJSON_AddStringToObject(o, "job_file", jb->file);
+    cJSON_AddStringToObject(o, "model", jb->model);
+    cJSON_AddStringToObject(o, "vae", jb->vae);
+    cJSON_AddStringToObject(o, "sampling", sample_params_str(&jb->p, ps, sizeof ps));
+    cJSON_AddNumberToObject(o, "world_size", c->size);
+    cJSON_AddStringToObject(o, "blas_core", blas_corename());
+    cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);
+    cJSON_AddStringToObject(o, "written", when);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return disa_err(DISA_ENOMEM, "out of memory");
+    size_t tl = strlen(text);
+    text[tl - 1] = '\0';
+    rc = runinfo_write(jb->output_dir, ident, text + 1);
+    free(text);
+    if (rc) return rc;
+    int units = job_units(jb);
+    if ((rc = ledger_open(&s->ledgers[j], jb->output_dir, units)) != 0) return rc;
+    if (jb->features[0]) {
+        char fd[JOB_PATH_MAX + 32];
+        snprintf(fd, sizeof fd, "%s/features", jb->output_dir);
+        if ((rc = mkdir_p(fd)) != 0) return rc;
+        const featnet *f = &c->feat[c->feat_owner[j]];
+        for (int u = 0; u < units; u++) {
+            if (!s->ledgers[j].done[u]) continue;
+            char path[JOB_PATH_MAX + 64];
+            shard_path(path, sizeof path, jb, u);
+            st_file st;
+            const float *p;
+            int64_t want[2] = {job_unit_count(jb, u), f->feat_dim};
+            int bad = st_open(&st, path) != 0;
+            if (!bad) {
+                bad = st_get_f32(&st, "feat", 2, want, &p) != 0;
+                st_close(&st);
+            }
+            if (bad) {
+                LOG(LOG_WARN, "%s: unit %d is in the ledger but its feature shard is unusable (%s); recomputing",
+                    jb->name, u, disa_errmsg());
+                ledger_forget(&s->ledgers[j], u);
+            }
+        }
+    }
+    if (!jb->png) return 0;
+    int H, W, C;
+    image_geometry(&ctx_mar(c, j)->cfg, ctx_vae(c, j), &H, &W, &C);
+    int bad = 0;
+    for (int u = 0; u < units; u++) {
+        if (!s->ledgers[j].done[u]) continue;
+        for (int i = job_unit_first(jb, u); i < job_unit_first(jb, u) + job_unit_count(jb, u); i++) {
+            char path[JOB_PATH_MAX + 32];
+            snprintf(path, sizeof path, "%s/%05d.png", jb->output_dir, i);
+            if (png_verify(path, W, H, C) != 0) {
+                LOG(LOG_WARN, "%s: unit %d is in the ledger but %s; recomputing the unit", jb->name, u, disa_errmsg());
+                ledger_forget(&s->ledgers[j], u);
+                bad++;
+                break;
+            }
+        }
+    }
+    if (s->ledgers[j].n_done > 0)
+        LOG(LOG_INFO, "%s: resuming: %d of %d units done and verified%s", jb->name, s->ledgers[j].n_done, units,
+            bad ? "" : " (all PNGs decode)");
+    return 0;
+}
+
+typedef struct job_metrics {
+    int have, have_fid, have_prc, have_acc;
+    int64_t n;
+    double fid, fid_sqrtm, is_mean, is_std, is_adm, precision, recall, accuracy, seconds;
+} job_metrics;
+
+// FID (both forms), IS (torch-fidelity and ADM), precision/recall when the reference
+// holds features, and class accuracy when the feature net is a classifier over the
+// model's classes; from the shards in index order, statistics in float64.
+static int compute_metrics(sched *s, int j, job_metrics *m) {
+    rank_ctx *c = s->c;
+    const job *jb = &c->jobs->jobs[j];
+    memset(m, 0, sizeof *m);
+    if (c->feat_owner[j] < 0) return 0;
+    double t0 = now_s();
+    const featnet *f = &c->feat[c->feat_owner[j]];
+    int D = f->feat_dim, NL = f->n_logits, classes = ctx_mar(c, j)->cfg.class_num, rc = 0;
+    int64_t N = jb->num_images, correct = 0;
+    fstats fs;
+    isc_acc tf, adm;
+    int tf_ok = N >= 10;
+    if ((rc = fstats_init(&fs, D)) != 0) return rc;
+    if (tf_ok && (rc = isc_acc_init_tf(&tf, NL, N, 10, 1, 2020)) != 0) goto out_fs;
+    if ((rc = isc_acc_init_adm(&adm, NL, N, 5000)) != 0) goto out_tf;
+    npy_array ref_feat = {0};
+    int have_ref_feat = jb->reference[0] && npz_read(&ref_feat, jb->reference, "features") == 0;
+    float *gen_feat = have_ref_feat ? malloc(sizeof(float) * (size_t)N * D) : NULL;
+    for (int u = 0; !rc && u < job_units(jb); u++) {
+        char path[JOB_PATH_MAX + 64];
+        shard_path(path, sizeof path, jb, u);
+        st_file st;
+        const float *feat, *logits;
+        int B = job_unit_count(jb, u);
+        if ((rc = st_open(&st, path)) != 0) break;
+        const st_tensor *lab = st_find(&st, "label");
+        if ((rc = st_get_f32(&st, "feat", 2, (int64_t[]){B, D}, &feat)) == 0 &&
+            (rc = st_get_f32(&st, "logits", 2, (int64_t[]){B, NL}, &logits)) == 0) {
+            int64_t first = job_unit_first(jb, u);
+            fstats_add(&fs, feat, B);
+            if (tf_ok) rc = isc_acc_add(&tf, logits, NULL, first, B);
+            if (!rc) rc = isc_acc_add(&adm, logits, NULL, first, B);
+            if (gen_feat) memcpy(gen_feat + (size_t)first * D, feat, sizeof(float) * (size_t)B * D);
+            for (int b = 0; NL == classes && lab && b < B; b++) {
+                int64_t want;
+                memcpy(&want, (const char *)lab->data + 8 * b, 8);
+                int best = 0;
+                for (int k = 1; k < NL; k++)
+                    if (logits[(size_t)b * NL + k] > logits[(size_t)b * NL + best]) best = k;
+                correct += best == want;
+            }
+        }
+        st_close(&st);
+    }
+    if (rc) goto out;
+    m->have = 1;
+    m->n = N;
+    if (tf_ok && (rc = isc_acc_result(&tf, &m->is_mean, &m->is_std)) != 0) goto out;
+    if ((rc = isc_acc_result(&adm, &m->is_adm, NULL)) != 0) goto out;
+    if (NL == classes) {
+        m->have_acc = 1;
+        m->accuracy = (double)correct / (double)N;
+    }
+    if (jb->reference[0]) {
+        npy_array mu = {0}, sg = {0};
+        double *gmu = malloc(sizeof(double) * D), *gsg = malloc(sizeof(double) * (size_t)D * D);
+        if (!gmu || !gsg) rc = disa_err(DISA_ENOMEM, "out of memory for %d-d statistics", D);
+        if (!rc) rc = npz_read(&mu, jb->reference, "mu");
+        if (!rc) rc = npz_read(&sg, jb->reference, "sigma");
+        if (!rc && (mu.dtype != NPY_F64 || sg.dtype != NPY_F64 || mu.nbytes != sizeof(double) * D ||
+                    sg.nbytes != sizeof(double) * (size_t)D * D))
+            rc = disa_err(DISA_ESHAPE, "%s: mu/sigma must be float64 of %d and %dx%d (the feature net's size)",
+                          jb->reference, D, D, D);
+        if (!rc) rc = fstats_mu_sigma(&fs, gmu, gsg);
+        if (!rc) rc = fid_eig(&m->fid, gmu, gsg, mu.data, sg.data, D);
+        fid_sqrtm_info info;
+        if (!rc) rc = fid_sqrtm(&m->fid_sqrtm, &info, gmu, gsg, mu.data, sg.data, D, 1e-6);
+        m->have_fid = rc == 0;
+        npy_free(&mu);
+        npy_free(&sg);
+        free(gmu);
+        free(gsg);
+        if (!rc && gen_feat && ref_feat.dtype == NPY_F32 && ref_feat.ndim == 2 && ref_feat.shape[1] == D &&
+            ref_feat.shape[0] > 3 && N > 3) {
+            rc = prc_compute(&m->precision, &m->recall, ref_feat.data, ref_feat.shape[0], gen_feat, N, D, 3);
+            m->have_prc = rc == 0;
+        }
+    }
+out:
+    free(gen_feat);
+    npy_free(&ref_feat);
+    isc_acc_free(&adm);
+out_tf:
+    if (tf_ok) isc_acc_free(&tf);
+out_fs:
+    fstats_free(&fs);
+    m->seconds = now_s() - t0;
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const double *v, int n, double q) {
+    if (n == 0) return 0;
+    double pos = q * (n - 1);
+    int lo = (int)pos;
+    return lo + 1 < n ? v[lo] + (pos - lo) * (v[lo + 1] - v[lo]) : v[lo];
+}
+
+// summary.json for job j plus one table row on stdout.
+static int summarize(sched *s, int j, double wall, const job_metrics *mt) {
+    rank_ctx *c = s->c;
+    const job *jb = &c->jobs->jobs[j];
+    int size = c->size, n = 0, images = 0;
+    double *per = malloc(sizeof(double) * (size_t)(s->n_reports + 1));
+    double ph[8] = {0};
+    double steps_rows = 0, tokens = 0, flops = 0, busy = 0;
+    int *seen = calloc((size_t)size, sizeof(int));
+    double *rank_img = calloc((size_t)size, sizeof(double)), *rank_t = calloc((size_t)size, sizeof(double));
+    double *rank_idle = calloc((size_t)size, sizeof(double));
+    if (!per || !seen || !rank_img || !rank_t || !rank_idle) return disa_err(DISA_ENOMEM, "out of memory");
+    for (int k = 0; k < s->n_reports; k++) {
+        const unit_report *r = &s->reports[k];
+        if (r->job != j) continue;
+        images += r->count;
+        ph[0] += r->t_transformer;
+        ph[1] += r->t_head;
+        ph[2] += r->t_decode;
+        ph[3] += r->t_features;
+        ph[4] += r->t_io;
+        ph[5] += r->t_idle;
+        ph[6] += r->t_other;
+        busy += r->t_total;
+        steps_rows += (double)r->head_row_steps;
+        tokens += (double)r->tokens;
+        flops += (double)(r->flops_transformer + r->flops_head + r->flops_decode);
+        rank_img[r->rank] += r->count;
+        rank_t[r->rank] += r->t_total;
+        rank_idle[r->rank] += r->t_idle;
+        // The first unit of each rank pays for warm-up (page faults, thread start), as the
+        // first batch does in the official evaluation: keep it out of the per-image times.
+        if (seen[r->rank]++ == 0 && s->n_reports > size) continue;
+        per[n++] = r->t_total / r->count;
+    }
+    qsort(per, (size_t)n, sizeof(double), cmp_double);
+    double mean = 0;
+    for (int k = 0; k < n; k++) mean += per[k];
+    mean = n ? mean / n : 0;
+    char path[JOB_PATH_MAX + 32], tmp[JOB_PATH_MAX + 40], ps[512];
+    snprintf(path, sizeof path, "%s/summary.json", jb->output_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "{\n  \"job\": \"%s\",\n  \"output_dir\": \"%s\",\n  \"sampling\": \"%s\",\n", jb->name, jb->output_dir,
+            sample_params_str(&jb->p, ps, sizeof ps));
+    fprintf(f, "  \"images_total\": %d,\n  \"images_done\": %d,\n  \"images_this_run\": %d,\n", jb->num_images,
+            s->ledgers[j].n_done * jb->eval_bsz > jb->num_images ? jb->num_images : s->ledgers[j].n_done * jb->eval_bsz,
+            images);
+    fprintf(f, "  \"world_size\": %d,\n  \"blas_core\": \"%s\",\n  \"blas_threads\": %d,\n  \"wall_s\": %.3f,\n", size,
+            blas_corename(), blas_get_threads(), wall);
+    fprintf(f, "  \"s_per_image\": {\"mean\": %.6f, \"p50\": %.6f, \"p95\": %.6f, \"units\": %d},\n", mean,
+            pct(per, n, 0.5), pct(per, n, 0.95), n);
+    fprintf(f, "  \"phases_s\": {\"transformer\": %.3f, \"diffusion_head\": %.3f, \"decode\": %.3f, \"features\": %.3f, "
+            "\"io\": %.3f, \"idle\": %.3f, \"other\": %.3f},\n", ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]);
+    fprintf(f, "  \"mean_diffusion_steps_per_token\": %.4f,\n  \"flops\": %.6e,\n  \"gflops_per_busy_s\": %.2f,\n",
+            tokens > 0 ? steps_rows / tokens : 0, flops, busy > 0 ? flops / busy / 1e9 : 0);
+    if (mt->have) {
+        fprintf(f, "  \"metrics\": {\"images\": %lld, \"feature_net\": \"%s\", \"IS\": %.6f, \"IS_std\": %.6f, "
+                "\"IS_adm\": %.6f", (long long)mt->n, jb->features, mt->is_mean, mt->is_std, mt->is_adm);
+        if (mt->have_fid)
+            fprintf(f, ", \"FID\": %.6f, \"FID_sqrtm\": %.6f, \"reference\": \"%s\"", mt->fid, mt->fid_sqrtm,
+                    jb->reference);
+        if (mt->have_prc) fprintf(f, ", \"precision\": %.6f, \"recall\": %.6f", mt->precision, mt->recall);
+        if (mt->have_acc) fprintf(f, ", \"class_accuracy\": %.6f", mt->accuracy);
+        fprintf(f, ", \"seconds\": %.3f},\n", mt->seconds);
+    }
+    fprintf(f, "  \"ranks\": [");
+    for (int r = 0; r < size; r++)
+        fprintf(f, "%s\n    {\"rank\": %d, \"images\": %.0f, \"busy_s\": %.3f, \"images_per_busy_s\": %.4f, \"idle_s\": %.4f}",
+                r ? "," : "", r, rank_img[r], rank_t[r], rank_t[r] > 0 ? rank_img[r] / rank_t[r] : 0, rank_idle[r]);
+    fprintf(f, "\n  ]\n}\n");
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) return disa_err(DISA_EIO, "%s: write failed", path);
+    if (!s->o->quiet) {
+        printf("%-28s %7d %8.1f %9.4f %9.4f %9.4f %7.2f %8.1f %7.1f %7.1f %7.1f %6.1f %6.2f\n", jb->name, images, wall,
+               mean, pct(per, n, 0.5), pct(per, n, 0.95), tokens > 0 ? steps_rows / tokens : 0,
+               busy > 0 ? flops / busy / 1e9 : 0, ph[0], ph[1], ph[2], ph[4], ph[5]);
+        if (mt->have) {
+            printf("%-28s metrics over %lld images:", "", (long long)mt->n);
+            if (mt->have_fid) printf(" FID %.4f (sqrtm %.4f)", mt->fid, mt->fid_sqrtm);
+            printf(" IS %.4f +- %.4f (ADM %.4f)", mt->is_mean, mt->is_std, mt->is_adm);
+            if (mt->have_prc) printf(" precision %.4f recall %.4f", mt->precision, mt->recall);
+            if (mt->have_acc) printf(" class accuracy %.2f%%", 100 * mt->accuracy);
+            printf("\n");
+        }
+    }
+    free(per);
+    free(seen);
+    free(rank_img);
+    free(rank_t);
+    free(rank_idle);
+    return 0;
+}
+
+static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *status) {
+    const job_list *jobs = c->jobs;
+    sched s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.o = o;
+    s.active_workers = c->size - 1;
+    s.t_start = s.last_progress = now_s();
+    s.ledgers = calloc((size_t)jobs->n, sizeof(ledger));
+    s.bye = calloc((size_t)c->size, 1);
+    s.aborted = calloc((size_t)c->size, 1);
+    s.inflight = malloc(sizeof(int[4]) * (size_t)c->size);
+    s.rank_images = calloc((size_t)c->size, sizeof(int));
+    int total_units = 0;
+    for (int j = 0; j < jobs->n; j++) total_units += job_units(&jobs->jobs[j]);
+    s.queue_job = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
+    s.queue_unit = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
+    int rc = 0;
+    if (!s.ledgers || !s.bye || !s.aborted || !s.inflight || !s.rank_images || !s.queue_job || !s.queue_unit)
+        rc = disa_err(DISA_ENOMEM, "out of memory");
+    for (int w = 0; !rc && w < c->size; w++) s.inflight[w][0] = s.inflight[w][1] = s.inflight[w][2] = s.inflight[w][3] = -1;
+    for (int j = 0; !rc && !setup_failed && j < jobs->n; j++) {
+        if ((rc = setup_job(&s, j)) != 0) break;
+        for (int u = 0; u < job_units(&jobs->jobs[j]); u++) {
+            if (s.ledgers[j].done[u]) continue;
+            s.queue_job[s.queue_len] = j;
+            s.queue_unit[s.queue_len++] = u;
+            s.images_total += job_unit_count(&jobs->jobs[j], u);
+        }
+    }
+    // Every rank learns whether setup worked before any work starts (HPL's pattern).
+    int ok = !rc && !setup_failed;
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!ok) {
+        if (rc) LOG(LOG_ERROR, "%s", disa_errmsg());
+        *status = rc == DISA_EINVAL ? 2 : 1;
+        goto out;
+    }
+    char blas[512];
+    LOG(LOG_INFO, "%d jobs, %d units (%lld images) to do on %d ranks; %s", jobs->n, s.queue_len,
+        (long long)s.images_total, c->size, cpu_blas_describe(blas, sizeof blas));
+
+    // Polling order of rank 0: generate a unit while the queue has one (answering
+    // messages from the poll hook), otherwise block on the next message until every
+    // worker said BYE. Units that a departing worker held come back to the queue.
+    while (!s.fatal && (s.active_workers > 0 || (!s.shutdown && s.queue_next < s.queue_len))) {
+        if (!s.shutdown && s.queue_next < s.queue_len) {
+            int k = s.queue_next++;
+            unit_report r;
+            int urc = run_unit(c, s.queue_job[k], s.queue_unit[k], sched_poll, &s, &r);
+            if (urc == DISA_ECANCELED) continue;
+            if (urc) {
+                LOG(LOG_ERROR, "unit %d of %s: %s", s.queue_unit[k], jobs->jobs[s.queue_job[k]].name, disa_errmsg());
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            if (record(&s, &r) != 0) {
+                LOG(LOG_ERROR, "%s", disa_errmsg());
+                s.fatal = 1;
+                begin_shutdown(&s);
+            }
+            if (g_stop) begin_shutdown(&s);
+        } else {
+            MPI_Status stt;
+            MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+            handle(&s, &stt);
+            if (g_stop) begin_shutdown(&s);
+        }
+    }
+    double wall = now_s() - s.t_start;
+    progress(&s, 1);
+    if (!o->quiet) {
+        printf("\n%-28s %7s %8s %9s %9s %9s %7s %8s %7s %7s %7s %6s %6s\n", "job", "images", "wall s", "s/img", "p50",
+               "p95", "steps", "GFLOPS", "transf", "head", "decode", "io", "idle");
+    }
+    int complete = 1;
+    for (int j = 0; j < jobs->n; j++) {
+        job_metrics mt = {0};
+        int done = s.ledgers[j].n_done == job_units(&jobs->jobs[j]);
+        complete &= done;
+        // Metrics cover the whole job, so only a complete one gets them.
+        if (done && !s.fatal && compute_metrics(&s, j, &mt) != 0) {
+            LOG(LOG_ERROR, "%s: metrics: %s", jobs->jobs[j].name, disa_errmsg());
+            s.fatal = 1;
+        }
+        if (summarize(&s, j, wall, &mt) != 0) LOG(LOG_ERROR, "%s", disa_errmsg());
+    }
+    if (s.fatal) {
+        *status = 1;
+    } else if (!complete) {
+        LOG(LOG_WARN, "stopped%s with %lld of %lld images of this run done; the run is resumable: run the same "
+            "command again", g_stop ? " by signal" : "", (long long)s.images_done, (long long)s.images_total);
+        *status = 0;
+        rc = DISA_ECANCELED;
+    } else {
+        LOG(LOG_INFO, "done: %lld images in %.1f s", (long long)s.images_done, wall);
+    }
+out:
+    for (int j = 0; s.ledgers && j < jobs->n; j++)
+        if (s.ledgers[j].done) ledger_close(&s.ledgers[j]);
+    free(s.ledgers);
+    free(s.bye);
+    free(s.aborted);
+    free(s.inflight);
+    free(s.rank_images);
+    free(s.queue_job);
+    free(s.queue_unit);
+    free(s.reports);
+    return rc;
+}
+
+int gen_run(const job_list *jobs, const gen_opts *o) {
+    int rank, size, status = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm node;
+    int node_ranks;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &node_ranks);
+    MPI_Comm_free(&node);
+    int threads = o->threads > 0 ? o->threads : gen_default_threads(node_ranks);
+    blas_set_threads(threads);
+    if (rank == 0) LOG(LOG_INFO, "%d ranks, %d on this node, %d BLAS threads per rank", size, node_ranks, threads);
+    rank_ctx c;
+    int rc = ctx_init(&c, jobs, rank, size);
+    if (rc) LOG(LOG_ERROR, "loading models: %s", disa_errmsg());
+    // All ranks must have their models before any work: a rank that failed tells the rest.
+    int ok = rc == 0, all_ok;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (rank == 0) {
+        rc = gen_scheduler(&c, o, !all_ok, &status);
+        if (!all_ok) status = 1;
+    } else {
+        int go;
+        MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (go) rc = gen_worker(&c);
+        else status = 1;
+    }
+    ctx_free(&c);
+    if (status) return status == 2 ? DISA_EINVAL : DISA_EIO;
+    return rc == DISA_ECANCELED ? DISA_ECANCELED : rc;
+}

@@ -1,0 +1,411 @@
+// job.c: job spec parsing and validation, overrides, sweeps, plan (include/disa/job.h).
+// The plan follows LTH14/mar engine_mar.py: evaluate (class k gets images
+// [k * N/classes, (k+1) * N/classes)).
+#include "disa/job.h"
+#include "disa/err.h"
+#include "disa/mar.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const k_sampling_keys[] = {
+    "num_iter", "cfg", "cfg_schedule", "temperature", "diff_sampler",
+    "diff_upper_steps", "diff_lower_steps", "diff_annealing_strategy", NULL};
+static const char *const k_top_keys[] = {
+    "name", "model", "vae", "features", "reference", "output_dir", "num_images", "eval_bsz", "seed",
+    "labels", "png", "npz", "sampling", "variants", "description", NULL};
+static const char *const k_override_flags[] = {
+    "output_dir", "num_images", "eval_bsz", "seed", "model", "vae", "features", "reference", NULL};
+
+static int in_list(const char *s, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (strcmp(s, list[i]) == 0) return 1;
+    return 0;
+}
+
+int job_is_override_flag(const char *flag) {
+    return in_list(flag, k_override_flags) || in_list(flag, k_sampling_keys);
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            if (cap > (64u << 20)) break;  // a job file is small; refuse megabytes of JSON
+            char *nb = realloc(buf, cap);
+            if (!nb) break;
+            buf = nb;
+        }
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+// The JSON value as the string a command-line flag would carry.
+static int value_str(const cJSON *v, char *buf, size_t n) {
+    if (cJSON_IsString(v)) snprintf(buf, n, "%s", v->valuestring);
+    else if (cJSON_IsNumber(v)) snprintf(buf, n, "%.17g", v->valuedouble);
+    else return -1;
+    return 0;
+}
+
+static int set_sampling(sample_params *p, const char *file, const char *prefix, const cJSON *obj) {
+    if (!cJSON_IsObject(obj)) return disa_err(DISA_EINVAL, "%s: '%s' must be an object", file, prefix);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) {
+        if (!in_list(it->string, k_sampling_keys))
+            return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: num_iter cfg cfg_schedule temperature "
+                            "diff_sampler diff_upper_steps diff_lower_steps diff_annealing_strategy)", file, prefix,
+                            it->string);
+        char v[64];
+        if (value_str(it, v, sizeof v) != 0)
+            return disa_err(DISA_EINVAL, "%s: '%s.%s' must be a number or a string", file, prefix, it->string);
+        if (sample_params_set(p, it->string, v) != 0)
+            return disa_err_wrap(DISA_EINVAL, "%s: '%s.%s': ", file, prefix, it->string);
+    }
+    return 0;
+}
+
+static int get_int(const cJSON *o, const char *key, long lo, long hi, long *out, const char *file) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 1;
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble)
+        return disa_err(DISA_EINVAL, "%s: '%s' must be an integer", file, key);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return disa_err(DISA_ERANGE, "%s: '%s' must be in %ld..%ld, got %.0f", file, key, lo, hi, v->valuedouble);
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+static int get_str(const cJSON *o, const char *key, char *dst, size_t n, const char *file) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return 1;
+    if (!cJSON_IsString(v)) return disa_err(DISA_EINVAL, "%s: '%s' must be a string", file, key);
+    if (strlen(v->valuestring) >= n) return disa_err(DISA_ERANGE, "%s: '%s' is longer than %zu characters", file, key, n - 1);
+    snprintf(dst, n, "%s", v->valuestring);
+    return 0;
+}
+
+static int get_bool(const cJSON *o, const char *key, int *out, const char *file) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 1;
+    if (!cJSON_IsBool(v)) return disa_err(DISA_EINVAL, "%s: '%s' must be true or false", file, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int check_file(const char *file, const char *key, const char *path) {
+    if (!path[0]) return 0;
+    if (access(path, R_OK) != 0)
+        return disa_err(DISA_ENOTFOUND, "%s: '%s': %s: %s", file, key, path, strerror(errno));
+    return 0;
+}
+
+static int apply_overrides(job *j, const job_override *ov, int n_ov) {
+    for (int i = 0; i < n_ov; i++) {
+        const char *f = ov[i].flag, *v = ov[i].value;
+        char *end;
+        if (in_list(f, k_sampling_keys)) {
+            if (sample_params_set(&j->p, f, v) != 0) return DISA_EINVAL;
+        } else if (strcmp(f, "output_dir") == 0 || strcmp(f, "model") == 0 || strcmp(f, "vae") == 0 ||
+                   strcmp(f, "features") == 0 || strcmp(f, "reference") == 0) {
+            char *dst = f[0] == 'o' ? j->output_dir : f[0] == 'm' ? j->model : f[0] == 'v' ? j->vae
+                        : f[0] == 'f' ? j->features : j->reference;
+            if (strlen(v) >= JOB_PATH_MAX) return disa_err(DISA_EINVAL, "--%s: path too long", f);
+            snprintf(dst, JOB_PATH_MAX, "%s", v);
+        } else if (strcmp(f, "num_images") == 0 || strcmp(f, "eval_bsz") == 0) {
+            errno = 0;
+            long x = strtol(v, &end, 10);
+            long hi = f[0] == 'n' ? 10000000 : 4096;
+            if (errno || end == v || *end || x < 1 || x > hi)
+                return disa_err(DISA_EINVAL, "--%s must be an integer in 1..%ld, got '%s'", f, hi, v);
+            if (f[0] == 'n') j->num_images = (int)x;
+            else j->eval_bsz = (int)x;
+        } else if (strcmp(f, "seed") == 0) {
+            errno = 0;
+            unsigned long long x = strtoull(v, &end, 10);
+            if (errno || end == v || *end || v[0] == '-')
+                return disa_err(DISA_EINVAL, "--seed must be a non-negative integer, got '%s'", v);
+            j->seed = x;
+        } else {
+            return disa_err(DISA_EINVAL, "unknown flag '--%s'", f);
+        }
+    }
+    return 0;
+}
+
+// Checks that need the model's config: class count, tokenizer vs VAE, label range.
+static int check_against_model(job *j, const char *file) {
+    mar_model m;
+    int rc = mar_open(&m, j->model);
+    if (rc) return disa_err_wrap(rc, "%s: 'model': ", file);
+    int classes = m.cfg.class_num;
+    tokenizer_kind tk = m.cfg.tokenizer;
+    mar_close(&m);
+    if (tk == TOKENIZER_KL16 && !j->vae[0])
+        return disa_err(DISA_EINVAL, "%s: 'vae' is required: %s uses the KL-16 tokenizer", file, j->model);
+    if (tk == TOKENIZER_PATCH && j->vae[0])
+        return disa_err(DISA_EINVAL, "%s: 'vae' must be null: %s is a pixel-space (patch) model", file, j->model);
+    if (j->labels) {
+        for (int i = 0; i < j->n_labels; i++)
+            if (j->labels[i] < -1 || j->labels[i] >= classes)
+                return disa_err(DISA_ERANGE, "%s: 'labels[%d]' must be in -1..%d for this model, got %d", file, i,
+                                classes - 1, j->labels[i]);
+        if (j->n_labels != j->num_images)
+            return disa_err(DISA_EINVAL, "%s: 'labels' has %d entries but num_images is %d", file, j->n_labels,
+                            j->num_images);
+    } else if (j->num_images % classes != 0) {
+        return disa_err(DISA_EINVAL, "%s: num_images %d is not a multiple of the model's %d classes (MAR's plan "
+                        "gives every class the same count); change num_images or give 'labels'", file,
+                        j->num_images, classes);
+    }
+    return 0;
+}
+
+int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) {
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) return disa_err(DISA_ENOTFOUND, "%s: cannot read job file: %s", path, strerror(errno ? errno : EIO));
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    int rc = 0;
+    job base;
+    memset(&base, 0, sizeof base);
+    job *expanded = NULL;
+    int n_exp = 0;
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = text; at && p < at && *p; p++) line += *p == '\n';
+        rc = disa_err(DISA_EFORMAT, "%s: not valid JSON (near line %d)", path, line);
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = disa_err(DISA_EFORMAT, "%s: the top level must be a JSON object", path);
+        goto out;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        if (!in_list(it->string, k_top_keys)) {
+            rc = disa_err(DISA_EINVAL, "%s: unknown key '%s' (known: name model vae features reference output_dir "
+                          "num_images eval_bsz seed labels png npz sampling variants description)", path, it->string);
+            goto out;
+        }
+    }
+    snprintf(base.file, sizeof base.file, "%s", path);
+    sample_params_init(&base.p);
+    base.png = 1;
+    base.eval_bsz = 64;  // main_mar.py --eval_bsz default
+    base.seed = 1;       // main_mar.py --seed default
+    long v;
+    if ((rc = get_str(root, "name", base.name, sizeof base.name, path)) < 0) goto out;
+    if (rc == 1) {
+        const char *b = strrchr(path, '/');
+        snprintf(base.name, sizeof base.name, "%s", b ? b + 1 : path);
+        char *dot = strrchr(base.name, '.');
+        if (dot) *dot = '\0';
+    }
+    if ((rc = get_str(root, "model", base.model, sizeof base.model, path)) < 0) goto out;
+    if ((rc = get_str(root, "vae", base.vae, sizeof base.vae, path)) < 0) goto out;
+    if ((rc = get_str(root, "features", base.features, sizeof base.features, path)) < 0) goto out;
+    if ((rc = get_str(root, "reference", base.reference, sizeof base.reference, path)) < 0) goto out;
+    if ((rc = get_str(root, "output_dir", base.output_dir, sizeof base.output_dir, path)) < 0) goto out;
+    if ((rc = get_int(root, "num_images", 1, 10000000, &v, path)) < 0) goto out;
+    if (rc == 0) base.num_images = (int)v;
+    if ((rc = get_int(root, "eval_bsz", 1, 4096, &v, path)) < 0) goto out;
+    if (rc == 0) base.eval_bsz = (int)v;
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    if (sd) {
+        if (!cJSON_IsNumber(sd) || sd->valuedouble < 0 || sd->valuedouble > 9007199254740991.0 ||
+            sd->valuedouble != (double)(uint64_t)sd->valuedouble) {
+            rc = disa_err(DISA_EINVAL, "%s: 'seed' must be a non-negative integer", path);
+            goto out;
+        }
+        base.seed = (uint64_t)sd->valuedouble;
+    }
+    if ((rc = get_bool(root, "png", &base.png, path)) < 0) goto out;
+    if ((rc = get_bool(root, "npz", &base.npz, path)) < 0) goto out;
+    rc = 0;
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
+    if (labels && !(cJSON_IsString(labels) && strcmp(labels->valuestring, "official") == 0)) {
+        if (!cJSON_IsArray(labels)) {
+            rc = disa_err(DISA_EINVAL, "%s: 'labels' must be \"official\" or an array of class indices", path);
+            goto out;
+        }
+        base.n_labels = cJSON_GetArraySize(labels);
+        base.labels = malloc(sizeof(int) * (size_t)(base.n_labels ? base.n_labels : 1));
+        if (!base.labels) {
+            rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
+            goto out;
+        }
+        int i = 0;
+        cJSON_ArrayForEach(it, labels) {
+            if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble) {
+                rc = disa_err(DISA_EINVAL, "%s: 'labels[%d]' must be an integer", path, i);
+                goto out;
+            }
+            base.labels[i++] = it->valueint;
+        }
+    }
+    const cJSON *samp = cJSON_GetObjectItemCaseSensitive(root, "sampling");
+    if (samp && (rc = set_sampling(&base.p, path, "sampling", samp)) != 0) goto out;
+
+    const cJSON *vars = cJSON_GetObjectItemCaseSensitive(root, "variants");
+    int nv = 0;
+    if (vars) {
+        if (!cJSON_IsArray(vars) || (nv = cJSON_GetArraySize(vars)) < 1 || nv > JOB_MAX_VARIANTS) {
+            rc = disa_err(DISA_EINVAL, "%s: 'variants' must be an array of 1..%d objects", path, JOB_MAX_VARIANTS);
+            goto out;
+        }
+    }
+    expanded = calloc((size_t)(nv ? nv : 1), sizeof(job));
+    if (!expanded) {
+        rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (int k = 0; k < (nv ? nv : 1); k++) {
+        job *j = &expanded[k];
+        *j = base;
+        j->labels = NULL;
+        if (base.labels) {
+            j->labels = malloc(sizeof(int) * (size_t)(base.n_labels ? base.n_labels : 1));
+            if (!j->labels) {
+                rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
+                goto out;
+            }
+            memcpy(j->labels, base.labels, sizeof(int) * (size_t)base.n_labels);
+        }
+        n_exp = k + 1;
+        if (nv) {
+            const cJSON *var = cJSON_GetArrayItem(vars, k);
+            char pre[64];
+            snprintf(pre, sizeof pre, "variants[%d]", k);
+            if (!cJSON_IsObject(var)) {
+                rc = disa_err(DISA_EINVAL, "%s: '%s' must be an object", path, pre);
+                goto out;
+            }
+            const cJSON *vn = cJSON_GetObjectItemCaseSensitive(var, "name");
+            if (!cJSON_IsString(vn) || !vn->valuestring[0] || strchr(vn->valuestring, '/') ||
+                strlen(vn->valuestring) > 48) {
+                rc = disa_err(DISA_EINVAL, "%s: '%s.name' must be a folder name (1..48 characters, no '/')", path, pre);
+                goto out;
+            }
+            cJSON_ArrayForEach(it, var) {
+                if (strcmp(it->string, "name") != 0 && strcmp(it->string, "sampling") != 0) {
+                    rc = disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: name sampling)", path, pre, it->string);
+                    goto out;
+                }
+            }
+            for (int q = 0; q < k; q++) {
+                const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(vars, q), "name");
+                if (strcmp(other->valuestring, vn->valuestring) == 0) {
+                    rc = disa_err(DISA_EINVAL, "%s: variant name '%s' appears twice", path, vn->valuestring);
+                    goto out;
+                }
+            }
+            const cJSON *vs = cJSON_GetObjectItemCaseSensitive(var, "sampling");
+            char spre[80];
+            snprintf(spre, sizeof spre, "%s.sampling", pre);
+            if (vs && (rc = set_sampling(&j->p, path, spre, vs)) != 0) goto out;
+            snprintf(j->name, sizeof j->name, "%.60s/%s", base.name, vn->valuestring);
+        }
+        if ((rc = apply_overrides(j, ov, n_ov)) != 0) goto out;
+        if (nv) {
+            size_t l = strlen(j->output_dir);
+            const char *vn = strrchr(j->name, '/') + 1;
+            if (l + 1 + strlen(vn) >= JOB_PATH_MAX) {
+                rc = disa_err(DISA_ERANGE, "%s: output_dir too long", path);
+                goto out;
+            }
+            snprintf(j->output_dir + l, JOB_PATH_MAX - l, "/%s", vn);
+        }
+        if (!j->model[0]) {
+            rc = disa_err(DISA_EINVAL, "%s: 'model' is required (a MAR .safetensors file)", path);
+            goto out;
+        }
+        if (!j->output_dir[0]) {
+            rc = disa_err(DISA_EINVAL, "%s: 'output_dir' is required (or give --output_dir)", path);
+            goto out;
+        }
+        if (j->num_images < 1) {
+            rc = disa_err(DISA_EINVAL, "%s: 'num_images' is required (or give --num_images)", path);
+            goto out;
+        }
+        if ((rc = sample_params_check(&j->p)) != 0) {
+            rc = disa_err_wrap(rc, "%s: %s: ", path, j->name);
+            goto out;
+        }
+        if ((rc = check_file(path, "model", j->model)) || (rc = check_file(path, "vae", j->vae)) ||
+            (rc = check_file(path, "features", j->features)) || (rc = check_file(path, "reference", j->reference)))
+            goto out;
+        if ((rc = check_against_model(j, path)) != 0) goto out;
+    }
+    job *grown = realloc(out->jobs, sizeof(job) * (size_t)(out->n + n_exp));
+    if (!grown) {
+        rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    out->jobs = grown;
+    memcpy(out->jobs + out->n, expanded, sizeof(job) * (size_t)n_exp);
+    out->n += n_exp;
+    n_exp = 0;  // ownership of the label arrays moved to out
+out:
+    for (int k = 0; k < n_exp; k++) free(expanded[k].labels);
+    free(expanded);
+    free(base.labels);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+void job_list_free(job_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->jobs[i].labels);
+    free(l->jobs);
+    l->jobs = NULL;
+    l->n = 0;
+}
+
+int job_label(const job *j, int i, int class_num) {
+    if (j->labels) return j->labels[i];
+    return i / (j->num_images / class_num);
+}
+
+int job_units(const job *j) { return (j->num_images + j->eval_bsz - 1) / j->eval_bsz; }
+int job_unit_first(const job *j, int u) { return u * j->eval_bsz; }
+int job_unit_count(const job *j, int u) {
+    int first = u * j->eval_bsz, rest = j->num_images - first;
+    return rest < j->eval_bsz ? rest : j->eval_bsz;
+}
+
+int job_identity(const job *j, const char *model_hash, const char *vae_hash, char *buf, int n) {
+    char ps[512];
+    uint64_t lh = 1469598103934665603ull;  // FNV-1a over the explicit label list
+    for (int i = 0; j->labels && i < j->n_labels; i++) {
+        lh ^= (uint64_t)(uint32_t)j->labels[i];
+        lh *= 1099511628211ull;
+    }
+    int k = snprintf(buf, (size_t)n,
+                     "model_hash=%s\nvae_hash=%s\nnum_images=%d\neval_bsz=%d\nseed=%llu\nlabels=%s%016llx\n"
+                     "sampling=%s\npng=%d\n",
+                     model_hash, vae_hash, j->num_images, j->eval_bsz, (unsigned long long)j->seed,
+                     j->labels ? "list:" : "official:", (unsigned long long)(j->labels ? lh : 0),
+                     sample_params_str(&j->p, ps, sizeof ps), j->png);
+    return k < n ? 0 : disa_err(DISA_ERANGE, "job identity longer than %d bytes", n);
+}
