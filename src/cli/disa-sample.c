@@ -1,18 +1,21 @@
 // disa-sample: sample MAR token latents for one class on this process (no MPI).
 //
-//   disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--threads T]
+//   disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]
 //               [--num_iter K --cfg X --cfg_schedule linear|constant --temperature T
 //                --diff_sampler default|DiSA|DDIM --diff_upper_steps U --diff_lower_steps L
 //                --diff_annealing_strategy linear|cosine|two-stage|constant]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
-// [B, seq, token_dim] and prints per-phase timing, FLOPs and diffusion NFE per token.
+// [B, seq, token_dim] and the images DIR/00000.png ... (pixel-space models directly,
+// KL-16 models through --vae), and prints per-phase timing, FLOPs and NFE per token.
 #include "disa/blas.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/image.h"
 #include "disa/mar.h"
 #include "disa/npy.h"
 #include "disa/sampler.h"
+#include "disa/vae.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +26,7 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--threads T]\n"
+            "usage: disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]\n"
             "       [--num_iter K] [--cfg X] [--cfg_schedule linear|constant] [--temperature T]\n"
             "       [--diff_sampler default|DiSA|DDIM] [--diff_upper_steps U] [--diff_lower_steps L]\n"
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant]\n");
@@ -48,9 +51,59 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// Decode the tokens (patch unpatchify or KL-16) and write DIR/%05d.png for each image.
+static int write_images(const char *dir, const mar_model *m, const char *vae_path, const float *tokens, int B,
+                        int cls, uint64_t seed, const sample_params *p) {
+    const mar_config *c = &m->cfg;
+    if (c->tokenizer == TOKENIZER_KL16 && !vae_path) {
+        fprintf(stderr, "disa-sample: KL-16 model: give --vae FILE to write PNGs (tokens.npy written)\n");
+        return 0;
+    }
+    int hs = c->seq_h * c->patch_size, rc = 0, H, C;
+    vae_model v;
+    int have_vae = 0;
+    if (c->tokenizer == TOKENIZER_KL16) {
+        if ((rc = vae_open(&v, vae_path)) != 0) return rc;
+        have_vae = 1;
+        H = hs * vae_upscale(&v.cfg);
+        C = v.cfg.out_ch;
+    } else {
+        H = c->img_size;
+        C = c->vae_embed_dim;
+    }
+    float *lat = malloc(sizeof(float) * (size_t)B * c->vae_embed_dim * hs * hs);
+    float *img = malloc(sizeof(float) * (size_t)B * C * H * H);
+    uint8_t *pix = malloc((size_t)B * C * H * H);
+    arena a = {0};
+    if (!lat || !img || !pix) rc = disa_err(DISA_ENOMEM, "out of memory for images");
+    if (!rc) mar_unpatchify(have_vae ? lat : img, tokens, B, c->seq_h, c->vae_embed_dim, c->patch_size);
+    if (!rc && have_vae) {
+        rc = arena_init(&a, vae_decode_scratch_bytes(&v.cfg, B, hs, hs), "decode");
+        if (!rc) rc = vae_decode(&v, &a, img, lat, B, hs, hs);
+    }
+    if (!rc) image_to_u8(pix, img, B, C, H, H);
+    char ps[512], idx[16], cl[16], sd[32], path[4200];
+    sample_params_str(p, ps, sizeof ps);
+    snprintf(cl, sizeof cl, "%d", cls);
+    snprintf(sd, sizeof sd, "%llu", (unsigned long long)seed);
+    for (int b = 0; !rc && b < B; b++) {
+        snprintf(idx, sizeof idx, "%d", b);
+        snprintf(path, sizeof path, "%s/%05d.png", dir, b);
+        const image_kv kv[] = {{"index", idx}, {"class", cl}, {"seed", sd}, {"sampling", ps}};
+        rc = png_write_u8(path, pix + (size_t)b * H * H * C, H, H, C, kv, 4);
+    }
+    if (!rc) fprintf(stderr, "disa-sample: wrote %d PNGs (%dx%dx%d) to %s\n", B, H, H, C, dir);
+    arena_free(&a);
+    free(lat);
+    free(img);
+    free(pix);
+    if (have_vae) vae_close(&v);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
-    const char *model = NULL, *out = NULL;
+    const char *model = NULL, *out = NULL, *vae_path = NULL;
     long cls = -2, seed = 1, nimg = 1, threads = 0;
     sample_params p;
     sample_params_init(&p);
@@ -77,6 +130,7 @@ int main(int argc, char **argv) {
         int rc = 0;
         if (strcmp(flag, "model") == 0) model = val;
         else if (strcmp(flag, "out") == 0) out = val;
+        else if (strcmp(flag, "vae") == 0) vae_path = val;
         else if (strcmp(flag, "class") == 0) rc = int_flag(flag, val, -1, 1000000, &cls);
         else if (strcmp(flag, "seed") == 0) rc = int_flag(flag, val, 0, 2147483647L, &seed);
         else if (strcmp(flag, "num_images") == 0) rc = int_flag(flag, val, 1, 4096, &nimg);
@@ -157,6 +211,10 @@ int main(int argc, char **argv) {
             goto done;
         }
         fprintf(stderr, "disa-sample: wrote %s\n", path);
+        if (write_images(out, &m, vae_path, tokens, B, (int)cls, (uint64_t)seed, &p) != 0) {
+            fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
+            goto done;
+        }
     }
     double gt = st.t_transformer > 0 ? st.flops_transformer / st.t_transformer / 1e9 : 0;
     double gh = st.t_head > 0 ? st.flops_head / st.t_head / 1e9 : 0;
