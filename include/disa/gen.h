@@ -22,6 +22,7 @@ typedef struct unit_report {
     double t_total, t_transformer, t_head, t_other, t_decode, t_io, t_features, t_idle;
     uint64_t flops_transformer, flops_head, flops_decode, head_row_steps, tokens;
     uint64_t rss_peak_kb, pss_kb;  // VmHWM and proportional set size of the rank after the unit
+    double t_done;                 // set by rank 0: seconds since the run started when recorded
 } unit_report;
 
 // Run every job of `jobs` (the same list on every rank). Collective over
