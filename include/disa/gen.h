@@ -13,6 +13,7 @@ typedef struct gen_opts {
     int threads;            // BLAS threads per rank; 0 = the documented default rule
     int restart;            // discard an existing run of another configuration
     double progress_every;  // seconds between progress lines when not on a terminal
+    int bar;                // 1: a live progress bar on stderr (a terminal, or --progress bar)
     int quiet;
 } gen_opts;
 

@@ -20,12 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void on_signal(int sig) { gen_request_stop(sig); }
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--threads N] [--progress S] [--log_level L] [--quiet]\n"
+            "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--threads N] [--progress bar|lines|S] [--log_level L] [--quiet]\n"
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
             "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L] [--diff_annealing_strategy linear|cosine|two-stage|constant]\n"
@@ -85,12 +86,20 @@ static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
             }
             o->threads = (int)t;
         } else if (strcmp(flag, "progress") == 0) {
+            // "bar": a live bar even when stderr is not a terminal (mpirun forwards it
+            // through a pipe); "lines": plain lines; a number: seconds between lines.
             double p = strtod(val, &end);
-            if (*end || end == val || !(p >= 0 && p <= 86400)) {
-                fprintf(stderr, "disa-gen: --progress must be seconds in 0..86400, got '%s'\n", val);
+            if (strcmp(val, "bar") == 0) {
+                o->bar = 1;
+            } else if (strcmp(val, "lines") == 0) {
+                o->bar = 0;
+            } else if (*end || end == val || !(p >= 0 && p <= 86400)) {
+                fprintf(stderr, "disa-gen: --progress must be bar, lines or seconds in 0..86400, got '%s'\n", val);
                 return 2;
+            } else {
+                o->progress_every = p;
+                o->bar = 0;
             }
-            o->progress_every = p;
         } else if (strcmp(flag, "variant") == 0) {
             variant = val;
         } else if (strcmp(flag, "log_level") == 0) {
@@ -194,7 +203,7 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    gen_opts o = {.progress_every = 30.0};
+    gen_opts o = {.progress_every = 30.0, .bar = isatty(STDERR_FILENO)};
     job_list jobs = {0};
     int status = 0;
     if (rank == 0) status = parse(argc, argv, &jobs, &o);

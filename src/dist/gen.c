@@ -380,11 +380,26 @@ typedef struct sched {
 
 static void progress(sched *s, int force) {
     double t = now_s();
-    if (s->o->quiet || (!force && t - s->last_progress < s->o->progress_every)) return;
+    // A bar redraws at most 4 times a second; plain lines come every progress_every s.
+    double every = s->o->bar ? 0.25 : s->o->progress_every;
+    if (s->o->quiet || (!force && t - s->last_progress < every)) return;
     s->last_progress = t;
     double el = t - s->t_start, rate = el > 0 ? s->images_done / el : 0;
     int64_t left = s->images_total - s->images_done;
     double eta = rate > 0 ? left / rate : 0;
+    if (s->o->bar) {
+        char bar[33];
+        int fill = s->images_total > 0 ? (int)(32 * s->images_done / s->images_total) : 32;
+        for (int k = 0; k < 32; k++) bar[k] = k < fill ? '#' : '.';
+        bar[32] = '\0';
+        fprintf(stderr, "\r[%s] %lld/%lld images  %.2f img/s  ETA %02d:%02d:%02d ", bar, (long long)s->images_done,
+                (long long)s->images_total, rate, (int)(eta / 3600), (int)(eta / 60) % 60, (int)eta % 60);
+        for (int r = 0; r < s->c->size && r < 8; r++)
+            fprintf(stderr, " r%d %.2f", r, el > 0 ? s->rank_images[r] / el : 0.0);
+        fprintf(stderr, force ? "\n" : "   ");
+        fflush(stderr);
+        return;
+    }
     char per[256] = "";
     size_t used = 0;
     for (int r = 0; r < s->c->size && used < sizeof per; r++)
