@@ -17,8 +17,10 @@
 // $DISA_INCEPTION or models/inception-v3-compat.safetensors), --limit N, --threads T,
 // --splits K (IS, 10), --adm-split S (5000).
 //
-// Single process: the statistics are float64 running sums, so a later MPI version only
-// has to merge them (fstats_merge, isc_acc_merge); this program does not use MPI.
+// Distributed like disa-gen: `mpirun -np N disa-stats ...` gives rank r the blocks of
+// `batch` consecutive images with (i / batch) % N == r; the float64 sums (statistics,
+// IS splits) and the kept features are reduced to rank 0, which writes and prints. Sums
+// in another order can change the last bits of FID (~1e-12 relative), nothing more.
 #include "disa/blas.h"
 #include "disa/cpu.h"
 #include "disa/dgen.h"
@@ -38,7 +40,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <mpi.h>
 #include <zip.h>
+
+static int g_rank, g_size = 1;
 
 static double now_s(void) {
     struct timespec ts;
@@ -243,8 +248,8 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
     uint8_t *batch = NULL;
     size_t batch_cap = 0;
     if (keep) {
-        p->feat = malloc(sizeof(float) * (size_t)f->feat_dim * p->n);
-        p->logits = malloc(sizeof(float) * (size_t)f->n_logits * p->n);
+        p->feat = calloc((size_t)f->feat_dim * p->n, sizeof(float));
+        p->logits = calloc((size_t)f->n_logits * p->n, sizeof(float));
     }
     if (!feat || !logits || (keep && (!p->feat || !p->logits))) {
         free(feat);
@@ -259,8 +264,9 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
     for (int64_t i = 0; i <= p->n && rc == 0; i++) {
         const uint8_t *pix = NULL;
         int h = 0, w = 0, c = 0;
-        if (i < p->n && (rc = source_get(&s, i, &pix, &h, &w, &c)) != 0) break;
-        int flush = nb > 0 && (i == p->n || nb == f->batch || h != bh || w != bw || c != bc);
+        int mine = i < p->n && (i / f->batch) % g_size == g_rank;
+        if (mine && (rc = source_get(&s, i, &pix, &h, &w, &c)) != 0) break;
+        int flush = nb > 0 && (i == p->n || !mine || nb == f->batch || h != bh || w != bw || c != bc);
         if (flush) {
             if ((rc = featnet_run(f, feat, logits, batch, nb, bh, bw, bc)) != 0) {
                 disa_err_wrap(rc, "%s, image %lld: ", path, (long long)first);
@@ -278,6 +284,7 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
             nb = 0;
         }
         if (i == p->n) break;
+        if (!mine) continue;
         size_t sz = (size_t)h * w * c;
         if (nb == 0) {
             bh = h, bw = w, bc = c, first = i;
@@ -292,7 +299,8 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
         }
         memcpy(batch + (size_t)nb * sz, pix, sz);
         nb++;
-        if ((i + 1) % 1000 == 0) fprintf(stderr, "disa-stats: %lld / %lld images\n", (long long)i + 1, (long long)p->n);
+        if ((i + 1) % 1000 == 0 && g_rank == 0)
+            fprintf(stderr, "disa-stats: %lld / %lld images\n", (long long)i + 1, (long long)p->n);
     }
     p->seconds = now_s() - t0;
     free(feat);
@@ -300,7 +308,37 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
     free(batch);
 fail:
     source_close(&s);
-    return rc;
+    // Every rank must agree before the reductions, or a failed rank leaves the rest waiting.
+    int ok = rc == 0, all_ok;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (!all_ok) return rc ? rc : disa_err(DISA_EIO, "another rank failed (see its message)");
+    if (g_size > 1) {
+        // Rank 0 ends with the totals; the other ranks' shares are then no longer needed.
+        int root = g_rank == 0;
+        int64_t d = p->st.dim;
+        MPI_Reduce(root ? MPI_IN_PLACE : &p->st.n, &p->st.n, 1, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+        MPI_Reduce(root ? MPI_IN_PLACE : p->st.sum, p->st.sum, (int)d, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        for (int64_t r = 0; r < d; r++)  // row by row: d*d may exceed an int count
+            MPI_Reduce(root ? MPI_IN_PLACE : p->st.sxx + r * d, p->st.sxx + r * d, (int)d, MPI_DOUBLE, MPI_SUM, 0,
+                       MPI_COMM_WORLD);
+        isc_acc *acc[2] = {&p->is_tf, &p->is_adm};
+        for (int k = 0; p->have_is && k < 2; k++) {
+            isc_acc *a = acc[k];
+            MPI_Reduce(root ? MPI_IN_PLACE : a->count, a->count, a->splits, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+            MPI_Reduce(root ? MPI_IN_PLACE : a->ent, a->ent, a->splits, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+            for (int sp = 0; sp < a->splits; sp++)
+                MPI_Reduce(root ? MPI_IN_PLACE : a->psum + (size_t)sp * a->C, a->psum + (size_t)sp * a->C, a->C,
+                           MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+        }
+        // Kept features: each rank filled its own rows and left the rest zero.
+        for (int64_t i = 0; keep && i < p->n; i++) {
+            MPI_Reduce(root ? MPI_IN_PLACE : p->feat + i * f->feat_dim, p->feat + i * f->feat_dim, f->feat_dim,
+                       MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+            MPI_Reduce(root ? MPI_IN_PLACE : p->logits + i * f->n_logits, p->logits + i * f->n_logits, f->n_logits,
+                       MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
+        }
+    }
+    return 0;
 }
 
 static void pass_free(pass *p) {
@@ -377,6 +415,7 @@ static int fid_mode(const char *src, const char *ref, featnet *f, int64_t limit,
     double *mu = NULL, *sigma = NULL, *rmu = NULL, *rsigma = NULL;
     npy_array rfeat = {0};
     if ((rc = run_pass(&p, f, src, limit, prc, splits, adm_split)) != 0) goto fail;
+    if (g_rank != 0) goto fail;  // rank 0 holds the totals and reports
     printf("images     %lld from %s (%s, %d-d features), %.3f s/image\n", (long long)p.n, src,
            featnet_kind_name(f->kind), D, p.seconds / (double)p.n);
     if ((rc = read_f64(ref, "mu", 1, D, &rmu, NULL)) != 0 || (rc = read_f64(ref, "sigma", 2, D, &rsigma, NULL)) != 0)
@@ -512,8 +551,23 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
     return 0;
 }
 
+static int run_main(int argc, char **argv);
+
+static int finish(int status) {
+    MPI_Finalize();
+    return status;
+}
+
 int main(int argc, char **argv) {
-    cpu_blas_fix(argv);
+    cpu_blas_fix(argv);  // before MPI_Init: it may re-execute the program
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    int status = run_main(argc, argv);
+    return finish(status);
+}
+
+static int run_main(int argc, char **argv) {
     const char *src = NULL, *out = NULL, *fid = NULL, *ref = NULL, *net = NULL, *export_dir = NULL, *rand_out = NULL;
     long long limit = 0, threads = 0, splits = 10, adm_split = 5000, seed = 1;
     int features = 0, prc = 0;
@@ -547,10 +601,10 @@ int main(int argc, char **argv) {
     }
     if (threads) blas_set_threads((int)threads);
     int rc;
-    if (rand_out) rc = make_random_inception(rand_out, (uint64_t)seed);
+    if (rand_out) rc = g_rank == 0 ? make_random_inception(rand_out, (uint64_t)seed) : 0;
     else if (export_dir) {
         if (!src) return usage();
-        rc = export_png(export_dir, src, limit);
+        rc = g_rank == 0 ? export_png(export_dir, src, limit) : 0;
     } else {
         if (fid && src) {
             fprintf(stderr, "disa-stats: give the source either as --fid SOURCE or as SOURCE, not both\n");
@@ -569,8 +623,8 @@ int main(int argc, char **argv) {
         else {
             pass p;
             rc = run_pass(&p, &f, src, limit, features, (int)splits, (int)adm_split);
-            if (rc == 0) rc = write_stats(out, &p, &f, features);
-            if (rc == 0)
+            if (rc == 0 && g_rank == 0) rc = write_stats(out, &p, &f, features);
+            if (rc == 0 && g_rank == 0)
                 printf("wrote %s: mu, sigma of %lld images (%s, %d-d)%s, %.3f s/image\n", out, (long long)p.n,
                        featnet_kind_name(f.kind), f.feat_dim, features ? ", features, logits" : "",
                        p.seconds / (double)p.n);

@@ -34,6 +34,12 @@ $S --fid "$T/png" --net $NET --ref "$T/ref.npz" > "$T/png.out" 2>&1 || { cat "$T
 small "$T/png.out" FID 1e-6 || { cat "$T/png.out"; fail "PNG statistics differ from IDX statistics"; }
 grep -q "IS " "$T/self.out" && [ "$(grep '^IS ' "$T/self.out")" = "$(grep '^IS ' "$T/png.out")" ] || fail "IS differs between IDX and PNG"
 
+# Distributed under mpirun: 3 ranks against the 1-rank reference give FID ~ 0 and the
+# same IS (the sums only change order).
+tools/mpirun.sh 3 $S --fid $IDX --limit 300 --net $NET --ref "$T/ref.npz" > "$T/mpi.out" 2>&1 || { cat "$T/mpi.out"; fail "mpirun -np 3"; }
+small "$T/mpi.out" FID 1e-6 || { cat "$T/mpi.out"; fail "3-rank statistics differ from 1-rank statistics"; }
+[ "$(grep '^IS ' "$T/self.out")" = "$(grep '^IS ' "$T/mpi.out")" ] || fail "IS differs between 1 and 3 ranks"
+
 # A different subset is far away.
 $S --fid $IDX --limit 200 --net $NET --ref "$T/ref.npz" > "$T/other.out" 2>&1 || fail "subset"
 awk '$1 == "FID" { exit !($2 > 0.01) }' "$T/other.out" || { cat "$T/other.out"; fail "a 200-image subset should not match"; }
