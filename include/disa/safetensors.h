@@ -72,6 +72,22 @@ typedef struct st_bind_entry {
 } st_bind_entry;
 int st_bind(st_file *f, st_bind_entry *tab, int n);
 
+// A binding table under construction, for loaders whose names carry indices
+// ("decoder_blocks.%d.attn.qkv.weight"). Entries and names live in two allocations the
+// caller takes over (e, names) or releases with st_table_free.
+typedef struct st_table {
+    st_bind_entry *e;
+    int n, cap;
+    int overflow;      // more entries or longer names than reserved: a miscount, a bug
+    char *names;
+    size_t used, names_cap;
+} st_table;
+// Room for `cap` entries of names up to 127 characters. DISA_ENOMEM.
+int st_table_init(st_table *t, int cap);
+void st_table_add(st_table *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void st_table_free(st_table *t);
+
 // Writer. Tensors are referenced, not copied: their data must live until st_writer_write.
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);

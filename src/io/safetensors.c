@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +392,44 @@ int st_bind(st_file *f, st_bind_entry *tab, int n) {
     if (bad > 12 && used < sizeof msg)
         snprintf(msg + used, sizeof msg - used, "\n  ... and %d more", bad - 12);
     return disa_err(rc, "%s: %d of %d tensors missing or mis-shaped:%s", f->path, bad, n, msg);
+}
+
+int st_table_init(st_table *t, int cap) {
+    memset(t, 0, sizeof *t);
+    t->cap = cap;
+    t->names_cap = (size_t)cap * 128;
+    t->e = calloc((size_t)(cap > 0 ? cap : 1), sizeof(st_bind_entry));
+    t->names = malloc(t->names_cap ? t->names_cap : 1);
+    if (!t->e || !t->names) {
+        st_table_free(t);
+        return disa_err(DISA_ENOMEM, "binding table: out of memory for %d tensors", cap);
+    }
+    return 0;
+}
+
+void st_table_add(st_table *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
+    if (t->n == t->cap || t->names_cap - t->used < 128 || ndim > ST_MAXDIM) {
+        t->overflow = 1;
+        return;
+    }
+    st_bind_entry *e = &t->e[t->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(t->names + t->used, 128, fmt, ap);
+    va_end(ap);
+    if (k >= 128) t->overflow = 1;
+    e->name = t->names + t->used;
+    t->used += (size_t)(k < 128 ? k : 127) + 1;
+    e->dst = dst;
+    e->ndim = ndim;
+    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
+}
+
+void st_table_free(st_table *t) {
+    free(t->e);
+    free(t->names);
+    t->e = NULL;
+    t->names = NULL;
 }
 
 // ----------------------------------------------------------------------------

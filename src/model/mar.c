@@ -8,7 +8,6 @@
 
 #include <cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,42 +99,21 @@ out:
 // ----------------------------------------------------------------------------
 // loading
 
-typedef struct { st_bind_entry *e; int n, cap, overflow; char *names; size_t used, names_cap; } bind_tab;
-
-static void bt_add(bind_tab *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void bt_add(bind_tab *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
-    if (t->n == t->cap || t->names_cap - t->used < 128) {  // sized by the caller; a miscount is a bug
-        t->overflow = 1;
-        return;
-    }
-    st_bind_entry *e = &t->e[t->n++];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(t->names + t->used, t->names_cap - t->used, fmt, ap);
-    va_end(ap);
-    e->name = t->names + t->used;
-    t->used += (size_t)k + 1;
-    e->dst = dst;
-    e->ndim = ndim;
-    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
-}
-
 #define SH(...) (const int64_t[]){__VA_ARGS__}
 
-static void bind_block(bind_tab *t, vit_block *b, const char *pre, int i, int d, int h) {
-    bt_add(t, &b->norm1_w, 1, SH(d), "%s.%d.norm1.weight", pre, i);
-    bt_add(t, &b->norm1_b, 1, SH(d), "%s.%d.norm1.bias", pre, i);
-    bt_add(t, &b->qkv_w, 2, SH(3 * d, d), "%s.%d.attn.qkv.weight", pre, i);
-    bt_add(t, &b->qkv_b, 1, SH(3 * d), "%s.%d.attn.qkv.bias", pre, i);
-    bt_add(t, &b->proj_w, 2, SH(d, d), "%s.%d.attn.proj.weight", pre, i);
-    bt_add(t, &b->proj_b, 1, SH(d), "%s.%d.attn.proj.bias", pre, i);
-    bt_add(t, &b->norm2_w, 1, SH(d), "%s.%d.norm2.weight", pre, i);
-    bt_add(t, &b->norm2_b, 1, SH(d), "%s.%d.norm2.bias", pre, i);
-    bt_add(t, &b->fc1_w, 2, SH(h, d), "%s.%d.mlp.fc1.weight", pre, i);
-    bt_add(t, &b->fc1_b, 1, SH(h), "%s.%d.mlp.fc1.bias", pre, i);
-    bt_add(t, &b->fc2_w, 2, SH(d, h), "%s.%d.mlp.fc2.weight", pre, i);
-    bt_add(t, &b->fc2_b, 1, SH(d), "%s.%d.mlp.fc2.bias", pre, i);
+static void bind_block(st_table *t, vit_block *b, const char *pre, int i, int d, int h) {
+    st_table_add(t, &b->norm1_w, 1, SH(d), "%s.%d.norm1.weight", pre, i);
+    st_table_add(t, &b->norm1_b, 1, SH(d), "%s.%d.norm1.bias", pre, i);
+    st_table_add(t, &b->qkv_w, 2, SH(3 * d, d), "%s.%d.attn.qkv.weight", pre, i);
+    st_table_add(t, &b->qkv_b, 1, SH(3 * d), "%s.%d.attn.qkv.bias", pre, i);
+    st_table_add(t, &b->proj_w, 2, SH(d, d), "%s.%d.attn.proj.weight", pre, i);
+    st_table_add(t, &b->proj_b, 1, SH(d), "%s.%d.attn.proj.bias", pre, i);
+    st_table_add(t, &b->norm2_w, 1, SH(d), "%s.%d.norm2.weight", pre, i);
+    st_table_add(t, &b->norm2_b, 1, SH(d), "%s.%d.norm2.bias", pre, i);
+    st_table_add(t, &b->fc1_w, 2, SH(h, d), "%s.%d.mlp.fc1.weight", pre, i);
+    st_table_add(t, &b->fc1_b, 1, SH(h), "%s.%d.mlp.fc1.bias", pre, i);
+    st_table_add(t, &b->fc2_w, 2, SH(d, h), "%s.%d.mlp.fc2.weight", pre, i);
+    st_table_add(t, &b->fc2_b, 1, SH(d), "%s.%d.mlp.fc2.bias", pre, i);
 }
 
 int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count) {
@@ -148,64 +126,59 @@ int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count
     m->head.blocks = calloc((size_t)c->diffloss_d, sizeof(dl_resblock));
     // 16 top-level tensors, 12 per transformer block, 12 + 8 per res block in the head.
     int n = 16 + 12 * (c->enc_depth + c->dec_depth) + 12 + 8 * c->diffloss_d;
-    bind_tab t = {.e = calloc((size_t)n, sizeof(st_bind_entry)), .cap = n,
-                  .names_cap = (size_t)n * 96, .names = malloc((size_t)n * 96)};
-    if (!m->enc || !m->dec || !m->head.blocks || !t.e || !t.names) {
-        free(t.e);
-        free(t.names);
+    st_table t;
+    if (!m->enc || !m->dec || !m->head.blocks || st_table_init(&t, n) != 0)
         return disa_err(DISA_ENOMEM, "MAR tensor table: out of memory");
-    }
     int E = c->enc_dim, D = c->dec_dim, S = c->seq_len, Bf = c->buffer_size, W = c->diffloss_w, C = c->token_dim;
-    bt_add(&t, &m->class_emb, 2, SH(c->class_num, E), "class_emb.weight");
-    bt_add(&t, &m->fake_latent, 2, SH(1, E), "fake_latent");
-    bt_add(&t, &m->z_proj_w, 2, SH(E, C), "z_proj.weight");
-    bt_add(&t, &m->z_proj_b, 1, SH(E), "z_proj.bias");
-    bt_add(&t, &m->z_ln_w, 1, SH(E), "z_proj_ln.weight");
-    bt_add(&t, &m->z_ln_b, 1, SH(E), "z_proj_ln.bias");
-    bt_add(&t, &m->enc_pos, 3, SH(1, S + Bf, E), "encoder_pos_embed_learned");
+    st_table_add(&t, &m->class_emb, 2, SH(c->class_num, E), "class_emb.weight");
+    st_table_add(&t, &m->fake_latent, 2, SH(1, E), "fake_latent");
+    st_table_add(&t, &m->z_proj_w, 2, SH(E, C), "z_proj.weight");
+    st_table_add(&t, &m->z_proj_b, 1, SH(E), "z_proj.bias");
+    st_table_add(&t, &m->z_ln_w, 1, SH(E), "z_proj_ln.weight");
+    st_table_add(&t, &m->z_ln_b, 1, SH(E), "z_proj_ln.bias");
+    st_table_add(&t, &m->enc_pos, 3, SH(1, S + Bf, E), "encoder_pos_embed_learned");
     for (int i = 0; i < c->enc_depth; i++) bind_block(&t, &m->enc[i], "encoder_blocks", i, E, c->enc_hidden);
-    bt_add(&t, &m->enc_norm_w, 1, SH(E), "encoder_norm.weight");
-    bt_add(&t, &m->enc_norm_b, 1, SH(E), "encoder_norm.bias");
-    bt_add(&t, &m->dec_embed_w, 2, SH(D, E), "decoder_embed.weight");
-    bt_add(&t, &m->dec_embed_b, 1, SH(D), "decoder_embed.bias");
-    bt_add(&t, &m->mask_token, 3, SH(1, 1, D), "mask_token");
-    bt_add(&t, &m->dec_pos, 3, SH(1, S + Bf, D), "decoder_pos_embed_learned");
+    st_table_add(&t, &m->enc_norm_w, 1, SH(E), "encoder_norm.weight");
+    st_table_add(&t, &m->enc_norm_b, 1, SH(E), "encoder_norm.bias");
+    st_table_add(&t, &m->dec_embed_w, 2, SH(D, E), "decoder_embed.weight");
+    st_table_add(&t, &m->dec_embed_b, 1, SH(D), "decoder_embed.bias");
+    st_table_add(&t, &m->mask_token, 3, SH(1, 1, D), "mask_token");
+    st_table_add(&t, &m->dec_pos, 3, SH(1, S + Bf, D), "decoder_pos_embed_learned");
     for (int i = 0; i < c->dec_depth; i++) bind_block(&t, &m->dec[i], "decoder_blocks", i, D, c->dec_hidden);
-    bt_add(&t, &m->dec_norm_w, 1, SH(D), "decoder_norm.weight");
-    bt_add(&t, &m->dec_norm_b, 1, SH(D), "decoder_norm.bias");
-    bt_add(&t, &m->diff_pos, 3, SH(1, S, D), "diffusion_pos_embed_learned");
+    st_table_add(&t, &m->dec_norm_w, 1, SH(D), "decoder_norm.weight");
+    st_table_add(&t, &m->dec_norm_b, 1, SH(D), "decoder_norm.bias");
+    st_table_add(&t, &m->diff_pos, 3, SH(1, S, D), "diffusion_pos_embed_learned");
     diffloss_net *h = &m->head;
     h->C = C;
     h->w = W;
     h->z_dim = D;
     h->depth = c->diffloss_d;
     h->eps = 1e-6f;
-    bt_add(&t, &h->t0_w, 2, SH(W, 256), "diffloss.net.time_embed.mlp.0.weight");
-    bt_add(&t, &h->t0_b, 1, SH(W), "diffloss.net.time_embed.mlp.0.bias");
-    bt_add(&t, &h->t2_w, 2, SH(W, W), "diffloss.net.time_embed.mlp.2.weight");
-    bt_add(&t, &h->t2_b, 1, SH(W), "diffloss.net.time_embed.mlp.2.bias");
-    bt_add(&t, &h->cond_w, 2, SH(W, D), "diffloss.net.cond_embed.weight");
-    bt_add(&t, &h->cond_b, 1, SH(W), "diffloss.net.cond_embed.bias");
-    bt_add(&t, &h->in_w, 2, SH(W, C), "diffloss.net.input_proj.weight");
-    bt_add(&t, &h->in_b, 1, SH(W), "diffloss.net.input_proj.bias");
+    st_table_add(&t, &h->t0_w, 2, SH(W, 256), "diffloss.net.time_embed.mlp.0.weight");
+    st_table_add(&t, &h->t0_b, 1, SH(W), "diffloss.net.time_embed.mlp.0.bias");
+    st_table_add(&t, &h->t2_w, 2, SH(W, W), "diffloss.net.time_embed.mlp.2.weight");
+    st_table_add(&t, &h->t2_b, 1, SH(W), "diffloss.net.time_embed.mlp.2.bias");
+    st_table_add(&t, &h->cond_w, 2, SH(W, D), "diffloss.net.cond_embed.weight");
+    st_table_add(&t, &h->cond_b, 1, SH(W), "diffloss.net.cond_embed.bias");
+    st_table_add(&t, &h->in_w, 2, SH(W, C), "diffloss.net.input_proj.weight");
+    st_table_add(&t, &h->in_b, 1, SH(W), "diffloss.net.input_proj.bias");
     for (int i = 0; i < h->depth; i++) {
         dl_resblock *b = &h->blocks[i];
-        bt_add(&t, &b->ln_w, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.weight", i);
-        bt_add(&t, &b->ln_b, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.bias", i);
-        bt_add(&t, &b->fc1_w, 2, SH(W, W), "diffloss.net.res_blocks.%d.mlp.0.weight", i);
-        bt_add(&t, &b->fc1_b, 1, SH(W), "diffloss.net.res_blocks.%d.mlp.0.bias", i);
-        bt_add(&t, &b->fc2_w, 2, SH(W, W), "diffloss.net.res_blocks.%d.mlp.2.weight", i);
-        bt_add(&t, &b->fc2_b, 1, SH(W), "diffloss.net.res_blocks.%d.mlp.2.bias", i);
-        bt_add(&t, &b->ada_w, 2, SH(3 * W, W), "diffloss.net.res_blocks.%d.adaLN_modulation.1.weight", i);
-        bt_add(&t, &b->ada_b, 1, SH(3 * W), "diffloss.net.res_blocks.%d.adaLN_modulation.1.bias", i);
+        st_table_add(&t, &b->ln_w, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.weight", i);
+        st_table_add(&t, &b->ln_b, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.bias", i);
+        st_table_add(&t, &b->fc1_w, 2, SH(W, W), "diffloss.net.res_blocks.%d.mlp.0.weight", i);
+        st_table_add(&t, &b->fc1_b, 1, SH(W), "diffloss.net.res_blocks.%d.mlp.0.bias", i);
+        st_table_add(&t, &b->fc2_w, 2, SH(W, W), "diffloss.net.res_blocks.%d.mlp.2.weight", i);
+        st_table_add(&t, &b->fc2_b, 1, SH(W), "diffloss.net.res_blocks.%d.mlp.2.bias", i);
+        st_table_add(&t, &b->ada_w, 2, SH(3 * W, W), "diffloss.net.res_blocks.%d.adaLN_modulation.1.weight", i);
+        st_table_add(&t, &b->ada_b, 1, SH(3 * W), "diffloss.net.res_blocks.%d.adaLN_modulation.1.bias", i);
     }
-    bt_add(&t, &h->fada_w, 2, SH(2 * W, W), "diffloss.net.final_layer.adaLN_modulation.1.weight");
-    bt_add(&t, &h->fada_b, 1, SH(2 * W), "diffloss.net.final_layer.adaLN_modulation.1.bias");
-    bt_add(&t, &h->flin_w, 2, SH(2 * C, W), "diffloss.net.final_layer.linear.weight");
-    bt_add(&t, &h->flin_b, 1, SH(2 * C), "diffloss.net.final_layer.linear.bias");
+    st_table_add(&t, &h->fada_w, 2, SH(2 * W, W), "diffloss.net.final_layer.adaLN_modulation.1.weight");
+    st_table_add(&t, &h->fada_b, 1, SH(2 * W), "diffloss.net.final_layer.adaLN_modulation.1.bias");
+    st_table_add(&t, &h->flin_w, 2, SH(2 * C, W), "diffloss.net.final_layer.linear.weight");
+    st_table_add(&t, &h->flin_b, 1, SH(2 * C), "diffloss.net.final_layer.linear.bias");
     if (t.overflow) {
-        free(t.e);
-        free(t.names);
+        st_table_free(&t);
         return disa_err(DISA_EINTERNAL, "MAR tensor table: more tensors than counted");
     }
     *tab = t.e;

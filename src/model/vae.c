@@ -17,7 +17,6 @@
 #include <cJSON.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,44 +135,22 @@ fail:
 // ----------------------------------------------------------------------------
 // binding table
 
-typedef struct { st_bind_entry *e; int n, cap, overflow; char *names; size_t used, names_cap; } tab_b;
-
-static void tb_add(tab_b *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void tb_add(tab_b *t, const float **dst, int ndim, const int64_t *shape, const char *fmt, ...) {
-    // Capacity comes from the caller's count; running out means the count is wrong (a bug).
-    if (t->n == t->cap || t->names_cap - t->used < 96) {
-        t->overflow = 1;
-        return;
-    }
-    st_bind_entry *e = &t->e[t->n++];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(t->names + t->used, t->names_cap - t->used, fmt, ap);
-    va_end(ap);
-    e->name = t->names + t->used;
-    t->used += (size_t)k + 1;
-    e->dst = dst;
-    e->ndim = ndim;
-    for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
-}
-
 #define SH(...) (const int64_t[]){__VA_ARGS__}
 
-static void tb_resblock(tab_b *t, vae_resblock *r, int cin, int cout, const char *pre) {
+static void tb_resblock(st_table *t, vae_resblock *r, int cin, int cout, const char *pre) {
     r->cin = cin;
     r->cout = cout;
-    tb_add(t, &r->norm1_w, 1, SH(cin), "%s.norm1.weight", pre);
-    tb_add(t, &r->norm1_b, 1, SH(cin), "%s.norm1.bias", pre);
-    tb_add(t, &r->conv1_w, 4, SH(cout, cin, 3, 3), "%s.conv1.weight", pre);
-    tb_add(t, &r->conv1_b, 1, SH(cout), "%s.conv1.bias", pre);
-    tb_add(t, &r->norm2_w, 1, SH(cout), "%s.norm2.weight", pre);
-    tb_add(t, &r->norm2_b, 1, SH(cout), "%s.norm2.bias", pre);
-    tb_add(t, &r->conv2_w, 4, SH(cout, cout, 3, 3), "%s.conv2.weight", pre);
-    tb_add(t, &r->conv2_b, 1, SH(cout), "%s.conv2.bias", pre);
+    st_table_add(t, &r->norm1_w, 1, SH(cin), "%s.norm1.weight", pre);
+    st_table_add(t, &r->norm1_b, 1, SH(cin), "%s.norm1.bias", pre);
+    st_table_add(t, &r->conv1_w, 4, SH(cout, cin, 3, 3), "%s.conv1.weight", pre);
+    st_table_add(t, &r->conv1_b, 1, SH(cout), "%s.conv1.bias", pre);
+    st_table_add(t, &r->norm2_w, 1, SH(cout), "%s.norm2.weight", pre);
+    st_table_add(t, &r->norm2_b, 1, SH(cout), "%s.norm2.bias", pre);
+    st_table_add(t, &r->conv2_w, 4, SH(cout, cout, 3, 3), "%s.conv2.weight", pre);
+    st_table_add(t, &r->conv2_b, 1, SH(cout), "%s.conv2.bias", pre);
     if (cin != cout) {
-        tb_add(t, &r->nin_w, 4, SH(cout, cin, 1, 1), "%s.nin_shortcut.weight", pre);
-        tb_add(t, &r->nin_b, 1, SH(cout), "%s.nin_shortcut.bias", pre);
+        st_table_add(t, &r->nin_w, 4, SH(cout, cin, 1, 1), "%s.nin_shortcut.weight", pre);
+        st_table_add(t, &r->nin_b, 1, SH(cout), "%s.nin_shortcut.bias", pre);
     }
 }
 
@@ -190,34 +167,33 @@ int vae_tensor_table(vae_model *m, st_bind_entry **tab, char **names, int *count
     // 2 post_quant_conv + 2 conv_in + 2 * 10 mid blocks + 10 attention + 4 end, then per
     // level 10 per block and 2 for the upsample conv.
     int n = 38 + L * (10 * nb + 2);
-    tab_b t = {.e = calloc((size_t)n, sizeof(st_bind_entry)), .cap = n,
-               .names_cap = (size_t)n * 64, .names = malloc((size_t)n * 64)};
-    if (!m->up || !blocks || !t.e || !t.names) {
+    st_table t;
+    int trc = st_table_init(&t, n);
+    if (!m->up || !blocks || trc) {
         free(m->up);
         m->up = NULL;
         free(blocks);
-        free(t.e);
-        free(t.names);
+        st_table_free(&t);
         return disa_err(DISA_ENOMEM, "VAE tensor table: out of memory");
     }
     for (int i = 0; i < L; i++) m->up[i].block = blocks + (size_t)i * nb;
     int E = c->embed_dim, Z = c->z_channels, top = c->ch * c->ch_mult[L - 1];
-    tb_add(&t, &m->pq_w, 4, SH(Z, E, 1, 1), "post_quant_conv.weight");
-    tb_add(&t, &m->pq_b, 1, SH(Z), "post_quant_conv.bias");
-    tb_add(&t, &m->in_w, 4, SH(top, Z, 3, 3), "decoder.conv_in.weight");
-    tb_add(&t, &m->in_b, 1, SH(top), "decoder.conv_in.bias");
+    st_table_add(&t, &m->pq_w, 4, SH(Z, E, 1, 1), "post_quant_conv.weight");
+    st_table_add(&t, &m->pq_b, 1, SH(Z), "post_quant_conv.bias");
+    st_table_add(&t, &m->in_w, 4, SH(top, Z, 3, 3), "decoder.conv_in.weight");
+    st_table_add(&t, &m->in_b, 1, SH(top), "decoder.conv_in.bias");
     tb_resblock(&t, &m->mid1, top, top, "decoder.mid.block_1");
     vae_attn *a = &m->attn;
-    tb_add(&t, &a->norm_w, 1, SH(top), "decoder.mid.attn_1.norm.weight");
-    tb_add(&t, &a->norm_b, 1, SH(top), "decoder.mid.attn_1.norm.bias");
-    tb_add(&t, &a->q_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.q.weight");
-    tb_add(&t, &a->q_b, 1, SH(top), "decoder.mid.attn_1.q.bias");
-    tb_add(&t, &a->k_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.k.weight");
-    tb_add(&t, &a->k_b, 1, SH(top), "decoder.mid.attn_1.k.bias");
-    tb_add(&t, &a->v_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.v.weight");
-    tb_add(&t, &a->v_b, 1, SH(top), "decoder.mid.attn_1.v.bias");
-    tb_add(&t, &a->proj_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.proj_out.weight");
-    tb_add(&t, &a->proj_b, 1, SH(top), "decoder.mid.attn_1.proj_out.bias");
+    st_table_add(&t, &a->norm_w, 1, SH(top), "decoder.mid.attn_1.norm.weight");
+    st_table_add(&t, &a->norm_b, 1, SH(top), "decoder.mid.attn_1.norm.bias");
+    st_table_add(&t, &a->q_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.q.weight");
+    st_table_add(&t, &a->q_b, 1, SH(top), "decoder.mid.attn_1.q.bias");
+    st_table_add(&t, &a->k_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.k.weight");
+    st_table_add(&t, &a->k_b, 1, SH(top), "decoder.mid.attn_1.k.bias");
+    st_table_add(&t, &a->v_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.v.weight");
+    st_table_add(&t, &a->v_b, 1, SH(top), "decoder.mid.attn_1.v.bias");
+    st_table_add(&t, &a->proj_w, 4, SH(top, top, 1, 1), "decoder.mid.attn_1.proj_out.weight");
+    st_table_add(&t, &a->proj_b, 1, SH(top), "decoder.mid.attn_1.proj_out.bias");
     tb_resblock(&t, &m->mid2, top, top, "decoder.mid.block_2");
     // Levels run from the coarsest (L-1) to the finest (0), as Decoder.forward does, so
     // each block's input width is the previous block's output width.
@@ -231,17 +207,16 @@ int vae_tensor_table(vae_model *m, st_bind_entry **tab, char **names, int *count
             cin = cout;
         }
         if (i > 0) {
-            tb_add(&t, &m->up[i].up_w, 4, SH(cout, cout, 3, 3), "decoder.up.%d.upsample.conv.weight", i);
-            tb_add(&t, &m->up[i].up_b, 1, SH(cout), "decoder.up.%d.upsample.conv.bias", i);
+            st_table_add(&t, &m->up[i].up_w, 4, SH(cout, cout, 3, 3), "decoder.up.%d.upsample.conv.weight", i);
+            st_table_add(&t, &m->up[i].up_b, 1, SH(cout), "decoder.up.%d.upsample.conv.bias", i);
         }
     }
-    tb_add(&t, &m->norm_out_w, 1, SH(cin), "decoder.norm_out.weight");
-    tb_add(&t, &m->norm_out_b, 1, SH(cin), "decoder.norm_out.bias");
-    tb_add(&t, &m->out_w, 4, SH(c->out_ch, cin, 3, 3), "decoder.conv_out.weight");
-    tb_add(&t, &m->out_b, 1, SH(c->out_ch), "decoder.conv_out.bias");
+    st_table_add(&t, &m->norm_out_w, 1, SH(cin), "decoder.norm_out.weight");
+    st_table_add(&t, &m->norm_out_b, 1, SH(cin), "decoder.norm_out.bias");
+    st_table_add(&t, &m->out_w, 4, SH(c->out_ch, cin, 3, 3), "decoder.conv_out.weight");
+    st_table_add(&t, &m->out_b, 1, SH(c->out_ch), "decoder.conv_out.bias");
     if (t.overflow) {
-        free(t.e);
-        free(t.names);
+        st_table_free(&t);
         return disa_err(DISA_EINTERNAL, "VAE tensor table: more tensors than counted");
     }
     *tab = t.e;

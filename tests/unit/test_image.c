@@ -19,19 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[] = "/tmp/disa-image-XXXXXX";
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmpdir.h"
 
 static const char *data_dir(void) {
     const char *d = getenv("DISA_TEST_DATA");
@@ -612,5 +600,5 @@ int main(void) {
         cmocka_unit_test(test_npz_write_failures), cmocka_unit_test(test_npz_images),
         cmocka_unit_test(test_grid),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -16,19 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char g_dir[] = "/tmp/disa-job-XXXXXX";
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmpdir.h"
 
 static const char *write_job(const char *name, const char *json) {
     static char path[256];
@@ -159,5 +147,5 @@ int main(void) {
         cmocka_unit_test(test_plan), cmocka_unit_test(test_load_overrides_and_variants),
         cmocka_unit_test(test_ledger), cmocka_unit_test(test_runinfo),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -14,19 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[] = "/tmp/disa-st-XXXXXX";
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmpdir.h"
 
 // A file image from a header string and `ndata` data bytes (value i & 0xff).
 static unsigned char *image(const char *hdr, size_t ndata, size_t *size) {
@@ -245,5 +233,5 @@ int main(void) {
         cmocka_unit_test(test_lying_headers), cmocka_unit_test(test_truncation_and_bitflips),
         cmocka_unit_test(test_open_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -17,19 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char g_dir[] = "/tmp/disa-vae-XXXXXX";
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#include "tmpdir.h"
 
 #define TINY "{\"format\": \"disa-vae-1\", \"embed_dim\": 2, \"ch\": 8, \"ch_mult\": [1, 2], " \
              "\"num_res_blocks\": 1, \"num_groups\": 4}"
@@ -216,5 +204,5 @@ int main(void) {
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_decode),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
