@@ -1,0 +1,207 @@
+// flops.c: the analytic FLOP model of sampling (flops.h, DESIGN §10).
+// Mirrors the GEMMs of src/model/mar.c (mar_forward, block_forward), src/nn/attention.c,
+// src/model/diffloss.c, src/sample/ar.c (sampler_run) and src/model/inception.c; a change
+// to any of them shows up as a failure of tests/unit/test_flops.c.
+#include "disa/flops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disa/diffusion.h"
+#include "disa/disa_sched.h"
+#include "disa/err.h"
+#include "disa/inception.h"
+#include "disa/nn.h"
+
+// 2 M N K, the count blas_sgemm adds (nothing when a side is empty).
+static uint64_t gemm(uint64_t M, uint64_t N, uint64_t K) {
+    return 2ull * M * N * K;
+}
+
+// ----------------------------------------------------------------------------
+// transformer
+
+// timm Block over N images of T rows of width d: qkv, per-(image, head) QK^T and PV, proj, fc1, fc2.
+static uint64_t block_flops(int N, int T, int d, int hidden, int heads) {
+    uint64_t R = (uint64_t)N * T, hd = (uint64_t)(d / heads);
+    uint64_t f = gemm(R, 3 * (uint64_t)d, d) + gemm(R, d, d) + gemm(R, hidden, d) + gemm(R, d, hidden);
+    f += (uint64_t)N * heads * (gemm(T, T, hd) + gemm(T, hd, T));
+    return f;
+}
+
+uint64_t flops_transformer_pass(const mar_config *c, int B, int cfg, int n_known) {
+    int B2 = cfg ? 2 * B : B, Te = c->buffer_size + n_known, Td = c->buffer_size + c->seq_len;
+    uint64_t f = 0;
+    if (n_known > 0) f += gemm((uint64_t)B * n_known, c->enc_dim, c->token_dim);  // z_proj, shared by both halves
+    f += (uint64_t)c->enc_depth * block_flops(B2, Te, c->enc_dim, c->enc_hidden, c->enc_heads);
+    f += gemm((uint64_t)B2 * Te, c->dec_dim, c->enc_dim);                         // decoder_embed
+    f += (uint64_t)c->dec_depth * block_flops(B2, Td, c->dec_dim, c->dec_hidden, c->dec_heads);
+    return f;
+}
+
+// ----------------------------------------------------------------------------
+// diffusion head
+
+uint64_t flops_head_cond(const mar_config *c, int rows) {
+    return gemm((uint64_t)rows, c->diffloss_w, c->dec_dim);
+}
+
+uint64_t flops_head_step(const mar_config *c, int rows) {
+    uint64_t w = (uint64_t)c->diffloss_w, N = (uint64_t)rows, C = (uint64_t)c->token_dim;
+    uint64_t f = gemm(1, w, 256) + gemm(1, w, w);               // time_embed: one row per step
+    f += gemm(N, w, C);                                          // input_proj
+    f += (uint64_t)c->diffloss_d * (gemm(N, 3 * w, w) + 2 * gemm(N, w, w));  // adaLN + mlp per res block
+    f += gemm(N, 2 * w, w) + gemm(N, 2 * C, w);                  // final adaLN + linear
+    return f;
+}
+
+// ----------------------------------------------------------------------------
+// the AR schedule
+
+int flops_sample_run(flops_sample *out, flops_step *steps, const mar_config *c, const sample_params *p, int B) {
+    memset(out, 0, sizeof *out);
+    int rc = sample_params_check(p);
+    if (rc) return rc;
+    if (B < 1) return disa_err(DISA_EINVAL, "flops: batch must be >= 1, got %d", B);
+    const int K = p->num_iter, L = c->seq_len, cfg = p->cfg != 1.0, B2 = cfg ? 2 * B : B;
+    int *req = calloc((size_t)K, sizeof(int));
+    int *distinct = calloc((size_t)p->upper + 1, sizeof(int));  // distinct steps by requested count, 0 = unknown
+    if (!req || !distinct) {
+        rc = disa_err(DISA_ENOMEM, "flops: out of memory");
+        goto fail;
+    }
+    if (p->sampler == GD_SAMPLER_DEFAULT) {
+        for (int s = 0; s < K; s++) req[s] = p->upper;
+    } else if ((rc = disa_steps_for(req, K, p->upper, p->lower, p->strategy)) != 0) {
+        goto fail;
+    }
+    int n_unknown = L;
+    for (int s = 0; s < K; s++) {
+        flops_step st = {.step = s};
+        // The mask schedule of sampler_run: float64 cosine, floor, then the clamp.
+        double ratio = cos(M_PI / 2.0 * (s + 1) / K);
+        int mask_len = (int)floor(L * ratio);
+        if (mask_len > n_unknown - 1) mask_len = n_unknown - 1;
+        if (mask_len < 1) mask_len = 1;
+        int lo = s >= K - 1 ? 0 : mask_len, n_pred = n_unknown - lo;
+        st.mask_len = mask_len;
+        st.n_known = L - n_unknown;
+        if (n_pred <= 0) {
+            n_unknown = mask_len;
+            if (steps) steps[s] = st;
+            continue;
+        }
+        int n = req[s];
+        if (!distinct[n]) {
+            gd_tables t;
+            if ((rc = gd_tables_init(&t, n, p->sampler)) != 0) goto fail;
+            distinct[n] = t.n;
+            gd_tables_free(&t);
+        }
+        st.n_pred = n_pred;
+        st.diff_steps = distinct[n];
+        st.rows = B2 * n_pred;
+        st.transformer = flops_transformer_pass(c, B, cfg, st.n_known);
+        st.head = flops_head_cond(c, st.rows) + (uint64_t)st.diff_steps * flops_head_step(c, st.rows);
+        out->transformer += st.transformer;
+        out->head += st.head;
+        out->head_row_steps += (uint64_t)B * n_pred * st.diff_steps;
+        out->tokens += (uint64_t)B * n_pred;
+        out->ar_steps++;
+        n_unknown = lo;
+        if (steps) steps[s] = st;
+    }
+fail:
+    if (rc) memset(out, 0, sizeof *out);
+    free(req);
+    free(distinct);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+// feature net
+
+static uint64_t conv_flops(const inc_conv *k, int H, int W) {
+    uint64_t OH = (uint64_t)conv2d_out_size(H, k->kh, k->sh, k->ph), OW = (uint64_t)conv2d_out_size(W, k->kw, k->sw, k->pw);
+    return gemm(k->cout, OH * OW, (uint64_t)k->cin * k->kh * k->kw);
+}
+
+// Every convolution of a mixed block reads a map of the block's input size: the chains
+// keep the size until their last convolution, the only one with stride 2.
+static uint64_t convs_at(const inc_conv *const *list, int n, int H) {
+    uint64_t f = 0;
+    for (int i = 0; i < n; i++) f += conv_flops(list[i], H, H);
+    return f;
+}
+
+uint64_t flops_inception(int logits) {
+    inception_model *mp = calloc(1, sizeof *mp);  // geometry only: the table fills it
+    st_bind_entry *tab = NULL;
+    char *names = NULL;
+    int count;
+    if (!mp || inception_tensor_table(mp, &tab, &names, &count) != 0) {
+        free(mp);
+        return 0;
+    }
+    free(tab);
+    free(names);
+    const inception_model m = *mp;
+    free(mp);
+    int h = INCEPTION_SIZE;
+    uint64_t f = conv_flops(&m.c1a, h, h);
+    h = conv2d_out_size(h, 3, 2, 0);                       // 149
+    f += conv_flops(&m.c2a, h, h);
+    h = conv2d_out_size(h, 3, 1, 0);                       // 147
+    f += conv_flops(&m.c2b, h, h);
+    h = conv2d_out_size(h, 3, 2, 0);                       // max pool: 73
+    f += conv_flops(&m.c3b, h, h);
+    f += conv_flops(&m.c4a, h, h);
+    h = conv2d_out_size(h, 3, 1, 0);                       // 71
+    h = conv2d_out_size(h, 3, 2, 0);                       // max pool: 35
+    const inc_a *A[3] = {&m.m5b, &m.m5c, &m.m5d};
+    for (int i = 0; i < 3; i++) {
+        const inc_conv *l[] = {&A[i]->b1x1, &A[i]->b5x5_1, &A[i]->b5x5_2, &A[i]->b3dbl_1,
+                               &A[i]->b3dbl_2, &A[i]->b3dbl_3, &A[i]->pool};
+        f += convs_at(l, 7, h);
+    }
+    const inc_conv *lb[] = {&m.m6a.b3x3, &m.m6a.b3dbl_1, &m.m6a.b3dbl_2, &m.m6a.b3dbl_3};
+    f += convs_at(lb, 4, h);
+    h = conv2d_out_size(h, 3, 2, 0);                       // 17
+    const inc_c *Cb[4] = {&m.m6b, &m.m6c, &m.m6d, &m.m6e};
+    for (int i = 0; i < 4; i++) {
+        const inc_conv *l[] = {&Cb[i]->b1x1, &Cb[i]->b7_1, &Cb[i]->b7_2, &Cb[i]->b7_3, &Cb[i]->b7dbl_1,
+                               &Cb[i]->b7dbl_2, &Cb[i]->b7dbl_3, &Cb[i]->b7dbl_4, &Cb[i]->b7dbl_5, &Cb[i]->pool};
+        f += convs_at(l, 10, h);
+    }
+    const inc_conv *ld[] = {&m.m7a.b3_1, &m.m7a.b3_2, &m.m7a.b7x3_1, &m.m7a.b7x3_2, &m.m7a.b7x3_3, &m.m7a.b7x3_4};
+    f += convs_at(ld, 6, h);
+    h = conv2d_out_size(h, 3, 2, 0);                       // 8
+    const inc_e *E[2] = {&m.m7b, &m.m7c};
+    for (int i = 0; i < 2; i++) {
+        const inc_conv *l[] = {&E[i]->b1x1, &E[i]->b3_1, &E[i]->b3_2a, &E[i]->b3_2b, &E[i]->b3dbl_1,
+                               &E[i]->b3dbl_2, &E[i]->b3dbl_3a, &E[i]->b3dbl_3b, &E[i]->pool};
+        f += convs_at(l, 9, h);
+    }
+    if (logits) f += gemm(1, INCEPTION_LOGITS, INCEPTION_FEAT);
+    return f;
+}
+
+// ----------------------------------------------------------------------------
+// per image
+
+int flops_per_image(flops_image *out, const mar_config *c, const sample_params *p, int B, const vae_config *v,
+                    int with_features) {
+    memset(out, 0, sizeof *out);
+    flops_sample s;
+    int rc = flops_sample_run(&s, NULL, c, p, B);
+    if (rc) return rc;
+    out->transformer = (double)s.transformer / B;
+    out->head = (double)s.head / B;
+    if (v && c->tokenizer == TOKENIZER_KL16) out->decode = vae_decode_flops(v, c->seq_h * c->patch_size, c->seq_h * c->patch_size);
+    if (with_features) out->features = (double)flops_inception(1);
+    out->total = out->transformer + out->head + out->decode + out->features;
+    out->nfe_per_token = s.tokens ? (double)s.head_row_steps / s.tokens : 0;
+    out->ar_steps = s.ar_steps;
+    return 0;
+}

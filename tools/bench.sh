@@ -1,0 +1,116 @@
+#!/bin/sh
+# make bench: speed measurements against the analytic FLOP model (DESIGN §10). Never
+# part of make test. Writes results/bench/<date>.json and results/bench/<date>.md
+# (raw per-program JSON in results/bench/<date>.raw/) and prints the table.
+#
+# What runs (about 10-15 minutes on 2 cores; every number is a median, the machine
+# may be shared, so read them with the load average printed at the top):
+#   sgemm peak (2048^3, the current thread count) and the OpenBLAS core;
+#   MAR-B random weights, CFG on, at batch 1, 8 and 32: disa-bench --extrapolate times
+#     the K = 64 schedule step shape by step shape (transformer at 3 / 1 / 1 points,
+#     median of 3 / 1 / 1 passes, the head at every distinct row count) and sums per
+#     image for the baseline
+#     (default sampler, 100 steps) and DiSA 50->5 linear: a full K = 64 run of batch 32
+#     does not fit the time budget. Batch 1 also runs the real sampler at K = 4
+#     (--run, per AR step) to compare with the PyTorch reference at the same settings,
+#     and batch 1 is repeated at 1 thread (the second core is often busy here);
+#   KL-16 decode and Inception features per image (random weights);
+#   disa-gen on a small MAR-B job (K = 2, DiSA 10->5, KL-16, 2 images of 1) as
+#     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
+#   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
+#   tools/bench_torch.py: the batch-1 K = 4 run through tools/marref (fp32), at the
+#     same thread count and again at 1 thread against the 1-thread disa run.
+# Random-weight models (several GB for MAR-H) are written once to $BENCH_WORK
+# (default /tmp/disa-bench) and reused.
+set -e
+BUILD=${BUILD:-build}
+B=$BUILD/bin
+W=${BENCH_WORK:-/tmp/disa-bench}
+PY=${PYTHON:-/usr/bin/python3}
+THREADS=${THREADS:-$(nproc)}
+DATE=$(date -u +%Y-%m-%dT%H%M%SZ)
+OUT=results/bench
+RAW=$OUT/$DATE.raw
+mkdir -p "$W" "$RAW"
+start=$(date +%s)
+step() { echo "bench: [$(( $(date +%s) - start )) s] $*"; }
+
+step "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+"$B/disa-info" > "$RAW/info.txt" 2>&1
+cat "$RAW/info.txt"
+cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_start.txt"
+
+step "sgemm peak"
+"$B/disa-bench" --sgemm --sgemm_n 2048 --sgemm_reps 7 --threads "$THREADS" --json "$RAW/sgemm.json"
+# The load of a shared machine drifts within minutes, so every section quotes its % of
+# peak against an sgemm peak measured right before it (5 reps, its own thread count).
+local_peak() { # name threads
+    "$B/disa-bench" --sgemm --sgemm_n 2048 --sgemm_reps 5 --threads "$2" --json "$RAW/peak_$1.json" > /dev/null
+    $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['sgemm']['median_gflops'])" "$RAW/peak_$1.json"
+}
+
+for p in mar_base mar_large mar_huge; do
+    [ -f "$W/$p.safetensors" ] || { step "writing $W/$p.safetensors"; "$B/disa-mkmodel" --preset $p --out "$W/$p.safetensors"; }
+done
+[ -f "$W/kl16.safetensors" ] || "$B/disa-mkmodel" --vae kl16 --out "$W/kl16.safetensors"
+[ -f "$W/inception.safetensors" ] || "$B/disa-stats" --make-random-inception "$W/inception.safetensors"
+
+DISA="--num_iter 64 --cfg 2.9 --cfg_schedule linear --diff_sampler DiSA --diff_upper_steps 50 --diff_lower_steps 5 --diff_annealing_strategy linear"
+BASE="--baseline_sampler default --baseline_steps 100"
+
+step "MAR-B batch 1: real sampler at K 4 (per step), K 64 extrapolation, decode, features"
+P=$(local_peak mar_base_b1 "$THREADS")
+# shellcheck disable=SC2086
+"$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --batch 1 --threads "$THREADS" --peak "$P" \
+    --run --run_iter 4 --per-step --extrapolate --t_points 3 --t_reps 3 \
+    --vae "$W/kl16.safetensors" --features "$W/inception.safetensors" --json "$RAW/mar_base_b1.json"
+step "MAR-B batch 1 at 1 thread: K 64 extrapolation (the second core is shared)"
+P=$(local_peak mar_base_b1_t1 1)
+# shellcheck disable=SC2086
+"$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --batch 1 --threads 1 --peak "$P" \
+    --run --run_iter 4 --extrapolate --t_points 1 --t_reps 3 --json "$RAW/mar_base_b1_t1.json"
+for bs in 8 32; do
+    step "MAR-B batch $bs: K 64 extrapolation"
+    P=$(local_peak mar_base_b$bs "$THREADS")
+    # shellcheck disable=SC2086
+    "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --batch $bs --threads "$THREADS" --peak "$P" \
+        --extrapolate --t_points 1 --json "$RAW/mar_base_b$bs.json"
+done
+for p in mar_large mar_huge; do
+    step "$p batch 1: K 64 extrapolation"
+    cfgv=3.0; [ $p = mar_huge ] && cfgv=3.2
+    P=$(local_peak ${p}_b1 "$THREADS")
+    # shellcheck disable=SC2086
+    "$B/disa-bench" --model "$W/$p.safetensors" $DISA --cfg $cfgv $BASE --batch 1 --threads "$THREADS" --peak "$P" \
+        --extrapolate --t_points 1 --t_reps 3 --json "$RAW/${p}_b1.json"
+done
+
+step "PyTorch reference, the batch-1 K 4 run"
+OMP_WAIT_POLICY=PASSIVE $PY tools/bench_torch.py --model "$W/mar_base.safetensors" --threads "$THREADS" \
+    --batch 1 --num_iter 4 --cfg 2.9 --diff_sampler disa --upper 50 --lower 5 --json "$RAW/torch.json"
+if [ "$THREADS" != 1 ]; then
+    step "PyTorch reference at 1 thread (against the 1-thread disa run)"
+    OMP_WAIT_POLICY=PASSIVE $PY tools/bench_torch.py --model "$W/mar_base.safetensors" --threads 1 \
+        --batch 1 --num_iter 4 --cfg 2.9 --diff_sampler disa --upper 50 --lower 5 --json "$RAW/torch_t1.json"
+fi
+
+step "disa-gen: 1 rank x $THREADS threads vs $THREADS ranks x 1 thread"
+cat > "$RAW/gen-job.json" <<JOB
+{"name": "bench-mar-b", "model": "$W/mar_base.safetensors", "vae": "$W/kl16.safetensors",
+ "output_dir": "$RAW/gen", "num_images": 2, "eval_bsz": 1, "seed": 1, "labels": [1, 2],
+ "sampling": {"num_iter": 2, "cfg": 2.9, "cfg_schedule": "linear", "temperature": 1.0, "diff_sampler": "DiSA",
+              "diff_upper_steps": 10, "diff_lower_steps": 5, "diff_annealing_strategy": "linear"}}
+JOB
+sh tools/mpirun.sh 1 "$B/disa-gen" "$RAW/gen-job.json" --output_dir "$RAW/gen-1x$THREADS" --threads "$THREADS" \
+    --restart --quiet > "$RAW/gen-1x$THREADS.log" 2>&1
+sh tools/mpirun.sh "$THREADS" "$B/disa-gen" "$RAW/gen-job.json" --output_dir "$RAW/gen-${THREADS}x1" --threads 1 \
+    --restart --quiet > "$RAW/gen-${THREADS}x1.log" 2>&1
+cp "$RAW/gen-1x$THREADS/summary.json" "$RAW/gen_1x$THREADS.json"
+cp "$RAW/gen-${THREADS}x1/summary.json" "$RAW/gen_${THREADS}x1.json"
+rm -rf "$RAW/gen-1x$THREADS" "$RAW/gen-${THREADS}x1"
+
+cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_end.txt"
+step "report"
+$PY tools/bench_report.py "$RAW" "$OUT/$DATE.json" "$OUT/$DATE.md" --threads "$THREADS" --seconds $(( $(date +%s) - start ))
+cat "$OUT/$DATE.md"
+step "done: $OUT/$DATE.json, $OUT/$DATE.md"
