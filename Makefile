@@ -44,30 +44,48 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELP := $(filter-out tests/unit/test_%.c,$(wildcard tests/unit/*.c))
 UNIT_HOBJ := $(UNIT_HELP:%.c=$(BUILD)/obj/%.o)
+# Fuzz targets (tests/fuzz): built with libFuzzer by `make fuzz` (build-fuzz/), and as one
+# corpus replay test with every build, so corpus files found once keep running.
+FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
+FUZZ_OBJ  := $(FUZZ_SRC:%.c=$(BUILD)/obj/%.o)
+FUZZ_REPLAY := $(BUILD)/tests/test_fuzz_replay
+FUZZ_SECONDS ?= 60
 
 $(info disa: BUILD=$(BUILD) CC=$(CC) CFLAGS=$(CFLAGS) NATIVE=$(NATIVE) BLAS_LIBS=$(BLAS_LIBS))
 
 .SECONDARY:
-.PHONY: all help deps test test-unit test-parity test-e2e asan debug demo bench goldens clean
+.PHONY: all help deps deps-cluster deps-tools test test-unit test-parity test-e2e asan debug demo bench goldens clean fuzz
 .DEFAULT_GOAL := all
 
-all: $(LIB) $(BINS) $(UNIT_BINS)
+all: $(LIB) $(BINS) $(UNIT_BINS) $(FUZZ_REPLAY)
 
 help:
 	@echo "make            build $(BUILD)/lib/libdisa.a, $(BUILD)/bin/*, unit tests"
 	@echo "make deps       install the Debian packages (apt-get as root, else print the line)"
+	@echo "make deps-cluster  the packages of the cluster tests: slurm-wlm, munge, iproute2 (same rules)"
+	@echo "make deps-tools the packages of tools/ and the converter tests: python3-torch, numpy, scipy"
 	@echo "make test       deps + build + unit, parity and end-to-end tests; ends 'N passed, N failed'"
 	@echo "make test-unit | test-parity | test-e2e   one part of the suite"
 	@echo "make demo       the main job on the embedded default model"
 	@echo "make bench      speed measurements (never part of make test)"
 	@echo "make asan       build in build-asan/ with AddressSanitizer + UBSan and run unit + parity tests"
 	@echo "make debug      build in build-debug/ with -O0 -g"
+	@echo "make fuzz       libFuzzer targets in build-fuzz/ (clang), FUZZ_SECONDS=$(FUZZ_SECONDS) each"
 	@echo "make goldens    regenerate tests/golden/*.safetensors with PyTorch (needs python3-torch)"
 	@echo "make clean      remove build folders"
 	@echo "knobs: CFLAGS='-O2 -g' NATIVE=1 BUILD=dir BLAS_LIBS=-lopenblas NP=ranks"
 
 deps:
 	@sh tools/deps.sh
+
+# The one-machine SLURM cluster and network-namespace hosts of tests/e2e/cluster_*.sh
+# (tests/cluster/). Not needed to build; without it those tests SKIP and say why.
+deps-cluster:
+	@sh tools/deps-cluster.sh
+
+# PyTorch for tools/ and the converter tests (tests/e2e/converters.sh SKIPs without it).
+deps-tools:
+	@sh tools/deps.sh tools
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -95,7 +113,16 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HOBJ) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBZIP_LIBS) $(LDLIBS)
 
+$(BUILD)/obj/tests/fuzz/%.o: CPPFLAGS += -DFUZZ_REPLAY
+$(FUZZ_REPLAY): $(FUZZ_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBZIP_LIBS) $(LDLIBS)
+
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+
 test: deps
+	@sh tools/deps-cluster.sh || echo "deps-cluster: not installed; tests/e2e/cluster_*.sh will SKIP"
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh tests/run.sh all
 
@@ -125,4 +152,4 @@ goldens:
 clean:
 	rm -rf build build-asan build-debug
 
--include $(LIB_OBJ:.o=.d) $(PARITY_OBJ:.o=.d) $(BIN_SRC:src/cli/%.c=$(BUILD)/obj/src/cli/%.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/obj/tests/unit/%.d)
+-include $(LIB_OBJ:.o=.d) $(PARITY_OBJ:.o=.d) $(BIN_SRC:src/cli/%.c=$(BUILD)/obj/src/cli/%.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/obj/tests/unit/%.d) $(FUZZ_OBJ:.o=.d)

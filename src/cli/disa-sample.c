@@ -168,6 +168,15 @@ int main(int argc, char **argv) {
         mar_close(&m);
         return 2;
     }
+    if (vae_path && c->tokenizer == TOKENIZER_KL16) {  // a bad --vae fails now, not after the sampling
+        vae_model v;
+        if (vae_open(&v, vae_path) != 0) {
+            fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
+            mar_close(&m);
+            return 1;
+        }
+        vae_close(&v);
+    }
     int B = (int)nimg, rc = 1;
     sampler s;
     ar_rng_philox rng;

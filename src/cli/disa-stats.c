@@ -121,9 +121,10 @@ static int open_dir(source *s) {
         snprintf(s->files[s->n++], len, "%s/%s", s->path, e->d_name);
     }
     closedir(d);
+    // Before the sort: qsort(NULL, 0, ...) is undefined (UBSan, tests/bad_inputs.md).
+    if (s->n == 0) return disa_err(DISA_ENOTFOUND, "%s: no .png files", s->path);
     // torch-fidelity sorts the paths as strings; byte order of UTF-8 is code point order.
     qsort(s->files, (size_t)s->n, sizeof(char *), cmp_str);
-    if (s->n == 0) return disa_err(DISA_ENOTFOUND, "%s: no .png files", s->path);
     return 0;
 }
 

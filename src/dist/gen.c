@@ -128,6 +128,22 @@ static int image_geometry(const mar_config *c, const vae_model *v, int *H, int *
     return 0;
 }
 
+// Reference statistics are used only when the run ends; a damaged or mismatched file
+// must stop the run before the sampling, not after it (found by tests/bad_inputs.md).
+// Same checks and message as the metrics step.
+static int check_reference(const char *path, int D) {
+    npy_array mu = {0}, sg = {0};
+    int rc = npz_read(&mu, path, "mu");
+    if (!rc) rc = npz_read(&sg, path, "sigma");
+    if (!rc && (mu.dtype != NPY_F64 || sg.dtype != NPY_F64 || mu.nbytes != sizeof(double) * D ||
+                sg.nbytes != sizeof(double) * (size_t)D * D))
+        rc = disa_err(DISA_ESHAPE, "%s: mu/sigma must be float64 of %d and %dx%d (the feature net's size)", path,
+                      D, D, D);
+    npy_free(&mu);
+    npy_free(&sg);
+    return rc;
+}
+
 static int ctx_init(rank_ctx *c, const job_list *jobs, int rank, int size) {
     memset(c, 0, sizeof *c);
     c->jobs = jobs;
@@ -177,6 +193,7 @@ static int ctx_init(rank_ctx *c, const job_list *jobs, int rank, int size) {
                 }
             if (c->feat_owner[j] == j && (rc = featnet_open(&c->feat[j], jb->features)) != 0) return rc;
             const featnet *f = &c->feat[c->feat_owner[j]];
+            if (rank == 0 && jb->reference[0] && (rc = check_reference(jb->reference, f->feat_dim)) != 0) return rc;
             if ((size_t)jb->eval_bsz * f->feat_dim > max_f) max_f = (size_t)jb->eval_bsz * f->feat_dim;
             if ((size_t)jb->eval_bsz * f->n_logits > max_l) max_l = (size_t)jb->eval_bsz * f->n_logits;
         }
@@ -592,12 +609,41 @@ static int is_our_file(const char *name) {
     size_t n = strlen(name), d = 0;
     while (d < n && name[d] >= '0' && name[d] <= '9') d++;
     if (d >= 5 && strcmp(name + d, ".png") == 0) return 1;
-    if (d >= 5 && strcmp(name + d, ".png.tmp") == 0) return 1;
+    if (d >= 5 && strncmp(name + d, ".png.tmp", 8) == 0) return 1;  // also NNNNN.png.tmp.PID
     return strcmp(name, "manifest") == 0 || strcmp(name, "run.json") == 0 || strcmp(name, "summary.json") == 0 ||
            strcmp(name, "run.json.tmp") == 0 || strcmp(name, "summary.json.tmp") == 0;
 }
 
 #include <dirent.h>
+// A temporary file a killed rank left behind: NNNNN.png.tmp.PID (png_write_u8),
+// NNNNNN.safetensors.tmp (feature shards), run.json.tmp, summary.json.tmp,
+// manifest.tmp. Only ever renamed into place by the process that made it, so once the
+// folder is set up for a new run (before any unit is handed out) none can still be in
+// use (found by tests/e2e/faults.sh: they piled up over kill -9 / resume cycles).
+static int is_stale_tmp(const char *name) {
+    size_t n = strlen(name), d = 0;
+    while (d < n && name[d] >= '0' && name[d] <= '9') d++;
+    if (d >= 5 && (strncmp(name + d, ".png.tmp", 8) == 0 || strcmp(name + d, ".safetensors.tmp") == 0)) return 1;
+    return strcmp(name, "run.json.tmp") == 0 || strcmp(name, "summary.json.tmp") == 0 ||
+           strcmp(name, "manifest.tmp") == 0;
+}
+
+// Removes the stale temporary files of `dir`; returns how many (a missing folder has none).
+static int remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!is_stale_tmp(e->d_name)) continue;
+        char p[JOB_PATH_MAX + 300];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
 static int clear_run(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : disa_err(DISA_EIO, "%s: cannot list: %s", dir, strerror(errno));
@@ -654,11 +700,13 @@ static int setup_job(sched *s, int j) {
     free(text);
     if (rc) return rc;
     int units = job_units(jb);
+    int stale = remove_stale_tmp(jb->output_dir);
     if ((rc = ledger_open(&s->ledgers[j], jb->output_dir, units)) != 0) return rc;
     if (jb->features[0]) {
         char fd[JOB_PATH_MAX + 32];
         snprintf(fd, sizeof fd, "%s/features", jb->output_dir);
         if ((rc = mkdir_p(fd)) != 0) return rc;
+        stale += remove_stale_tmp(fd);
         const featnet *f = &c->feat[c->feat_owner[j]];
         for (int u = 0; u < units; u++) {
             if (!s->ledgers[j].done[u]) continue;
@@ -679,6 +727,7 @@ static int setup_job(sched *s, int j) {
             }
         }
     }
+    if (stale) LOG(LOG_INFO, "%s: removed %d temporary files of an interrupted run", jb->name, stale);
     if (!jb->png) return 0;
     int H, W, C;
     image_geometry(&ctx_mar(c, j)->cfg, ctx_vae(c, j), &H, &W, &C);

@@ -7,6 +7,8 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +89,9 @@ static int set_sampling(sample_params *p, const char *file, const char *prefix, 
 static int get_int(const cJSON *o, const char *key, long lo, long hi, long *out, const char *file) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return 1;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble)
+    // Integral and in range before any cast: converting an out-of-range double (1e85,
+    // inf) to long is undefined behaviour (found by tests/fuzz/fuzz_job.c).
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
         return disa_err(DISA_EINVAL, "%s: '%s' must be an integer", file, key);
     if (v->valuedouble < lo || v->valuedouble > hi)
         return disa_err(DISA_ERANGE, "%s: '%s' must be in %ld..%ld, got %.0f", file, key, lo, hi, v->valuedouble);
@@ -257,7 +261,8 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
         }
         int i = 0;
         cJSON_ArrayForEach(it, labels) {
-            if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble) {
+            if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < INT_MIN ||
+                it->valuedouble > INT_MAX) {  // range before the cast, as in get_int
                 rc = disa_err(DISA_EINVAL, "%s: 'labels[%d]' must be an integer", path, i);
                 goto out;
             }

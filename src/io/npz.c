@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -234,12 +235,28 @@ int npz_read(npy_array *a, const char *path, const char *name) {
                       (unsigned long long)st.size);
         goto fail;
     }
-    buf = malloc(st.size ? (size_t)st.size : 1);
+    // The recorded sizes are only claims: a damaged 1 kB archive can declare gigabytes.
+    // The entry is opened first (an unsupported method fails here), its compressed size
+    // must fit in the archive, and stored data cannot grow while deflate expands at most
+    // 1032:1; anything beyond is refused before the allocation (found by fuzz_npy).
     zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
-    if (!buf || !zf) {
-        rc = buf ? disa_err(DISA_EFORMAT, "%s: cannot read '%s': %s", path, key, zip_strerror(za))
-                 : disa_err(DISA_ENOMEM, "%s: out of memory for '%s' (%llu bytes)", path, key,
-                            (unsigned long long)st.size);
+    if (!zf) {
+        rc = disa_err(DISA_EFORMAT, "%s: cannot read '%s': %s", path, key, zip_strerror(za));
+        goto fail;
+    }
+    struct stat fst;
+    uint64_t cap = stat(path, &fst) == 0 ? (uint64_t)fst.st_size : UINT64_MAX;
+    if ((st.valid & ZIP_STAT_COMP_SIZE) && st.comp_size < cap) cap = st.comp_size;
+    if (!((st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method == ZIP_CM_STORE))
+        cap = cap > ((uint64_t)1 << 40) ? UINT64_MAX : cap * 1032 + 64;
+    if (st.size > cap) {
+        rc = disa_err(DISA_EFORMAT, "%s: '%s' is damaged: %llu bytes recorded, at most %llu possible", path, key,
+                      (unsigned long long)st.size, (unsigned long long)cap);
+        goto fail;
+    }
+    buf = malloc(st.size ? (size_t)st.size : 1);
+    if (!buf) {
+        rc = disa_err(DISA_ENOMEM, "%s: out of memory for '%s' (%llu bytes)", path, key, (unsigned long long)st.size);
         goto fail;
     }
     uint64_t got = 0;

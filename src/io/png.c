@@ -15,11 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // Largest side accepted when reading; PNG allows 2^31-1 but nothing here makes images
 // that large, and the limit stops a hostile header from asking for gigabytes.
 #define PNG_MAX_SIDE (1 << 20)
+// Largest decompressed ancillary chunk (zTXt, iCCP) read; our tEXt recipes are < 1 kB.
+#define PNG_MAX_CHUNK (8u << 20)
+// Headroom over the file size for libpng's own allocations when reading (row buffers of
+// up to PNG_MAX_SIDE x 8 bytes, its structs): see rd_malloc.
+#define PNG_MEM_HEADROOM ((size_t)32 << 20)
 
 typedef struct {
     FILE *fp;
@@ -209,7 +215,22 @@ typedef struct {
     int full;           // decode the pixels (else stop after the header)
     png_bytep *rows;    // row pointers into im->data
     int rc;             // a failure of ours (allocation) inside the body
+    size_t mem_cap;     // largest single allocation libpng may make: file size + headroom
 } rd_job;
+
+// libpng buffers an ancillary chunk whole at the length the file claims, before reading
+// it: a 93-byte file can ask for 2 GB (found by tests/fuzz/fuzz_png.c). No chunk can be
+// longer than the file, so larger requests fail (libpng then skips the chunk and meets
+// the end of the file, a clean "truncated" error).
+static png_voidp rd_malloc(png_structp png, png_alloc_size_t n) {
+    const rd_job *j = png_get_mem_ptr(png);
+    return n > j->mem_cap ? NULL : malloc(n);
+}
+
+static void rd_free(png_structp png, png_voidp p) {
+    (void)png;
+    free(p);
+}
 
 static void read_fn(png_structp png, png_bytep data /*[n]*/, size_t n) {
     rd_job *j = png_get_io_ptr(png);
@@ -249,6 +270,7 @@ static int read_body(png_structp png, png_infop info, rd_job *j) {
     png_set_read_fn(png, j, read_fn);
     png_set_sig_bytes(png, 8);
     png_set_user_limits(png, PNG_MAX_SIDE, PNG_MAX_SIDE);
+    png_set_chunk_malloc_max(png, PNG_MAX_CHUNK);  // decompressed chunks; see also rd_malloc
     png_read_info(png, info);
     image_u8 *im = j->im;
     int ct = png_get_color_type(png, info);
@@ -307,7 +329,9 @@ static int read_png(image_u8 *im, const char *path, int full) {
                       got < 8 ? "shorter than the 8-byte signature" : "bad signature");
         goto fail;
     }
-    png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j.base, on_error, on_warning);
+    struct stat fst;
+    j.mem_cap = (fstat(fileno(j.base.fp), &fst) == 0 ? (size_t)fst.st_size : 0) + PNG_MEM_HEADROOM;
+    png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &j.base, on_error, on_warning, &j, rd_malloc, rd_free);
     info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         rc = disa_err(DISA_ENOMEM, "%s: out of memory for the PNG reader", path);
