@@ -19,7 +19,7 @@ done
 gen 2 jobs/tiny-test.json --output_dir "$T/b" $ARGS > "$T/b1.log" 2>&1 &
 mp=$!
 wait_lines "$T/b/manifest" 15
-pkill -TERM -x disa-gen
+kill -TERM $(descendants $mp disa-gen)
 wait $mp || fail "SIGTERM run should exit 0"
 ! grep -q '"metrics"' "$T/b/summary.json" || fail "an incomplete run must not report metrics"
 gen 1 jobs/tiny-test.json --output_dir "$T/b" $ARGS > "$T/b2.log" 2>&1 || { cat "$T/b2.log"; fail "resume"; }

@@ -10,14 +10,16 @@ check_complete "$T/ref" 300
 
 # kill -9 of rank 1 mid-run: the job dies, the re-run finishes it.
 gen 2 jobs/tiny-test.json --output_dir "$T/kill" $ARGS > "$T/kill.log" 2>&1 &
+mp=$!
 wait_lines "$T/kill/manifest" 20
 pid=""
-for p in $(pgrep -x disa-gen); do
+# Only this test's ranks (children of its mpirun), never another run on the machine.
+for p in $(descendants $mp disa-gen); do
     tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && pid=$p
 done
 [ -n "$pid" ] || fail "rank 1 not found"
 kill -9 "$pid"
-wait $! && fail "the killed run should not exit 0" || true
+wait $mp && fail "the killed run should not exit 0" || true
 done_before=$(wc -l < "$T/kill/manifest")
 [ "$done_before" -lt 150 ] || fail "the run finished before the kill; make it longer"
 gen 2 jobs/tiny-test.json --output_dir "$T/kill" $ARGS > "$T/kill2.log" 2>&1 || { cat "$T/kill2.log"; fail "re-run after kill -9 failed"; }
@@ -30,7 +32,7 @@ same_pngs "$T/ref" "$T/kill"
 gen 2 jobs/tiny-test.json --output_dir "$T/term" $ARGS > "$T/term.log" 2>&1 &
 mp=$!
 wait_lines "$T/term/manifest" 20
-pkill -TERM -x disa-gen
+kill -TERM $(descendants $mp disa-gen)
 wait $mp || { cat "$T/term.log"; fail "SIGTERM should end with exit 0"; }
 grep -q "resumable" "$T/term.log" || fail "no 'resumable' message after SIGTERM"
 [ "$(wc -l < "$T/term/manifest")" -lt 150 ] || fail "the run finished before SIGTERM"
@@ -43,7 +45,7 @@ same_pngs "$T/ref" "$T/term"
 gen 2 jobs/tiny-test.json --output_dir "$T/usr1" $ARGS > "$T/usr1.log" 2>&1 &
 mp=$!
 wait_lines "$T/usr1/manifest" 20
-pkill -USR1 -x mpirun
+kill -USR1 $(descendants $mp mpirun)
 wait $mp || { cat "$T/usr1.log"; fail "SIGUSR1 should end with exit 0"; }
 grep -q "resumable" "$T/usr1.log" || fail "no 'resumable' message after SIGUSR1"
 gen 2 jobs/tiny-test.json --output_dir "$T/usr1" $ARGS > /dev/null 2>&1 || fail "re-run after SIGUSR1 failed"
