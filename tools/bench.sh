@@ -25,7 +25,7 @@
 set -e
 BUILD=${BUILD:-build}
 B=$BUILD/bin
-W=${BENCH_WORK:-/tmp/disa-bench}
+W=${BENCH_WORK:-${TMPDIR:-/tmp}/disa-bench}
 PY=${PYTHON:-/usr/bin/python3}
 THREADS=${THREADS:-$(nproc)}
 DATE=$(date -u +%Y-%m-%dT%H%M%SZ)

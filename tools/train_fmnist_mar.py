@@ -174,7 +174,7 @@ def export(out, path, dtype):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="/work/train/fmnist-mar")
+    ap.add_argument("--out", default=os.path.join(os.environ.get("DISA_TRAIN_DIR", os.path.join(REPO, "results", "train")), "fmnist-mar"))
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--total-steps", type=int, default=None, help="schedule length (default 30000)")
     ap.add_argument("--batch-size", type=int, default=None, help="default 128")

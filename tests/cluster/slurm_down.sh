@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stops the test cluster of tests/cluster/slurm_up.sh (its jobs, slurmd, slurmctld, munged)
 # and removes its folder. Safe to run when nothing is up.
-D=${DISA_SLURM_DIR:-/tmp/disa-slurm}
+D=${DISA_SLURM_DIR:-${TMPDIR:-/tmp}/disa-slurm}
 [ -d "$D" ] || exit 0
 if [ -f "$D/slurm.conf" ] && [ -f "$D/slurmctld.pid" ]; then
     # Jobs first (their steps end with them), then the daemons.

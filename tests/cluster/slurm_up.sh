@@ -14,7 +14,7 @@
 # slurm.conf, spool and state folders, daemon logs. DISA_SLURM_PORT (default 16817; the
 # node uses the next port) avoids the ports of a real SLURM (6817/6818).
 set -u
-D=${DISA_SLURM_DIR:-/tmp/disa-slurm}
+D=${DISA_SLURM_DIR:-${TMPDIR:-/tmp}/disa-slurm}
 PORT=${DISA_SLURM_PORT:-16817}
 say() { echo "slurm_up: $*"; }
 started=0

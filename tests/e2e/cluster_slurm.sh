@@ -15,7 +15,7 @@ t0=$(date +%s)
 . tests/e2e/lib.inc
 # One fixed folder, so that a cluster left by a run killed before its cleanup is found
 # (and removed) by the next run; "owner" holds the pid of the run using it.
-export DISA_SLURM_DIR=/tmp/disa-e2e-slurm
+export DISA_SLURM_DIR="${TMPDIR:-/tmp}/disa-e2e-slurm"
 # The cluster is taken down only by the run that set it up.
 own=0
 cleanup() {

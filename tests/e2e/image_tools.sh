@@ -7,7 +7,7 @@
 set -eu
 B=${BUILD:-build}/bin
 fail() { echo "FAIL: $*"; exit 1; }
-T=$(mktemp -d /tmp/disa-e2e-image-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/disa-e2e-image-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 mkdir "$T/run"
 cp tests/data/png/*.png "$T/run/"

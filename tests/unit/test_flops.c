@@ -19,9 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tmpdir.h"
 
-static char g_dir[] = "/tmp/disa-flops-XXXXXX";
-static char g_model[64];
+static char g_flops_dir[64];
+static char g_model[96];
 
 // Encoder and decoder widths, depths and head counts differ so that a swapped dimension
 // in the model changes the count; 64 tokens of 2x4x4.
@@ -33,8 +34,9 @@ static char g_model[64];
 // Write the random-weight model as disa-mkmodel does (dgen, Xavier-range Linear weights).
 static int setup(void **state) {
     (void)state;
-    if (!mkdtemp(g_dir)) return -1;
-    snprintf(g_model, sizeof g_model, "%s/m.safetensors", g_dir);
+    snprintf(g_flops_dir, sizeof g_flops_dir, "%s/disa-flops-XXXXXX", tmp_root());
+    if (!mkdtemp(g_flops_dir)) return -1;
+    snprintf(g_model, sizeof g_model, "%s/m.safetensors", g_flops_dir);
     mar_model m;
     memset(&m, 0, sizeof m);
     if (mar_config_parse(&m.cfg, CONFIG, "test") != 0) return -1;
@@ -73,8 +75,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_flops_dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 

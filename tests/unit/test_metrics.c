@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "tmpdir.h"
 
 // ----------------------------------------------------------------------------
 // numpy RandomState
@@ -208,7 +209,8 @@ static void test_prc_hand_made(void **state) {
 
 static void test_idx(void **state) {
     (void)state;
-    char path[] = "/tmp/disa-test-idx-XXXXXX";
+    char path[128];
+    snprintf(path, sizeof path, "%s/disa-test-idx-XXXXXX", tmp_root());
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     const uint8_t file[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};

@@ -7,9 +7,14 @@
 
 char g_dir[64];
 
+const char *tmp_root(void) {
+    const char *t = getenv("TMPDIR");
+    return t && *t && strlen(t) < 40 ? t : "/tmp";
+}
+
 int tmpdir_setup(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/disa-unit-XXXXXX");
+    snprintf(g_dir, sizeof g_dir, "%s/disa-unit-XXXXXX", tmp_root());
     return mkdtemp(g_dir) ? 0 : -1;
 }
 

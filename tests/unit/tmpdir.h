@@ -6,5 +6,7 @@
 extern char g_dir[64];
 int tmpdir_setup(void **state);
 int tmpdir_teardown(void **state);
+// Where temporary files go: $TMPDIR, else the system's temporary folder.
+const char *tmp_root(void);
 
 #endif

@@ -4,7 +4,7 @@ n images per class, quantize to uint8 as the C pipeline does, classify with the 
 classifier, report accuracy (overall and per class) and sampling time.
 
     /usr/bin/python3 tools/marref/fmnist_eval.py [--model models/fmnist-mar.safetensors |
-        --ckpt /work/train/fmnist-mar/ckpt.pt] --sampler disa --upper 100 --lower 100
+        --ckpt results/train/fmnist-mar/ckpt.pt] --sampler disa --upper 100 --lower 100
         --num-iter 16 --cfg 3.0 --n-per-class 20 [--png grid.png]
 
 This is the Python side of the acceptance check "class accuracy of generated images";
