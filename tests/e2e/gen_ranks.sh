@@ -1,6 +1,6 @@
 #!/bin/sh
 # disa-gen on 1, 2 and 3 ranks writes byte-identical images, the ledger, run.json,
-# summary.json and the summary table.
+# summary.json and the summary table; with metrics, the numbers are identical too.
 set -eu
 . tests/e2e/lib.inc
 for np in 1 2 3; do
@@ -14,6 +14,17 @@ for np in 1 2 3; do
 done
 same_pngs "$T/np1" "$T/np2"
 same_pngs "$T/np1" "$T/np3"
+# Determinism report: with features and a reference, 1 and 3 ranks give byte-identical
+# PNGs and identical summary metrics (timing aside).
+M="--features models/fmnist-classifier.safetensors --reference models/fmnist-test-stats.npz --num_images 60 --eval_bsz 4"
+gen 1 jobs/tiny-test.json --output_dir "$T/m1" $M > /dev/null 2>&1 || fail "metrics run on 1 rank"
+gen 3 jobs/tiny-test.json --output_dir "$T/m3" $M > /dev/null 2>&1 || fail "metrics run on 3 ranks"
+same_pngs "$T/m1" "$T/m3"
+m1=$(grep -o '"metrics": {.*"seconds"' "$T/m1/summary.json" | sed 's/, "seconds"//')
+m3=$(grep -o '"metrics": {.*"seconds"' "$T/m3/summary.json" | sed 's/, "seconds"//')
+[ -n "$m1" ] && [ "$m1" = "$m3" ] || fail "metrics differ between 1 and 3 ranks: '$m1' vs '$m3'"
+echo "1 vs 3 ranks: identical PNGs and $m1"
+
 # The recipe travels in each PNG's tEXt chunk.
 grep -q 'diff_sampler=disa' "$T/np1/00007.png" || fail "PNG lacks the sampling recipe"
 # A second run finds everything done and computes nothing.
