@@ -919,9 +919,11 @@ static int summarize(sched *s, int j, const job_metrics *mt) {
     if (!f) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
     fprintf(f, "{\n  \"job\": \"%s\",\n  \"output_dir\": \"%s\",\n  \"sampling\": \"%s\",\n", jb->name, jb->output_dir,
             sample_params_str(&jb->p, ps, sizeof ps));
+    int images_done = 0;  // exact: the last unit may be shorter than eval_bsz
+    for (int u = 0; u < job_units(jb); u++)
+        if (s->ledgers[j].done[u]) images_done += job_unit_count(jb, u);
     fprintf(f, "  \"images_total\": %d,\n  \"images_done\": %d,\n  \"images_this_run\": %d,\n", jb->num_images,
-            s->ledgers[j].n_done * jb->eval_bsz > jb->num_images ? jb->num_images : s->ledgers[j].n_done * jb->eval_bsz,
-            images);
+            images_done, images);
     fprintf(f, "  \"world_size\": %d,\n  \"blas_core\": \"%s\",\n  \"blas_threads\": %d,\n  \"wall_s\": %.3f,\n"
             "  \"images_per_s\": %.4f,\n", size, blas_corename(), blas_get_threads(), wall, wall > 0 ? images / wall : 0);
     fprintf(f, "  \"s_per_image\": {\"mean\": %.6f, \"p50\": %.6f, \"p95\": %.6f, \"units\": %d},\n", mean,
