@@ -29,6 +29,7 @@
 #include "disa/blas.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/flops.h"
 #include "disa/image.h"
 #include "disa/ledger.h"
 #include "disa/log.h"
@@ -863,7 +864,13 @@ static double pct(const double *v, int n, double q) {
 }
 
 // summary.json for job j plus one table row on stdout.
-static int summarize(sched *s, int j, const job_metrics *mt) {
+// One row of the comparison table a sweep ends with.
+typedef struct job_row {
+    double s_img, img_s, steps, flops;  // compute s/image, images/s, NFE/token, model FLOPs/image
+    int have;
+} job_row;
+
+static int summarize(sched *s, int j, const job_metrics *mt, job_row *row) {
     rank_ctx *c = s->c;
     const job *jb = &c->jobs->jobs[j];
     int size = c->size, n = 0, images = 0, units = 0;
@@ -965,6 +972,10 @@ static int summarize(sched *s, int j, const job_metrics *mt) {
             printf("\n");
         }
     }
+    row->have = n > 0;
+    row->s_img = mean;
+    row->img_s = wall > 0 ? images / wall : 0;
+    row->steps = tokens > 0 ? steps_rows / tokens : 0;
     free(per);
     free(seen);
     free(rank_img);
@@ -973,6 +984,25 @@ static int summarize(sched *s, int j, const job_metrics *mt) {
     free(rank_hwm);
     free(rank_pss);
     return 0;
+}
+
+// A sweep's variants side by side. Speedups are against the first job: measured from the
+// compute seconds per image (the same model and K make that a fair ratio), predicted from
+// the FLOP model (include/disa/flops.h) of sampling and decoding one image.
+static void print_comparison(const job_list *jobs, const job_metrics *mt, const job_row *row) {
+    printf("\ncomparison (speedup against %s):\n", jobs->jobs[0].name);
+    printf("%-28s %9s %9s %11s %10s %10s %9s %16s %16s\n", "variant", "s/image", "images/s", "steps/token", "FID",
+           "class acc", "IS", "speedup measured", "FLOP-predicted");
+    for (int j = 0; j < jobs->n; j++) {
+        char fid[32] = "-", acc[32] = "-", is[32] = "-", sm[32] = "-", sp[32] = "-";
+        if (mt[j].have_fid) snprintf(fid, sizeof fid, "%.3f", mt[j].fid);
+        if (mt[j].have_acc) snprintf(acc, sizeof acc, "%.2f%%", 100 * mt[j].accuracy);
+        if (mt[j].have) snprintf(is, sizeof is, "%.3f", mt[j].is_mean);
+        if (row[0].have && row[j].have && row[j].s_img > 0) snprintf(sm, sizeof sm, "%.2fx", row[0].s_img / row[j].s_img);
+        if (row[0].flops > 0 && row[j].flops > 0) snprintf(sp, sizeof sp, "%.2fx", row[0].flops / row[j].flops);
+        printf("%-28s %9.4f %9.3f %11.2f %10s %10s %9s %16s %16s\n", jobs->jobs[j].name, row[j].s_img, row[j].img_s,
+               row[j].steps, fid, acc, is, sm, sp);
+    }
 }
 
 static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *status) {
@@ -1050,6 +1080,14 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
                "s/img", "p50", "p95", "steps", "GFLOPS", "transf", "head", "decode", "io", "idle");
     }
     int complete = 1;
+    job_metrics *mts = calloc((size_t)jobs->n, sizeof(job_metrics));
+    job_row *rows = calloc((size_t)jobs->n, sizeof(job_row));
+    if (!mts || !rows) {
+        free(mts);
+        free(rows);
+        rc = disa_err(DISA_ENOMEM, "out of memory");
+        goto out;
+    }
     for (int j = 0; j < jobs->n; j++) {
         job_metrics mt = {0};
         int done = s.ledgers[j].n_done == job_units(&jobs->jobs[j]);
@@ -1059,8 +1097,17 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
             LOG(LOG_ERROR, "%s: metrics: %s", jobs->jobs[j].name, disa_errmsg());
             s.fatal = 1;
         }
-        if (summarize(&s, j, &mt) != 0) LOG(LOG_ERROR, "%s", disa_errmsg());
+        if (summarize(&s, j, &mt, &rows[j]) != 0) LOG(LOG_ERROR, "%s", disa_errmsg());
+        mts[j] = mt;
+        flops_image fi;
+        const job *jb = &jobs->jobs[j];
+        if (flops_per_image(&fi, &ctx_mar(c, j)->cfg, &jb->p, jb->eval_bsz, ctx_vae(c, j) ? &ctx_vae(c, j)->cfg : NULL,
+                            0) == 0)
+            rows[j].flops = fi.total;
     }
+    if (jobs->n > 1 && !o->quiet) print_comparison(jobs, mts, rows);
+    free(mts);
+    free(rows);
     if (s.fatal) {
         *status = 1;
     } else if (!complete) {
