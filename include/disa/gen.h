@@ -14,6 +14,8 @@ typedef struct gen_opts {
     int restart;            // discard an existing run of another configuration
     double progress_every;  // seconds between progress lines when not on a terminal
     int bar;                // 1: a live progress bar on stderr (a terminal, or --progress bar)
+    double unit_timeout;    // watchdog: > 0 seconds a worker holding a unit may stay silent;
+                            // 0 = automatic (10x the slowest unit so far, at least 600 s); < 0 off
     int quiet;
 } gen_opts;
 

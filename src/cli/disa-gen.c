@@ -30,7 +30,7 @@ static void usage(void) {
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
             "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L] [--diff_annealing_strategy linear|cosine|two-stage|constant]\n"
-            "       [--model FILE] [--vae FILE] [--variant NAME]\n");
+            "       [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n");
 }
 
 // Parse argv into jobs. Returns 0, or 2 after printing one message.
@@ -99,6 +99,19 @@ static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
             } else {
                 o->progress_every = p;
                 o->bar = 0;
+            }
+        } else if (strcmp(flag, "unit_timeout") == 0) {
+            // The watchdog: "auto" (10x the slowest unit, at least 600 s), "off", or seconds.
+            double t = strtod(val, &end);
+            if (strcmp(val, "auto") == 0) {
+                o->unit_timeout = 0;
+            } else if (strcmp(val, "off") == 0) {
+                o->unit_timeout = -1;
+            } else if (*end || end == val || !(t >= 1 && t <= 1e7)) {
+                fprintf(stderr, "disa-gen: --unit_timeout must be auto, off or seconds in 1..1e7, got '%s'\n", val);
+                return 2;
+            } else {
+                o->unit_timeout = t;
             }
         } else if (strcmp(flag, "variant") == 0) {
             variant = val;

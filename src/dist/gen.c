@@ -386,6 +386,8 @@ typedef struct sched {
     int active_workers;   // workers that have not said BYE
     unsigned char *bye, *aborted;
     int (*inflight)[4];   // [size] up to two (job, unit) pairs assigned to each worker
+    double *last_heard;   // [size] when each worker's last message arrived
+    double slowest_unit;  // longest t_total of a finished unit, for the watchdog
     int shutdown;
     unit_report *reports; // finished units of this invocation
     int n_reports, cap_reports;
@@ -464,6 +466,7 @@ static void begin_shutdown(sched *s) {
 
 static void handle(sched *s, MPI_Status *stt) {
     int src = stt->MPI_SOURCE;
+    s->last_heard[src] = now_s();
     if (stt->MPI_TAG == TAG_REQUEST) {
         int z;
         MPI_Recv(&z, 1, MPI_INT, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -488,6 +491,7 @@ static void handle(sched *s, MPI_Status *stt) {
             f[1] = f[3];
             f[2] = f[3] = -1;
         }
+        if (r.t_total > s->slowest_unit) s->slowest_unit = r.t_total;
         if (record(s, &r) != 0) {
             LOG(LOG_ERROR, "%s", disa_errmsg());
             s->fatal = 1;
@@ -514,6 +518,31 @@ static void handle(sched *s, MPI_Status *stt) {
     }
 }
 
+// Watchdog. A healthy worker reports every unit it finishes and asks for the next as it
+// starts one, so a worker holding a unit that has said nothing for far longer than any
+// unit took is stuck: a hung node, a frozen process, a network that drops packets
+// without closing the connection. MPI would wait for it forever; rank 0 aborts the job
+// instead, naming the rank, and the ledger lets the next run resume. Automatic limit:
+// 10x the slowest finished unit, at least 600 s, armed once every rank had time to
+// finish a unit (model loading and warm-up make first units slow).
+static void watchdog(sched *s) {
+    double limit = s->o->unit_timeout;
+    if (limit < 0) return;
+    if (limit == 0) {
+        if (s->n_reports < s->c->size) return;
+        limit = 10 * s->slowest_unit > 600 ? 10 * s->slowest_unit : 600;
+    }
+    double t = now_s();
+    for (int w = 1; w < s->c->size; w++) {
+        const int *f = s->inflight[w];
+        if (s->bye[w] || f[1] < 0 || t - s->last_heard[w] <= limit) continue;
+        LOG(LOG_ERROR, "rank %d has sent nothing for %.0f s while holding unit %d of %s (limit %.0f s); aborting "
+            "the job: run the same command again to resume from the ledger", w, t - s->last_heard[w], f[1],
+            s->c->jobs->jobs[f[0]].name, limit);
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+}
+
 // Poll hook of rank 0's own sampling: answer everything pending, then report a stop.
 static int sched_poll(void *ctx) {
     sched *s = ctx;
@@ -524,6 +553,7 @@ static int sched_poll(void *ctx) {
         if (!flag) break;
         handle(s, &stt);
     }
+    watchdog(s);
     if (g_stop) begin_shutdown(s);
     return s->shutdown;
 }
@@ -1018,12 +1048,15 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
     s.aborted = calloc((size_t)c->size, 1);
     s.inflight = malloc(sizeof(int[4]) * (size_t)c->size);
     s.rank_images = calloc((size_t)c->size, sizeof(int));
+    s.last_heard = calloc((size_t)c->size, sizeof(double));
+    for (int w = 0; s.last_heard && w < c->size; w++) s.last_heard[w] = now_s();
     int total_units = 0;
     for (int j = 0; j < jobs->n; j++) total_units += job_units(&jobs->jobs[j]);
     s.queue_job = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
     s.queue_unit = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
     int rc = 0;
-    if (!s.ledgers || !s.bye || !s.aborted || !s.inflight || !s.rank_images || !s.queue_job || !s.queue_unit)
+    if (!s.ledgers || !s.bye || !s.aborted || !s.inflight || !s.rank_images || !s.last_heard || !s.queue_job ||
+        !s.queue_unit)
         rc = disa_err(DISA_ENOMEM, "out of memory");
     for (int w = 0; !rc && w < c->size; w++) s.inflight[w][0] = s.inflight[w][1] = s.inflight[w][2] = s.inflight[w][3] = -1;
     for (int j = 0; !rc && !setup_failed && j < jobs->n; j++) {
@@ -1067,9 +1100,17 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
             }
             if (g_stop) begin_shutdown(&s);
         } else {
+            // Wait for the next message, but not blindly: the watchdog needs to run while
+            // rank 0 has nothing of its own to compute.
             MPI_Status stt;
-            MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
-            handle(&s, &stt);
+            int flag = 0;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &stt);
+            if (flag) {
+                handle(&s, &stt);
+            } else {
+                watchdog(&s);
+                nanosleep(&(struct timespec){0, 2000000}, NULL);  // 2 ms: no busy core
+            }
             if (g_stop) begin_shutdown(&s);
         }
     }
@@ -1126,6 +1167,7 @@ out:
     free(s.aborted);
     free(s.inflight);
     free(s.rank_images);
+    free(s.last_heard);
     free(s.queue_job);
     free(s.queue_unit);
     free(s.reports);
