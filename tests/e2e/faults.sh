@@ -19,7 +19,7 @@ trap 'for m in $MNT; do umount "$m" 2>/dev/null; done; rm -rf "$T"' EXIT
 cat > "$T/job.json" <<EOF
 {"name": "faults", "model": "models/tiny-test.safetensors", "num_images": 400, "eval_bsz": 1, "seed": 11,
  "features": "models/fmnist-classifier.safetensors", "reference": "models/fmnist-test-stats.npz",
- "sampling": {"num_iter": 8, "cfg": 2.0, "diff_sampler": "DiSA", "diff_upper_steps": 20, "diff_lower_steps": 3}}
+ "sampling": {"num_iter": 16, "cfg": 2.0, "diff_sampler": "DiSA", "diff_upper_steps": 20, "diff_lower_steps": 3}}
 EOF
 N=400
 ARGS="--progress 0"
@@ -72,15 +72,18 @@ for k in 1 2 3 4 5; do
     [ "$before" -ge $N ] && break
     gen 2 "$T/job.json" --output_dir "$D" $ARGS > "$T/kill$k.log" 2>&1 &
     mp=$!
-    wait_lines "$D/manifest" $((before + 1))
-    delay=$(rand 800)
+    # Kill after a random number of further units, then a random few ms into the next
+    # one: progress-based, so the kills land inside the run on a fast or a slow machine,
+    # at random points of a unit (sampling, PNG write, ledger write).
+    wait_lines "$D/manifest" $((before + 1 + $(rand 10)))
+    delay=$(rand 20)
     sleep "$(printf '0.%03d' "$delay")"
     r=$(rand 2)
     pid=$(rank_pid "$mp" "$r")
     if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
     wait $mp
     st=$?
-    echo "kill $k: rank $r (pid ${pid:-gone}) after ${delay} ms past unit $before: mpirun status $st," \
+    echo "kill $k: rank $r (pid ${pid:-gone}) ${delay} ms after a ledger line, run started at unit $before: mpirun status $st," \
          "$(wc -l < "$D/manifest") of $N units in the ledger, $(find "$D" -name '*.tmp*' | wc -l) temporary files"
 done
 [ "$kills" -ge 3 ] || fail "only $kills of 5 kills landed; make the job longer"
