@@ -26,24 +26,10 @@ ARGS="--progress 0"
 rand() { # 0..$1-1
     echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % $1 ))
 }
-# Descendants of PID (the background gen: a subshell, mpirun, the ranks), 3 levels.
-tree_pids() {
-    for c in $(pgrep -P "$1"); do
-        echo "$c"
-        for g in $(pgrep -P "$c"); do echo "$g"; pgrep -P "$g"; done
-    done
-}
-# The pid of rank R started under PID, or nothing.
-rank_pid() { # PID R
-    for p in $(tree_pids "$1"); do
-        cat /proc/$p/environ 2>/dev/null | tr '\0' '\n' | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
-    done
-}
 # The mpirun started under PID (or PID itself).
 mpirun_pid() {
-    for p in $1 $(tree_pids "$1"); do
-        [ "$(cat /proc/$p/comm 2>/dev/null)" = mpirun ] && { echo "$p"; return; }
-    done
+    [ "$(cat /proc/$1/comm 2>/dev/null)" = mpirun ] && { echo "$1"; return; }
+    descendants "$1" mpirun | head -n 1
 }
 # The metrics of a summary, without timings.
 metrics() { grep '"metrics"' "$1/summary.json" | sed 's/"seconds": [0-9.e+-]*//'; }

@@ -12,11 +12,7 @@ check_complete "$T/ref" 300
 gen 2 jobs/tiny-test.json --output_dir "$T/kill" $ARGS > "$T/kill.log" 2>&1 &
 mp=$!
 wait_lines "$T/kill/manifest" 20
-pid=""
-# Only this test's ranks (children of its mpirun), never another run on the machine.
-for p in $(descendants $mp disa-gen); do
-    tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && pid=$p
-done
+pid=$(rank_pid $mp 1)  # only this test's run, never another on the machine
 [ -n "$pid" ] || fail "rank 1 not found"
 kill -9 "$pid"
 wait $mp && fail "the killed run should not exit 0" || true

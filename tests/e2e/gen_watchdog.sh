@@ -9,10 +9,7 @@ start=$(date +%s)
 gen 2 jobs/tiny-test.json --output_dir "$T/w" $ARGS > "$T/w.log" 2>&1 &
 mp=$!
 wait_lines "$T/w/manifest" 20
-pid=""
-for p in $(descendants $mp disa-gen); do
-    tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && pid=$p
-done
+pid=$(rank_pid $mp 1)  # only this test's run, never another on the machine
 [ -n "$pid" ] || fail "rank 1 not found"
 kill -STOP "$pid"
 stopped=$(date +%s)
