@@ -88,6 +88,16 @@ void st_table_add(st_table *t, const float **dst, int ndim, const int64_t *shape
     __attribute__((format(printf, 5, 6)));
 void st_table_free(st_table *t);
 
+// Write `path` with every tensor of `tab` (names and shapes) filled by the deterministic
+// generator (dgen.h), seeded from `seed` and the tensor's position: 2-D ".weight" in the
+// Xavier range, 4-D (conv) weights within +-sqrt(3 / fan_in), norm gains (1-D ".weight"
+// named "norm" or "_ln") near 1, everything else within +-0.02, so activations keep
+// realistic magnitudes through deep stacks. `config_json` becomes the "config" metadata.
+// For tests and benchmarks of full-size shapes without real checkpoints. *params (may be
+// NULL) receives the number of values written.
+int st_write_generated(const st_bind_entry *tab, int n, uint64_t seed, const char *config_json, const char *path,
+                       size_t *params);
+
 // Writer. Tensors are referenced, not copied: their data must live until st_writer_write.
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);

@@ -44,27 +44,8 @@ static int setup(void **state) {
     char *names;
     int n;
     if (mar_tensor_table(&m, &tab, &names, &n) != 0) return -1;
-    st_writer *w = st_writer_new();
-    float **bufs = calloc((size_t)n, sizeof(float *));
-    int rc = !w || !bufs;
-    for (int i = 0; !rc && i < n; i++) {
-        size_t cnt = 1;
-        for (int d = 0; d < tab[i].ndim; d++) cnt *= (size_t)tab[i].shape[d];
-        bufs[i] = malloc(cnt * sizeof(float));
-        if (!bufs[i]) {
-            rc = 1;
-            break;
-        }
-        double scale = tab[i].ndim == 2 ? 1.0 / (double)tab[i].shape[1] : 0.02;
-        dgen_fill(bufs[i], cnt, 77 + (uint64_t)i, scale);
-        rc = st_writer_add(w, tab[i].name, ST_F32, tab[i].ndim, tab[i].shape, bufs[i]);
-    }
     char json[1024];
-    if (!rc) rc = st_writer_meta(w, "config", mar_config_to_json(&m.cfg, json, sizeof json));
-    if (!rc) rc = st_writer_write(w, g_model);
-    for (int i = 0; bufs && i < n; i++) free(bufs[i]);
-    free(bufs);
-    st_writer_delete(w);
+    int rc = st_write_generated(tab, n, 77, mar_config_to_json(&m.cfg, json, sizeof json), g_model, NULL);
     free(tab);
     free(names);
     free(m.enc);
