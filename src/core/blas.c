@@ -2,6 +2,7 @@
 #include "disa/blas.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 
 static _Thread_local uint64_t g_flops;
 
@@ -19,7 +20,48 @@ void blas_sgemm(int transA, int transB, int M, int N, int K, float alpha, const 
     g_flops += 2ull * (uint64_t)M * (uint64_t)N * (uint64_t)K;
 }
 
+// Row counts up to which blas_linear computes y^T = W x^T instead (see below).
+enum { SMALL_M = 128 };
+
+// Scratch for y^T, grown on demand and kept for the thread's life: the diffusion head
+// calls blas_linear with few rows thousands of times per image.
+static _Thread_local float *g_yt;
+static _Thread_local size_t g_yt_cap;
+
 void blas_linear(float *y, const float *x, const float *W, const float *bias, int M, int K, int N) {
+    if (M > 0 && M <= SMALL_M && N > 0 && K > 0) {
+        // With few rows OpenBLAS repacks the whole weight matrix for a handful of output
+        // rows (measured on MAR-B-sized 1024x1024 weights, 1 thread, weights not in cache:
+        // 20 GFLOPS at 8 rows, 68 at 64). Swapping the operands makes the weights the side
+        // it streams: 29 / 79 GFLOPS, including the transpose back; from ~256 rows the
+        // direct call is as fast or faster.
+        size_t need = (size_t)M * (size_t)N;
+        if (need > g_yt_cap) {
+            float *p = realloc(g_yt, need * sizeof *p);
+            if (p) {
+                g_yt = p;
+                g_yt_cap = need;
+            }
+        }
+        if (need <= g_yt_cap) {
+            blas_sgemm(0, 1, N, M, K, 1.0f, W, K, x, K, 0.0f, g_yt, M);
+            // Transpose in column blocks so the strided reads stay in a few cache lines.
+            enum { JB = 64 };
+            for (int j0 = 0; j0 < N; j0 += JB) {
+                int j1 = j0 + JB < N ? j0 + JB : N;
+                for (int i = 0; i < M; i++) {
+                    float *row = y + (size_t)i * N;
+                    const float *col = g_yt + i;
+                    if (bias)
+                        for (int j = j0; j < j1; j++) row[j] = col[(size_t)j * M] + bias[j];
+                    else
+                        for (int j = j0; j < j1; j++) row[j] = col[(size_t)j * M];
+                }
+            }
+            return;
+        }
+        // Out of memory for the scratch: the direct call below is slower, not wrong.
+    }
     if (bias) {
         // Seed C with the bias so the GEMM adds into it (beta = 1): no second pass over y.
         for (int i = 0; i < M; i++) {

@@ -4,46 +4,18 @@
 // torch.softmax(dim=-1). All are in-place safe: each output element depends only on
 // inputs already read (softmax reads the whole row before writing it).
 #include "disa/nn.h"
+#include "disa/vec.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 // ----------------------------------------------------------------------------
-
-void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
-    // 0.5 x (1 + erf(x/sqrt2)) written as 0.5 x erfc(-x/sqrt2): the same function, but
-    // without the cancellation of 1 + erf near -1 for x << 0.
-    const float r = (float)M_SQRT1_2;
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * erfcf(-x * r);
-    }
-}
-
-void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
-    // For x << 0, expf(-x) overflows to inf and x / inf = -0, the correct limit.
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = x / (1.0f + expf(-x));
-    }
-}
-
-void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
-    // Written so NaN fails the comparison and passes through, like torch.relu.
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = x < 0.0f ? 0.0f : x;
-    }
-}
-
-// ----------------------------------------------------------------------------
-// Softmax. Attention spends heads*T^2 exponentials per image and block (1.2M for MAR-B),
+// One exp for softmax, GELU and SiLU. Attention spends heads*T^2 exponentials per image and block (1.2M for MAR-B),
 // costing as much time as a good part of the block's GEMMs, so the row loops are written
-// 8 lanes wide around a branch-free exp the compiler can vectorize: with NATIVE=1 on an
-// AVX-512 Xeon the softmax runs ~4x faster than with libm's expf; at plain -O2 (SSE2,
-// little vectorized) it is ~20% slower. One exp in every build keeps the tested path
-// the one that runs.
+// 8 lanes wide around a branch-free exp the compiler can vectorize (DISA_VEC builds
+// AVX-512 and AVX2 copies). GELU and SiLU use the same exp. One exp in every build
+// keeps the tested path the one that runs.
 
 // exp(x) for x <= 0 (max-subtracted logits): within 1.02 ulp of exp on every float in
 // [log FLT_MIN, 0] (checked exhaustively, with and without FMA contraction), and 0 below (where expf is denormal: < 1.2e-38 next to a
@@ -75,8 +47,61 @@ static inline float exp_nonpos(float x) {
     return x < lo ? 0.0f : p * s;
 }
 
+// erfc(z) for z >= 0 with a relative error of about 1.2e-7 in exact arithmetic
+// (Numerical Recipes' Chebyshev fit, `erfcc`), a few float ulps as evaluated here. It
+// keeps relative accuracy where erfc is tiny, and it is one exp and one division with
+// no branch, so the GELU loop vectorises (libm's erfcf does not).
+static inline float erfc_nonneg(float z) {
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    // The exponent is <= ~3e-8 for every z >= 0, inside exp_nonpos's range.
+    float a = p - z * z;
+    return t * exp_nonpos(a < 0.0f ? a : 0.0f);
+}
+
+DISA_VEC
+void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+    // 0.5 x (1 + erf(x/sqrt2)) written as 0.5 x erfc(-x/sqrt2), and erfc(-z) = 2 - erfc(z):
+    // the same function, without the cancellation of 1 + erf near -1 for x << 0.
+    const float r = (float)M_SQRT1_2;
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float e = erfc_nonneg(fabsf(x) * r);
+        out[i] = 0.5f * x * (x < 0.0f ? e : 2.0f - e);
+    }
+}
+
+DISA_VEC
+void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+    // x sigmoid(x) with e = exp(-|x|) <= 1: x / (1 + e) for x >= 0 and x e / (1 + e) for
+    // x < 0, so exp never overflows; for x << 0, e flushes to 0 and the result is -0.
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float e = exp_nonpos(-fabsf(x));
+        out[i] = (x < 0.0f ? x * e : x) / (1.0f + e);
+    }
+}
+
+void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+    // Written so NaN fails the comparison and passes through, like torch.relu.
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = x < 0.0f ? 0.0f : x;
+    }
+}
+
 enum { LANES = 8 };
 
+DISA_VEC
 void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, int C) {
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
