@@ -49,8 +49,9 @@ typedef struct flops_sample {
     int ar_steps;                // transformer passes (equals sample_stats.ar_steps)
 } flops_sample;
 
-// FLOPs of one transformer pass (mar_forward) over B images with n_known known tokens.
-uint64_t flops_transformer_pass(const mar_config *c, int B, int cfg, int n_known);
+// FLOPs of one transformer pass (mar_forward) over B images with n_known known tokens and
+// n_pred sampled rows per image (the last decoder block runs on those only).
+uint64_t flops_transformer_pass(const mar_config *c, int B, int cfg, int n_known, int n_pred);
 // FLOPs of cond_embed over `rows` head rows (once per AR step).
 uint64_t flops_head_cond(const mar_config *c, int rows);
 // FLOPs of one diffusion step of the head over `rows` rows (time embedding included).

@@ -59,6 +59,11 @@ size_t attention_scratch_floats(int T, int d, int heads);
 void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
                        float *scratch /*[attention_scratch_floats]*/,
                        int B, int T, int d, int heads);
+// The same attention for P query rows per image against all T rows: q[B*P, d] (row
+// stride ldq), k and v inside kv[B*T, 2d] (k in columns [0,d), v in [d,2d)). Scratch:
+// P*T floats. For a block whose output is needed only at P rows.
+void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, const float *kv /*[B*T,2d]*/,
+                            float *scratch /*[P*T]*/, int B, int P, int T, int d, int heads);
 
 // ----------------------------------------------------------------------------
 // 2-D convolution (torch.nn.functional.conv2d, groups 1, dilation 1, zero padding),

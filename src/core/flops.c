@@ -30,13 +30,26 @@ static uint64_t block_flops(int N, int T, int d, int hidden, int heads) {
     return f;
 }
 
-uint64_t flops_transformer_pass(const mar_config *c, int B, int cfg, int n_known) {
+// The last decoder block at P output rows per image (block_forward_rows): k and v for all
+// T rows, q, attention, proj and MLP for the P rows.
+static uint64_t block_rows_flops(int N, int T, int P, int d, int hidden, int heads) {
+    uint64_t R = (uint64_t)N * T, RP = (uint64_t)N * P, hd = (uint64_t)(d / heads);
+    uint64_t f = gemm(R, 2 * (uint64_t)d, d) + gemm(RP, d, d) + gemm(RP, d, d) + gemm(RP, hidden, d) + gemm(RP, d, hidden);
+    f += (uint64_t)N * heads * (gemm(P, T, hd) + gemm(P, hd, T));
+    return f;
+}
+
+uint64_t flops_transformer_pass(const mar_config *c, int B, int cfg, int n_known, int n_pred) {
     int B2 = cfg ? 2 * B : B, Te = c->buffer_size + n_known, Td = c->buffer_size + c->seq_len;
     uint64_t f = 0;
     if (n_known > 0) f += gemm((uint64_t)B * n_known, c->enc_dim, c->token_dim);  // z_proj, shared by both halves
     f += (uint64_t)c->enc_depth * block_flops(B2, Te, c->enc_dim, c->enc_hidden, c->enc_heads);
     f += gemm((uint64_t)B2 * Te, c->dec_dim, c->enc_dim);                         // decoder_embed
-    f += (uint64_t)c->dec_depth * block_flops(B2, Td, c->dec_dim, c->dec_hidden, c->dec_heads);
+    if (c->dec_depth > 0) {
+        f += (uint64_t)(c->dec_depth - 1) * block_flops(B2, Td, c->dec_dim, c->dec_hidden, c->dec_heads);
+        f += n_pred > 0 ? block_rows_flops(B2, Td, n_pred, c->dec_dim, c->dec_hidden, c->dec_heads)
+                        : block_flops(B2, Td, c->dec_dim, c->dec_hidden, c->dec_heads);
+    }
     return f;
 }
 
@@ -102,7 +115,7 @@ int flops_sample_run(flops_sample *out, flops_step *steps, const mar_config *c, 
         st.n_pred = n_pred;
         st.diff_steps = distinct[n];
         st.rows = B2 * n_pred;
-        st.transformer = flops_transformer_pass(c, B, cfg, st.n_known);
+        st.transformer = flops_transformer_pass(c, B, cfg, st.n_known, n_pred);
         st.head = flops_head_cond(c, st.rows) + (uint64_t)st.diff_steps * flops_head_step(c, st.rows);
         out->transformer += st.transformer;
         out->head += st.head;

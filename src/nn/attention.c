@@ -38,3 +38,20 @@ void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
         }
     }
 }
+
+void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, const float *kv /*[B*T,2d]*/,
+                            float *scratch /*[P*T]*/, int B, int P, int T, int d, int heads) {
+    int hd = d / heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++) {
+        const float *kb = kv + (size_t)b * T * 2 * d;
+        for (int h = 0; h < heads; h++) {
+            const float *qh = q + (size_t)b * P * ldq + (size_t)h * hd;
+            const float *k = kb + (size_t)h * hd, *v = kb + d + (size_t)h * hd;
+            float *o = out + (size_t)b * P * d + (size_t)h * hd;
+            blas_sgemm(0, 1, P, T, hd, scale, qh, ldq, k, 2 * d, 0.0f, scratch, T);
+            softmax_forward(scratch, scratch, P, T);
+            blas_sgemm(0, 0, P, hd, T, 1.0f, scratch, T, v, 2 * d, 0.0f, o, d);
+        }
+    }
+}
