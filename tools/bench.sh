@@ -3,14 +3,15 @@
 # part of make test. Writes results/bench/<date>.json and results/bench/<date>.md
 # (raw per-program JSON in results/bench/<date>.raw/) and prints the table.
 #
-# What runs (about 10-15 minutes on 2 cores; every number is a median, the machine
+# What runs (about 10-14 minutes on 2 cores; every number is a median, the machine
 # may be shared, so read them with the load average printed at the top):
 #   sgemm peak (2048^3, the current thread count) and the OpenBLAS core;
-#   MAR-B random weights, CFG on, at batch 1, 8 and 32: disa-bench --extrapolate times
+#   MAR-B random weights, CFG on, at batch 1, 8, 32 and 64 (disa-gen's default unit, where
+#     the targets are read): disa-bench --extrapolate times
 #     the K = 64 schedule step shape by step shape (transformer at 3 / 1 / 1 points,
 #     median of 3 / 1 / 1 passes, the head at every distinct row count) and sums per
 #     image for the baseline
-#     (default sampler, 100 steps) and DiSA 50->5 linear: a full K = 64 run of batch 32
+#     (default sampler, 100 steps) and DiSA 50->5 linear: a full K = 64 run of batch 64
 #     does not fit the time budget. Batch 1 also runs the real sampler at K = 4
 #     (--run, per AR step) to compare with the PyTorch reference at the same settings,
 #     and batch 1 is repeated at 1 thread (the second core is often busy here);
@@ -19,7 +20,8 @@
 #     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
 #   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
 #   tools/bench_torch.py: the batch-1 K = 4 run through tools/marref (fp32), at the
-#     same thread count and again at 1 thread against the 1-thread disa run.
+#     same thread count and again at 1 thread against the 1-thread disa run; and the
+#     K = 64 schedules of batch 1 and 64 timed step shape by step shape like disa's.
 # Random-weight models (several GB for MAR-H) are written once to $BENCH_WORK
 # (default /tmp/disa-bench) and reused.
 set -e
@@ -69,7 +71,8 @@ P=$(local_peak mar_base_b1_t1 1)
 # shellcheck disable=SC2086
 "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --batch 1 --threads 1 --peak "$P" \
     --run --run_iter 4 --extrapolate --t_points 1 --t_reps 3 --json "$RAW/mar_base_b1_t1.json"
-for bs in 8 32; do
+# Batch 64 is disa-gen's default unit (eval_bsz, as in main_mar.py): the targets are read there.
+for bs in 8 32 64; do
     step "MAR-B batch $bs: K 64 extrapolation"
     P=$(local_peak mar_base_b$bs "$THREADS")
     # shellcheck disable=SC2086
@@ -93,6 +96,12 @@ if [ "$THREADS" != 1 ]; then
     OMP_WAIT_POLICY=PASSIVE $PY tools/bench_torch.py --model "$W/mar_base.safetensors" --threads 1 \
         --batch 1 --num_iter 4 --cfg 2.9 --diff_sampler disa --upper 50 --lower 5 --json "$RAW/torch_t1.json"
 fi
+
+step "PyTorch reference at the K 64 step shapes of batch 1 and batch 64 (extrapolated like disa's)"
+for bs in 1 64; do
+    OMP_WAIT_POLICY=PASSIVE $PY tools/bench_torch.py --model "$W/mar_base.safetensors" --threads "$THREADS" \
+        --cfg 2.9 --extrapolate "$RAW/mar_base_b$bs.json" --json "$RAW/torch_b${bs}_k64.json"
+done
 
 step "disa-gen: 1 rank x $THREADS threads vs $THREADS ranks x 1 thread"
 cat > "$RAW/gen-job.json" <<JOB

@@ -554,8 +554,8 @@ int main(int argc, char **argv) {
                    s, tp[i].n_known, tp[i].sec, tp[i].flops / 1e9, tp[i].flops == sched[s].transformer ? "equal" : "DIFFERS",
                    tp[i].gflops, o.peak > 0 ? "" : "\n");
             if (o.peak > 0) printf(" %5.1f%% of peak\n", 100 * tp[i].gflops / o.peak);
-            J("%s\n    {\"step\": %d, \"n_known\": %d, \"s\": %.4f, \"flops\": %llu, \"gflops\": %.2f}", i ? "," : "", s,
-              tp[i].n_known, tp[i].sec, (unsigned long long)tp[i].flops, tp[i].gflops);
+            J("%s\n    {\"step\": %d, \"n_known\": %d, \"n_pred\": %d, \"s\": %.4f, \"flops\": %llu, \"gflops\": %.2f}",
+              i ? "," : "", s, tp[i].n_known, sched[s].n_pred, tp[i].sec, (unsigned long long)tp[i].flops, tp[i].gflops);
         }
         J("],\n    \"head_points\": [");
         // Head: every distinct row count of both schedules.
@@ -605,7 +605,28 @@ int main(int argc, char **argv) {
         J("\n    \"baseline_per_image\": {\"t_transformer\": %.4f, \"t_head\": %.4f, \"t_total\": %.4f, \"gflops\": %.2f, "
           "\"gflops_head\": %.2f, \"s_per_diff_step\": %.6f},", eb.t_tr / B, eb.t_head / B, tbi, g_b,
           (double)eb.f_head / eb.t_head / 1e9, eb.t_head / (double)eb.diff_steps);
-        J("\n    \"speedup_measured\": %.4f, \"speedup_predicted\": %.4f}", tbi / ti, sp_sample);
+        J("\n    \"speedup_measured\": %.4f, \"speedup_predicted\": %.4f,", tbi / ti, sp_sample);
+        // The two schedules step by step, so another implementation (tools/bench_torch.py)
+        // can be timed at the same shapes and summed the same way. transformer_full: the
+        // pass with a full last decoder block, as an implementation without the row
+        // restriction computes it.
+        for (int pass = 0; pass < 2; pass++) {
+            const flops_step *sc = pass ? bsched : sched;
+            int k = pass ? o.base.num_iter : K;
+            J("\n    \"%s\": [", pass ? "baseline_schedule" : "schedule");
+            int first = 1;
+            for (int st = 0; st < k; st++) {
+                if (!sc[st].rows) continue;
+                J("%s\n      {\"step\": %d, \"n_known\": %d, \"n_pred\": %d, \"rows\": %d, \"diff_steps\": %d, "
+                  "\"transformer\": %llu, \"transformer_full\": %llu, \"head\": %llu}",
+                  first ? "" : ",", sc[st].step, sc[st].n_known, sc[st].n_pred, sc[st].rows, sc[st].diff_steps,
+                  (unsigned long long)sc[st].transformer,
+                  (unsigned long long)flops_transformer_pass(c, B, cfg, sc[st].n_known, 0),
+                  (unsigned long long)sc[st].head);
+                first = 0;
+            }
+            J("]%s", pass ? "}" : ",");
+        }
         arena_free(&a);
         goto extrap_done;
     fail_extrap:

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "disa/arena.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
 #include "disa/flops.h"
@@ -223,9 +224,58 @@ static void test_mar_b_and_inception(void **state) {
     assert_int_equal(flops_inception(1) - flops_inception(0), 2ull * 2048 * 1008);
 }
 
+// The last decoder block runs only on the sampled rows: z for a few rows must equal the
+// same rows of a pass that samples every unknown position (up to GEMM rounding), in both
+// CFG halves, whatever the order of the rows.
+static void test_last_block_rows(void **state) {
+    mar_model m;
+    assert_int_equal(mar_open(&m, g_model), 0);
+    const mar_config *c = &m.cfg;
+    enum { B = 2 };
+    int L = c->seq_len, D = c->dec_dim, n_known = 20, cfg = 1, B2 = 2 * B;
+    arena a;
+    assert_int_equal(arena_init(&a, mar_forward_scratch_bytes(c, B2), "test"), 0);
+    float *tokens = malloc(sizeof(float) * B * L * c->token_dim);
+    unsigned char *known = calloc((size_t)B * L, 1);
+    int *all = malloc(sizeof(int) * B * L), sub[B * 3], labels[B] = {3, -1};
+    float *z_all = malloc(sizeof(float) * B2 * L * D), *z_sub = malloc(sizeof(float) * B2 * 3 * D);
+    assert_true(tokens && known && all && z_all && z_sub);
+    dgen_fill(tokens, (size_t)B * L * c->token_dim, 9, 1.0);
+    int n_unknown = L - n_known;
+    for (int b = 0; b < B; b++) {
+        int r = 0;
+        for (int p = 0; p < L; p++) {
+            known[b * L + p] = (unsigned char)((p * 7 + b) % L < n_known);
+            if (!known[b * L + p]) all[b * n_unknown + r++] = p;
+        }
+        assert_int_equal(r, n_unknown);
+        // Three unknown positions, out of order.
+        sub[b * 3 + 0] = all[b * n_unknown + 17], sub[b * 3 + 1] = all[b * n_unknown + 2];
+        sub[b * 3 + 2] = all[b * n_unknown + 30];
+    }
+    assert_int_equal(mar_forward(&m, &a, z_all, tokens, known, n_known, labels, cfg, all, n_unknown, B, NULL, NULL), 0);
+    assert_int_equal(mar_forward(&m, &a, z_sub, tokens, known, n_known, labels, cfg, sub, 3, B, NULL, NULL), 0);
+    int idx[3] = {17, 2, 30};
+    double maxe = 0, maxv = 0;
+    for (int b2 = 0; b2 < B2; b2++)
+        for (int j = 0; j < 3; j++)
+            for (int k = 0; k < D; k++) {
+                double w = z_all[((size_t)b2 * n_unknown + idx[j]) * D + k], v = z_sub[((size_t)b2 * 3 + j) * D + k];
+                maxe = fmax(maxe, fabs(v - w));
+                maxv = fmax(maxv, fabs(w));
+            }
+    print_message("last block on 3 of %d rows: max abs diff %.3g (max |z| %.3g)\n", n_unknown, maxe, maxv);
+    assert_true(maxv > 0.1);
+    assert_true(maxe <= 1e-5 * maxv);
+    free(tokens), free(known), free(all), free(z_all), free(z_sub);
+    arena_free(&a);
+    mar_close(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_disa_cfg),
+        cmocka_unit_test(test_last_block_rows),
         cmocka_unit_test(test_default_no_cfg),
         cmocka_unit_test(test_ddim_and_skipped_steps),
         cmocka_unit_test(test_mar_b_and_inception),
