@@ -14,6 +14,21 @@ void blas_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 void blas_linear(float *y, const float *x, const float *W, const float *bias,
                  int M, int K, int N);
 
+// Precision of blas_linear on the calling thread: BLAS_FP32 (the default, OpenBLAS) or
+// BLAS_BF16 (oneDNN matmul on bf16-rounded inputs and weights, fp32 accumulation and
+// output; src/core/bf16.c). Other GEMMs (attention, convolutions) stay fp32. Returns the
+// previous setting. Check blas_bf16_available() before asking for BLAS_BF16.
+enum { BLAS_FP32 = 0, BLAS_BF16 = 1 };
+int blas_set_precision(int precision);
+// 0 when bf16 Linear layers can run here (oneDNN loads, the CPU has AVX512_BF16),
+// else DISA_EINVAL with a message saying why.
+int blas_bf16_available(void);
+// y = x W^T (+ bias) in bf16: 0, or -1 if it could not run (the caller falls back).
+int blas_bf16_linear(float *y, const float *x, const float *W, const float *bias, int M, int K, int N);
+// Drop the bf16 copies of weights (their fp32 source is about to be unmapped).
+void blas_bf16_forget(void);
+void blas_bf16_set_threads(int n);
+
 void blas_set_threads(int n);
 int blas_get_threads(void);
 // OpenBLAS's name for the kernel set in use ("SkylakeX", "Haswell", "Prescott", ...).

@@ -18,6 +18,7 @@ typedef struct sample_params {
     gd_sampler sampler;      // --diff_sampler: default | DiSA | DDIM
     int upper, lower;        // --diff_upper_steps / --diff_lower_steps ("default" uses upper)
     disa_strategy strategy;  // --diff_annealing_strategy
+    int precision;           // --precision fp32 | bf16 (BLAS_FP32 / BLAS_BF16): the Linear layers
 } sample_params;
 
 // Official defaults: K 64, cfg 1.0 linear, temperature 1.0, DiSA 50 -> 5 linear.
@@ -26,7 +27,7 @@ void sample_params_init(sample_params *p);
 int sample_params_check(const sample_params *p);
 // Set one field from a main_mar.py flag name without dashes ("num_iter", "cfg",
 // "cfg_schedule", "temperature", "diff_sampler", "diff_upper_steps", "diff_lower_steps",
-// "diff_annealing_strategy"). Returns 0, DISA_ENOTFOUND for another name, or
+// "diff_annealing_strategy", and disa's "precision"). Returns 0, DISA_ENOTFOUND for another name, or
 // DISA_EINVAL with a message naming the flag, the value and what is accepted.
 int sample_params_set(sample_params *p, const char *flag, const char *value);
 // "num_iter=64 cfg=2.9 cfg_schedule=linear ..." into buf.

@@ -364,6 +364,10 @@ int main(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
     if (o.threads) blas_set_threads(o.threads);
+    if (o.p.precision == BLAS_BF16 && blas_bf16_available() != 0) {
+        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+        return 2;
+    }
     char buf[512], ps[512];
     printf("disa-bench: %s\n", cpu_blas_describe(buf, sizeof buf));
     if (o.json && !(g_json = fopen(o.json, "w"))) {
@@ -522,6 +526,9 @@ int main(int argc, char **argv) {
 
     // ---- step-shape timing at the target K
     if (o.extrap) {
+        // The step shapes are timed with the sampler's Linear precision (sampler_run sets it
+        // itself for --run); decode and features below stay fp32.
+        int old_precision = blas_set_precision(o.p.precision);
         int B2 = cfg ? 2 * B : B;
         arena a;
         size_t rows_max = (size_t)B2 * c->seq_len;
@@ -628,6 +635,7 @@ int main(int argc, char **argv) {
             J("]%s", pass ? "}" : ",");
         }
         arena_free(&a);
+        blas_set_precision(old_precision);
         goto extrap_done;
     fail_extrap:
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());

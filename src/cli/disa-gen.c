@@ -5,7 +5,7 @@
 //
 // Flags (main_mar.py names override every job and variant): --output_dir --num_images
 // --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler
-// --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --model --vae;
+// --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --precision --model --vae;
 // and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet.
 // Exit status: 0 done or stopped resumably (SIGTERM/SIGUSR1), 2 bad arguments or job
 // files (nothing written), 1 other failures.
@@ -30,7 +30,7 @@ static void usage(void) {
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
             "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L] [--diff_annealing_strategy linear|cosine|two-stage|constant]\n"
-            "       [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n");
+            "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n");
 }
 
 // Parse argv into jobs. Returns 0, or 2 after printing one message.

@@ -3,7 +3,7 @@
 //   disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]
 //               [--num_iter K --cfg X --cfg_schedule linear|constant --temperature T
 //                --diff_sampler default|DiSA|DDIM --diff_upper_steps U --diff_lower_steps L
-//                --diff_annealing_strategy linear|cosine|two-stage|constant]
+//                --diff_annealing_strategy linear|cosine|two-stage|constant --precision fp32|bf16]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
 // [B, seq, token_dim] and the images DIR/00000.png ... (pixel-space models directly,
@@ -29,7 +29,7 @@ static int usage(void) {
             "usage: disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]\n"
             "       [--num_iter K] [--cfg X] [--cfg_schedule linear|constant] [--temperature T]\n"
             "       [--diff_sampler default|DiSA|DDIM] [--diff_upper_steps U] [--diff_lower_steps L]\n"
-            "       [--diff_annealing_strategy linear|cosine|two-stage|constant]\n");
+            "       [--diff_annealing_strategy linear|cosine|two-stage|constant] [--precision fp32|bf16]\n");
     return 2;
 }
 

@@ -2,6 +2,7 @@
 #include "disa/blas.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static _Thread_local uint64_t g_flops;
@@ -28,7 +29,24 @@ enum { SMALL_M = 128 };
 static _Thread_local float *g_yt;
 static _Thread_local size_t g_yt_cap;
 
+static _Thread_local int g_precision = BLAS_FP32;
+
+int blas_set_precision(int precision) {
+    int old = g_precision;
+    g_precision = precision;
+    return old;
+}
+
 void blas_linear(float *y, const float *x, const float *W, const float *bias, int M, int K, int N) {
+    if (g_precision == BLAS_BF16 && M > 0 && N > 0 && K > 0) {
+        if (blas_bf16_linear(y, x, W, bias, M, K, N) == 0) {
+            g_flops += 2ull * (uint64_t)M * (uint64_t)N * (uint64_t)K;
+            return;
+        }
+        // Out of memory for a weight copy or a primitive: this product runs in fp32.
+        static _Thread_local int warned;
+        if (!warned++) fprintf(stderr, "disa: warning: a bf16 Linear could not run (%dx%dx%d); using fp32 for it\n", M, K, N);
+    }
     if (M > 0 && M <= SMALL_M && N > 0 && K > 0) {
         // With few rows OpenBLAS repacks the whole weight matrix for a handful of output
         // rows (measured on MAR-B-sized 1024x1024 weights, 1 thread, weights not in cache:
@@ -72,7 +90,10 @@ void blas_linear(float *y, const float *x, const float *W, const float *bias, in
     blas_sgemm(0, 1, M, N, K, 1.0f, x, K, W, K, bias ? 1.0f : 0.0f, y, N);
 }
 
-void blas_set_threads(int n) { openblas_set_num_threads(n); }
+void blas_set_threads(int n) {
+    openblas_set_num_threads(n);
+    blas_bf16_set_threads(n);
+}
 int blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *blas_corename(void) { return openblas_get_corename(); }
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 static const char *const k_sampling_keys[] = {
-    "num_iter", "cfg", "cfg_schedule", "temperature", "diff_sampler",
+    "num_iter", "cfg", "cfg_schedule", "temperature", "diff_sampler", "precision",
     "diff_upper_steps", "diff_lower_steps", "diff_annealing_strategy", NULL};
 static const char *const k_top_keys[] = {
     "name", "model", "vae", "features", "reference", "output_dir", "num_images", "eval_bsz", "seed",
@@ -75,7 +75,7 @@ static int set_sampling(sample_params *p, const char *file, const char *prefix, 
     cJSON_ArrayForEach(it, obj) {
         if (!in_list(it->string, k_sampling_keys))
             return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: num_iter cfg cfg_schedule temperature "
-                            "diff_sampler diff_upper_steps diff_lower_steps diff_annealing_strategy)", file, prefix,
+                            "diff_sampler diff_upper_steps diff_lower_steps diff_annealing_strategy precision)", file, prefix,
                             it->string);
         char v[64];
         if (value_str(it, v, sizeof v) != 0)

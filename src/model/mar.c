@@ -207,6 +207,7 @@ fail:
 }
 
 void mar_close(mar_model *m) {
+    blas_bf16_forget();  // bf16 weight copies are keyed by addresses inside this mapping
     free(m->enc);
     free(m->dec);
     free(m->head.blocks);

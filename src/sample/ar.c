@@ -109,6 +109,7 @@ int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max
     memset(s, 0, sizeof *s);
     int rc = sample_params_check(p);
     if (rc) return rc;
+    if (p->precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
     if (max_batch < 1) return disa_err(DISA_ERANGE, "batch size must be >= 1, got %d", max_batch);
     s->m = m;
     s->p = *p;
@@ -158,7 +159,18 @@ static int cmp_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st);
+
+// The sampler's precision holds for its Linear layers only: decoding and feature nets
+// that run after it on this thread stay fp32.
 int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st) {
+    int old = blas_set_precision(s->p.precision);
+    int rc = run(s, rng, labels, B, tokens, st);
+    blas_set_precision(old);
+    return rc;
+}
+
+static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st) {
     const mar_model *m = s->m;
     const mar_config *c = &m->cfg;
     const sample_params *p = &s->p;

@@ -1,4 +1,5 @@
 // params.c: sampling settings under main_mar.py's flag names, their defaults and checks.
+#include "disa/blas.h"
 #include "disa/err.h"
 #include "disa/sampler.h"
 
@@ -18,6 +19,7 @@ void sample_params_init(sample_params *p) {
     p->upper = 25;
     p->lower = 5;
     p->strategy = DISA_STRATEGY_LINEAR;
+    p->precision = BLAS_FP32;
 }
 
 int sample_params_check(const sample_params *p) {
@@ -29,6 +31,8 @@ int sample_params_check(const sample_params *p) {
         return disa_err(DISA_ERANGE, "--temperature must be in (0, 10], got %g", p->temperature);
     if (p->lower < 1 || p->lower > 1000)
         return disa_err(DISA_ERANGE, "--diff_lower_steps must be in 1..1000, got %d", p->lower);
+    if (p->precision != BLAS_FP32 && p->precision != BLAS_BF16)
+        return disa_err(DISA_EINVAL, "--precision must be fp32 or bf16");
     if (p->upper < p->lower || p->upper > 1000)
         return disa_err(DISA_ERANGE, "--diff_upper_steps must be in %d..1000 (>= --diff_lower_steps), got %d",
                         p->lower, p->upper);
@@ -76,6 +80,12 @@ int sample_params_set(sample_params *p, const char *flag, const char *v) {
             return disa_err(DISA_EINVAL, "--diff_sampler must be default, DiSA or DDIM, got '%s'", v);
         return 0;
     }
+    if (strcmp(flag, "precision") == 0) {
+        if (strcmp(v, "fp32") == 0) p->precision = BLAS_FP32;
+        else if (strcmp(v, "bf16") == 0) p->precision = BLAS_BF16;
+        else return disa_err(DISA_EINVAL, "--precision must be fp32 or bf16, got '%s'", v);
+        return 0;
+    }
     if (strcmp(flag, "diff_annealing_strategy") == 0) {
         if (disa_strategy_parse(v, &p->strategy) != 0)
             return disa_err(DISA_EINVAL,
@@ -91,5 +101,10 @@ const char *sample_params_str(const sample_params *p, char *buf, int n) {
              "diff_lower_steps=%d diff_annealing_strategy=%s",
              p->num_iter, p->cfg, p->cfg_linear ? "linear" : "constant", p->temperature,
              gd_sampler_name(p->sampler), p->upper, p->lower, disa_strategy_name(p->strategy));
+    // fp32 adds nothing, so the identity of runs started before the flag existed holds.
+    if (p->precision == BLAS_BF16) {
+        size_t used = strlen(buf);
+        if (used + 1 < (size_t)n) snprintf(buf + used, (size_t)n - used, " precision=bf16");
+    }
     return buf;
 }

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "disa/blas.h"
+#include "disa/err.h"
 #include "disa/nn.h"
 
 // ----------------------------------------------------------------------------
@@ -102,6 +104,63 @@ static void test_linear(void **state) {
     ref_linear(want, x, w, NULL, N, Cin, Cout);
     check_close("linear nobias", y, want, (size_t)N * Cout, 1e-6, 1e-7);
     free(x), free(w), free(b), free(y), free(want);
+    // Both paths of blas_linear: y^T = W x^T up to 128 rows, the direct GEMM above.
+    for (int t = 0; t < 2; t++) {
+        int M = t ? 300 : 128, K = 33, Nn = 70;
+        x = rand_buf((size_t)M * K, -1, 1), w = rand_buf((size_t)Nn * K, -1, 1), b = rand_buf(Nn, -1, 1);
+        y = fbuf((size_t)M * Nn), want = dbuf((size_t)M * Nn);
+        linear_forward(y, x, w, b, M, K, Nn);
+        ref_linear(want, x, w, b, M, K, Nn);
+        check_close(t ? "linear 300 rows" : "linear 128 rows", y, want, (size_t)M * Nn, 1e-6, 1e-7);
+        free(x), free(w), free(b), free(y), free(want);
+    }
+}
+
+static float bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// --precision bf16: blas_linear through oneDNN equals the exact product of the
+// bf16-rounded inputs (fp32 accumulation), which differs from the fp32 result by the
+// rounding of the inputs (~2^-9 relative per factor). Where bf16 cannot run the error
+// must say why.
+static void test_linear_bf16(void **state) {
+    if (blas_bf16_available() != 0) {
+        print_message("bf16 not available here: %s\n", disa_errmsg());
+        assert_non_null(strstr(disa_errmsg(), "--precision bf16"));
+        return;
+    }
+    int M = 37, K = 300, N = 70;
+    float *x = rand_buf((size_t)M * K, -1, 1), *w = rand_buf((size_t)N * K, -1, 1), *b = rand_buf(N, -1, 1);
+    float *xr = fbuf((size_t)M * K), *wr = fbuf((size_t)N * K), *y = fbuf((size_t)M * N), *y32 = fbuf((size_t)M * N);
+    double *want = dbuf((size_t)M * N), *want32 = dbuf((size_t)M * N);
+    for (int i = 0; i < M * K; i++) xr[i] = bf16_round(x[i]);
+    for (int i = 0; i < N * K; i++) wr[i] = bf16_round(w[i]);
+    ref_linear(want, xr, wr, b, M, K, N);
+    ref_linear(want32, x, w, b, M, K, N);
+    linear_forward(y32, x, w, b, M, K, N);
+    assert_int_equal(blas_set_precision(BLAS_BF16), BLAS_FP32);
+    for (int rep = 0; rep < 2; rep++) {  // the second call uses the cached bf16 weights
+        linear_forward(y, x, w, b, M, K, N);
+        check_close("bf16 linear vs bf16-rounded inputs", y, want, (size_t)M * N, 1e-5, 0);
+    }
+    double maxe = 0, maxw = 0;
+    for (int i = 0; i < M * N; i++) maxe = fmax(maxe, fabs(y[i] - want32[i])), maxw = fmax(maxw, fabs(want32[i]));
+    print_message("bf16 vs fp32 Linear (K %d): normwise error %.3g\n", K, maxe / maxw);
+    assert_true(maxe / maxw > 1e-5 && maxe / maxw < 1e-2);  // really rounded, and only that much
+    // Without bias, and after the weight copies are dropped.
+    blas_bf16_forget();
+    ref_linear(want, xr, wr, NULL, M, K, N);
+    linear_forward(y, x, w, NULL, M, K, N);
+    check_close("bf16 linear nobias", y, want, (size_t)M * N, 1e-5, 0);
+    assert_int_equal(blas_set_precision(BLAS_FP32), BLAS_BF16);
+    linear_forward(y, x, w, b, M, K, N);
+    for (int i = 0; i < M * N; i++) assert_true(y[i] == y32[i]);  // fp32 again, bit for bit
+    free(x), free(w), free(b), free(xr), free(wr), free(y), free(y32), free(want), free(want32);
 }
 
 // ----------------------------------------------------------------------------
@@ -586,7 +645,8 @@ static void test_resize_bilinear(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear),          cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_linear),          cmocka_unit_test(test_linear_bf16),
+        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_groupnorm),       cmocka_unit_test(test_activations),
         cmocka_unit_test(test_softmax),         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_conv2d),          cmocka_unit_test(test_upsample),
