@@ -1,0 +1,52 @@
+#!/bin/sh
+# --precision: bf16 sampling (oneDNN) on the tiny model gives tokens close to, but not
+# equal to, the fp32 tokens; a job's sampling.precision reaches the run identity; bad
+# values get one message and exit 2. On a CPU without AVX512_BF16 the bf16 runs must
+# fail with a message saying so instead.
+set -eu
+. tests/e2e/lib.inc
+PY=${PYTHON:-/usr/bin/python3}
+M=models/tiny-test.safetensors
+S="--model $M --class 3 --num_images 3 --seed 5 --num_iter 4 --cfg 2.0 --diff_sampler DiSA --diff_upper_steps 20"
+
+expect() { # WANT CMD...: run, keep the output in $T/out.log, fail unless it exits WANT
+    want=$1; shift
+    set +e; "$@" > "$T/out.log" 2>&1; s=$?; set -e
+    [ "$s" = "$want" ] || { cat "$T/out.log"; fail "'$*' exited $s, expected $want"; }
+}
+
+expect 2 $B/disa-sample $S --precision fp16 --out "$T/x"
+grep -q -- "--precision must be fp32 or bf16, got 'fp16'" "$T/out.log" || fail "bad --precision message: $(cat "$T/out.log")"
+[ ! -e "$T/x/tokens.npy" ] || fail "tokens written after a bad flag"
+
+expect 0 $B/disa-sample $S --out "$T/fp32"
+if ! grep -qw avx512_bf16 /proc/cpuinfo; then
+    expect 2 $B/disa-sample $S --precision bf16 --out "$T/bf16"
+    grep -q "AVX512_BF16\|oneDNN" "$T/out.log" || fail "no reason given: $(cat "$T/out.log")"
+    echo "precision: bf16 refused on this CPU, with a reason"
+    exit 0
+fi
+expect 0 $B/disa-sample $S --precision bf16 --out "$T/bf16"
+# Same seed, same Philox draws: the tokens differ only by bf16 rounding in the Linears
+# (and what the AR loop makes of it). Normwise error between 1e-6 and 0.2.
+$PY - "$T/fp32/tokens.npy" "$T/bf16/tokens.npy" <<'EOF'
+import sys
+import numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert a.shape == b.shape, (a.shape, b.shape)
+e = float(np.abs(a - b).max() / np.abs(a).max())
+print(f"precision: tokens bf16 vs fp32, normwise max error {e:.3g}")
+assert 1e-6 < e < 0.2, e
+EOF
+
+# A job's sampling.precision: accepted, recorded in run.json; a bad value names the field.
+sed 's|"diff_annealing_strategy": "linear"|"diff_annealing_strategy": "linear", "precision": "bf16"|' \
+    jobs/tiny-test.json > "$T/job.json"
+grep -q '"precision": "bf16"' "$T/job.json" || fail "job edit"
+expect 0 gen 1 "$T/job.json" --output_dir "$T/run" --num_images 10 --quiet
+grep -q "precision=bf16" "$T/run/run.json" || fail "run.json lacks precision=bf16"
+check_complete "$T/run" 10
+sed 's|"bf16"|"half"|' "$T/job.json" > "$T/bad.json"
+expect 2 gen 1 "$T/bad.json" --output_dir "$T/bad" --quiet
+grep -q "sampling.precision" "$T/out.log" && grep -q "fp32 or bf16" "$T/out.log" || fail "bad job message: $(cat "$T/out.log")"
+echo "precision: ok"
