@@ -17,7 +17,8 @@ void blas_linear(float *y, const float *x, const float *W, const float *bias,
 // Precision of blas_linear on the calling thread: BLAS_FP32 (the default, OpenBLAS) or
 // BLAS_BF16 (oneDNN matmul on bf16-rounded inputs and weights, fp32 accumulation and
 // output; src/core/bf16.c). Other GEMMs (attention, convolutions) stay fp32. Returns the
-// previous setting. Check blas_bf16_available() before asking for BLAS_BF16.
+// previous setting. Check blas_bf16_available() before asking for BLAS_BF16. While bf16
+// is on, OpenBLAS runs on one thread (see blas.c).
 enum { BLAS_FP32 = 0, BLAS_BF16 = 1 };
 int blas_set_precision(int precision);
 // 0 when bf16 Linear layers can run here (oneDNN loads, the CPU has AVX512_BF16),
@@ -29,7 +30,7 @@ int blas_bf16_linear(float *y, const float *x, const float *W, const float *bias
 void blas_bf16_forget(void);
 void blas_bf16_set_threads(int n);
 
-void blas_set_threads(int n);
+void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN
 int blas_get_threads(void);
 // OpenBLAS's name for the kernel set in use ("SkylakeX", "Haswell", "Prescott", ...).
 const char *blas_corename(void);

@@ -5,6 +5,7 @@
 #include "disa/diffusion.h"
 #include "disa/err.h"
 #include "disa/mar.h"
+#include "disa/vec.h"
 #include "disa/nn.h"
 
 #include <string.h>
@@ -27,11 +28,23 @@ size_t diffloss_scratch_bytes(const diffloss_net *h, int N) {
 }
 
 // x * (1 + scale) + shift, row-wise with modulation rows mod[N, k*w] at column offsets.
+DISA_VEC
 static void modulate(float *x, const float *mod, int shift_off, int scale_off, int stride, int N, int w) {
     for (int n = 0; n < N; n++) {
         const float *m = mod + (size_t)n * stride;
         float *r = x + (size_t)n * w;
         for (int k = 0; k < w; k++) r[k] = r[k] * (1.0f + m[scale_off + k]) + m[shift_off + k];
+    }
+}
+
+// x += gate * u row-wise, the gate being the third w-wide part of each modulation row.
+DISA_VEC
+static void gate_add(float *x, const float *mod, const float *u, int N, int w) {
+    for (int n = 0; n < N; n++) {
+        const float *gate = mod + (size_t)n * 3 * w + 2 * w;
+        float *r = x + (size_t)n * w;
+        const float *uu = u + (size_t)n * w;
+        for (int k = 0; k < w; k++) r[k] += gate[k] * uu[k];
     }
 }
 
@@ -57,12 +70,7 @@ int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x
         linear_forward(t1, u, b->fc1_w, b->fc1_b, N, w, w);
         silu_forward(t1, t1, (size_t)N * w);
         linear_forward(u, t1, b->fc2_w, b->fc2_b, N, w, w);
-        for (int n = 0; n < N; n++) {
-            const float *gate = mod + (size_t)n * 3 * w + 2 * w;
-            float *r = hx + (size_t)n * w;
-            const float *uu = u + (size_t)n * w;
-            for (int k = 0; k < w; k++) r[k] += gate[k] * uu[k];
-        }
+        gate_add(hx, mod, u, N, w);
     }
     linear_forward(mod, sy, h->fada_w, h->fada_b, N, w, 2 * w);
     layernorm_forward(u, hx, NULL, NULL, N, w, h->eps);

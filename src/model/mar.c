@@ -5,6 +5,7 @@
 #include "disa/blas.h"
 #include "disa/err.h"
 #include "disa/nn.h"
+#include "disa/vec.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -241,6 +242,7 @@ size_t mar_forward_scratch_bytes(const mar_config *c, int B2) {
     return (persistent + (enc > dec ? enc : dec)) * sizeof(float) + 16 * 64;
 }
 
+DISA_VEC
 static void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
