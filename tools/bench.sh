@@ -19,6 +19,8 @@
 #   disa-gen on a small MAR-B job (K = 2, DiSA 10->5, KL-16, 2 images of 1) as
 #     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
 #   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
+#   --precision bf16 where oneDNN and AVX512_BF16 are there: MAR-B batch 64, and the
+#     tokens of a K = 8 loop against fp32;
 #   tools/bench_torch.py: the batch-1 K = 4 run through tools/marref (fp32), at the
 #     same thread count and again at 1 thread against the 1-thread disa run; and the
 #     K = 64 schedules of batch 1 and 64 timed step shape by step shape like disa's.
@@ -87,6 +89,35 @@ for p in mar_large mar_huge; do
     "$B/disa-bench" --model "$W/$p.safetensors" $DISA --cfg $cfgv $BASE --batch 1 --threads "$THREADS" --peak "$P" \
         --extrapolate --t_points 1 --t_reps 3 --json "$RAW/${p}_b1.json"
 done
+
+# --precision bf16 (oneDNN, AVX512_BF16): speed at batch 64 and the tokens of a short
+# MAR-B loop against fp32 (fp32 equals the PyTorch reference to ~4e-7, tests/parity).
+if "$B/disa-bench" --model mar_base --precision bf16 > "$RAW/bf16_check.txt" 2>&1; then
+    step "bf16: MAR-B batch 64 K 64 extrapolation; tokens after a K 8 loop vs fp32"
+    P=$(local_peak mar_base_b64_bf16 "$THREADS")
+    # shellcheck disable=SC2086
+    "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --precision bf16 --batch 64 --threads "$THREADS" \
+        --peak "$P" --extrapolate --t_points 1 --json "$RAW/mar_base_b64_bf16.json"
+    for pr in fp32 bf16; do
+        "$B/disa-sample" --model "$W/mar_base.safetensors" --class 207 --num_images 2 --seed 3 --num_iter 8 \
+            --cfg 2.9 --diff_sampler DiSA --diff_upper_steps 50 --diff_lower_steps 5 --precision $pr \
+            --threads "$THREADS" --out "$RAW/tokens_$pr" > "$RAW/tokens_$pr.log" 2>&1
+    done
+    $PY - "$RAW/tokens_fp32/tokens.npy" "$RAW/tokens_bf16/tokens.npy" "$RAW/bf16_tokens.json" <<'PY'
+import json, sys
+import numpy as np
+a, b = np.load(sys.argv[1]).astype(np.float64), np.load(sys.argv[2]).astype(np.float64)
+d = np.abs(a - b)
+r = {"images": int(a.shape[0]), "num_iter": 8, "max_abs": float(d.max()), "max_abs_fp32": float(np.abs(a).max()),
+     "normwise": float(d.max() / np.abs(a).max()), "rms": float(np.sqrt((d ** 2).mean())),
+     "rms_fp32": float(np.sqrt((a ** 2).mean()))}
+json.dump(r, open(sys.argv[3], "w"), indent=1)
+print("bf16 tokens vs fp32:", r)
+PY
+    rm -rf "$RAW/tokens_fp32" "$RAW/tokens_bf16"
+else
+    step "bf16 not available here: $(cat "$RAW/bf16_check.txt")"
+fi
 
 step "PyTorch reference, the batch-1 K 4 run"
 OMP_WAIT_POLICY=PASSIVE $PY tools/bench_torch.py --model "$W/mar_base.safetensors" --threads "$THREADS" \
