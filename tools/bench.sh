@@ -19,8 +19,9 @@
 #   disa-gen on a small MAR-B job (K = 2, DiSA 10->5, KL-16, 2 images of 1) as
 #     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
 #   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
-#   --precision bf16 where oneDNN and AVX512_BF16 are there: MAR-B batch 64, and the
-#     tokens of a K = 8 loop against fp32;
+#   --precision bf16 where oneDNN and AVX512_BF16 are there: MAR-B batch 64; the error
+#     of one transformer pass and one head step against fp32; tokens after a whole loop
+#     against fp32 (MAR-B shapes at K = 8, the embedded Fashion-MNIST model at K = 16);
 #   tools/bench_torch.py: the batch-1 K = 4 run through tools/marref (fp32), at the
 #     same thread count and again at 1 thread against the 1-thread disa run; and the
 #     K = 64 schedules of batch 1 and 64 timed step shape by step shape like disa's.
@@ -98,23 +99,33 @@ if "$B/disa-bench" --model mar_base --precision bf16 > "$RAW/bf16_check.txt" 2>&
     # shellcheck disable=SC2086
     "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --precision bf16 --batch 64 --threads "$THREADS" \
         --peak "$P" --extrapolate --t_points 1 --json "$RAW/mar_base_b64_bf16.json"
-    for pr in fp32 bf16; do
-        "$B/disa-sample" --model "$W/mar_base.safetensors" --class 207 --num_images 2 --seed 3 --num_iter 8 \
-            --cfg 2.9 --diff_sampler DiSA --diff_upper_steps 50 --diff_lower_steps 5 --precision $pr \
-            --threads "$THREADS" --out "$RAW/tokens_$pr" > "$RAW/tokens_$pr.log" 2>&1
-    done
-    $PY - "$RAW/tokens_fp32/tokens.npy" "$RAW/tokens_bf16/tokens.npy" "$RAW/bf16_tokens.json" <<'PY'
+    # One evaluation of each network in both precisions (MAR-B shapes, random weights).
+    "$B/disa-bench" --model "$W/mar_base.safetensors" --cfg 2.9 --batch 2 --threads "$THREADS" --bf16_check \
+        --json "$RAW/bf16_check.json"
+    # Tokens after the whole loop: MAR-B shapes (random weights: its tokens reach 1e4 and
+    # the loop amplifies any difference) and the trained embedded model.
+    for case in "mar_base|$W/mar_base.safetensors|--class 207 --num_images 2 --num_iter 8 --cfg 2.9" \
+                "fmnist|models/fmnist-mar.safetensors|--class 3 --num_images 20 --num_iter 16 --cfg 3.0"; do
+        name=${case%%|*}; rest=${case#*|}; model=${rest%%|*}; flags=${rest#*|}
+        for pr in fp32 bf16; do
+            # shellcheck disable=SC2086
+            "$B/disa-sample" --model "$model" $flags --seed 3 --diff_sampler DiSA --diff_upper_steps 50 \
+                --diff_lower_steps 5 --precision $pr --threads "$THREADS" --out "$RAW/tokens_${name}_$pr" \
+                > "$RAW/tokens_${name}_$pr.log" 2>&1
+        done
+        $PY - "$RAW/tokens_${name}_fp32/tokens.npy" "$RAW/tokens_${name}_bf16/tokens.npy" "$RAW/bf16_tokens_$name.json" <<'PY'
 import json, sys
 import numpy as np
 a, b = np.load(sys.argv[1]).astype(np.float64), np.load(sys.argv[2]).astype(np.float64)
 d = np.abs(a - b)
-r = {"images": int(a.shape[0]), "num_iter": 8, "max_abs": float(d.max()), "max_abs_fp32": float(np.abs(a).max()),
+r = {"images": int(a.shape[0]), "max_abs": float(d.max()), "max_abs_fp32": float(np.abs(a).max()),
      "normwise": float(d.max() / np.abs(a).max()), "rms": float(np.sqrt((d ** 2).mean())),
      "rms_fp32": float(np.sqrt((a ** 2).mean()))}
 json.dump(r, open(sys.argv[3], "w"), indent=1)
-print("bf16 tokens vs fp32:", r)
+print("bf16 tokens vs fp32:", sys.argv[3], r)
 PY
-    rm -rf "$RAW/tokens_fp32" "$RAW/tokens_bf16"
+        rm -rf "$RAW/tokens_${name}_fp32" "$RAW/tokens_${name}_bf16"
+    done
 else
     step "bf16 not available here: $(cat "$RAW/bf16_check.txt")"
 fi

@@ -65,7 +65,7 @@ static int usage(void) {
             "usage: disa-bench --model PRESET|FILE [main_mar.py sampling flags] [--batch B]\n"
             "       [--baseline_sampler S --baseline_steps N --baseline_iter K] [--steps]\n"
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS]\n"
-            "       [--run [--run_iter K] [--per-step]] [--extrapolate [--t_points N] [--t_reps R]]\n"
+            "       [--run [--run_iter K] [--per-step]] [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
             "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n");
     return 2;
 }
@@ -210,6 +210,73 @@ static int time_head(const mar_model *m, arena *a, const gd_tables *tb, int R2, 
     return rc;
 }
 
+// Normwise error max|a - b| / max|b| over n values.
+static double normwise(const float *a, const float *b, size_t n) {
+    double e = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= e)) e = d;
+        if (fabs(b[i]) > m) m = fabs(b[i]);
+    }
+    return m > 0 ? e / m : e;
+}
+
+// One network evaluation each in bf16 and fp32 on the same random inputs: the transformer
+// at half the tokens known (z of the unknown rows, both CFG halves of B images) and one
+// diffusion-head step (eps and variance channels) at t = 500.
+static int bf16_check(const mar_model *m, arena *a, int B, int cfg, double *err_z, double *err_eps, double *err_var) {
+    const mar_config *c = &m->cfg;
+    int L = c->seq_len, C = c->token_dim, D = c->dec_dim, W = m->head.w, B2 = cfg ? 2 * B : B;
+    int n_known = L / 2, n_pred = L - n_known, R2 = B2 * n_pred;
+    size_t mark = arena_mark(a);
+    float *tokens = arena_floats(a, (size_t)B * L * C);
+    float *z[2] = {arena_floats(a, (size_t)R2 * D), arena_floats(a, (size_t)R2 * D)};
+    float *out[2] = {arena_floats(a, (size_t)R2 * 2 * C), arena_floats(a, (size_t)R2 * 2 * C)};
+    float *ce = arena_floats(a, (size_t)R2 * W), *te = arena_floats(a, (size_t)W), *x = arena_floats(a, (size_t)R2 * C);
+    unsigned char *known = arena_alloc(a, (size_t)B * L);
+    int *pred = arena_alloc(a, sizeof(int) * (size_t)B * n_pred), *labels = arena_alloc(a, sizeof(int) * (size_t)B);
+    if (!tokens || !z[0] || !z[1] || !out[0] || !out[1] || !ce || !te || !x || !known || !pred || !labels)
+        return DISA_ENOMEM;
+    fill_normal(tokens, (size_t)B * L * C, 11);
+    fill_normal(x, (size_t)R2 * C, 12);
+    for (int b = 0; b < B; b++) {
+        labels[b] = (7 * b + 1) % c->class_num;
+        int np = 0;
+        for (int p = 0; p < L; p++) {
+            known[(size_t)b * L + p] = (unsigned char)(p % 2 == 0);
+            if (p % 2) pred[(size_t)b * n_pred + np++] = p;
+        }
+    }
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {  // k = 0 fp32, 1 bf16
+        int old = blas_set_precision(k ? BLAS_BF16 : BLAS_FP32);
+        rc = mar_forward(m, a, z[k], tokens, known, n_known, labels, cfg, pred, n_pred, B, NULL, NULL);
+        if (!rc) {
+            diffloss_cond(&m->head, ce, z[k], R2);
+            diffloss_time(&m->head, te, 500.0f);
+            rc = diffloss_forward(&m->head, a, out[k], x, te, ce, R2);
+        }
+        blas_set_precision(old);
+    }
+    if (!rc) {
+        *err_z = normwise(z[1], z[0], (size_t)R2 * D);
+        float *e[2], *v[2];
+        for (int k = 0; k < 2; k++) {
+            e[k] = arena_floats(a, (size_t)R2 * C), v[k] = arena_floats(a, (size_t)R2 * C);
+            if (!e[k] || !v[k]) return DISA_ENOMEM;
+            for (int r = 0; r < R2; r++)
+                for (int j = 0; j < C; j++) {
+                    e[k][(size_t)r * C + j] = out[k][(size_t)r * 2 * C + j];
+                    v[k][(size_t)r * C + j] = out[k][(size_t)r * 2 * C + C + j];
+                }
+        }
+        *err_eps = normwise(e[1], e[0], (size_t)R2 * C);
+        *err_var = normwise(v[1], v[0], (size_t)R2 * C);
+    }
+    arena_reset(a, mark);
+    return rc;
+}
+
 typedef struct point { int n_known; double sec, gflops; uint64_t flops; } point;
 
 // GFLOPS at n_known, linear between the measured points, flat outside them.
@@ -259,6 +326,7 @@ typedef struct opts {
     const char *model, *vae, *features, *json;
     sample_params p, base;
     int batch, steps, sgemm, sgemm_n, sgemm_reps, run, run_iter, per_step, extrap, t_points, t_reps, threads;
+    int bf16_check;
     double peak;
 } opts;
 
@@ -291,6 +359,7 @@ static int parse(int argc, char **argv, opts *o) {
         if (!strcmp(f, "run")) { o->run = 1; continue; }
         if (!strcmp(f, "per-step")) { o->per_step = 1; continue; }
         if (!strcmp(f, "extrapolate")) { o->extrap = 1; continue; }
+        if (!strcmp(f, "bf16_check")) { o->bf16_check = 1; continue; }
         if (!strcmp(f, "help")) return usage();
         if (i + 1 >= argc) {
             fprintf(stderr, "disa-bench: %s needs a value\n", a);
@@ -404,7 +473,7 @@ int main(int argc, char **argv) {
         have_weights = 1;
     }
     const mar_config *c = &m.cfg;
-    if ((o.run || o.extrap) && !have_weights) {
+    if ((o.run || o.extrap || o.bf16_check) && !have_weights) {
         fprintf(stderr, "disa-bench: --run and --extrapolate need a model file (build/bin/disa-mkmodel --preset %s "
                         "--out FILE)\n", o.model);
         return 2;
@@ -460,6 +529,28 @@ int main(int argc, char **argv) {
     }
 
     // ---- the real sampler at a reduced K
+    if (o.bf16_check) {
+        if (blas_bf16_available() != 0) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
+        int B2 = cfg ? 2 * B : B;
+        arena a;
+        size_t rows = (size_t)B2 * c->seq_len;
+        size_t bytes = mar_forward_scratch_bytes(c, B2) + diffloss_scratch_bytes(&m.head, (int)rows) +
+                       sizeof(float) * (rows * (2 * c->dec_dim + m.head.w + 9 * c->token_dim) + m.head.w) +
+                       sizeof(float) * (size_t)B * c->seq_len * c->token_dim + (size_t)B * c->seq_len * 6 + 64 * 64;
+        double ez, ee, ev;
+        if (arena_init(&a, bytes, "bf16 check") || bf16_check(&m, &a, B, cfg, &ez, &ee, &ev)) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 1;
+        }
+        arena_free(&a);
+        printf("bf16 vs fp32, one evaluation (batch %d, half the tokens known): transformer z normwise error %.3g; "
+               "diffusion head eps %.3g, variance channels %.3g\n", B, ez, ee, ev);
+        J(",\n  \"bf16_check\": {\"batch\": %d, \"z\": %.4g, \"eps\": %.4g, \"var\": %.4g}", B, ez, ee, ev);
+    }
+
     if (o.run) {
         sample_params rp = o.p;
         snprintf(buf, sizeof buf, "%d", o.run_iter);
