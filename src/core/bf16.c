@@ -8,7 +8,8 @@
 // its OpenMP runtime, and OMP_WAIT_POLICY can still be set before libgomp starts.
 // Weights are converted to bf16 once per tensor and kept (keyed by the fp32 pointer,
 // dropped by blas_bf16_forget when a model closes); activations are rounded per call;
-// products accumulate in fp32 and the output and bias stay fp32.
+// products accumulate in fp32 and the output and bias stay fp32. The caches are
+// process-wide and unlocked: one thread per process samples (disa runs a rank per core).
 #include "disa/blas.h"
 
 #include <dlfcn.h>
