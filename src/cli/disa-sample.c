@@ -157,6 +157,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) blas_set_threads((int)threads);
+    if (p.precision == BLAS_BF16 && blas_bf16_available() != 0) {
+        fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
+        return 2;
+    }
     mar_model m;
     if (mar_open(&m, model) != 0) {
         fprintf(stderr, "disa-sample: %s\n", disa_errmsg());

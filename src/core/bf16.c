@@ -59,6 +59,10 @@ static struct {
 static int load(void) {
     if (D.state) return D.state;
     D.state = -1;
+    if (getenv("DISA_TEST_NO_BF16")) {  // tests of the refusal on CPUs without bf16
+        snprintf(D.why, sizeof D.why, "this CPU has no AVX512_BF16 (DISA_TEST_NO_BF16 is set)");
+        return -1;
+    }
     // libgomp reads this when it loads (now): idle OpenMP threads must sleep, not spin on
     // the cores OpenBLAS and the other ranks use. A user's setting wins.
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);

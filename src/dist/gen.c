@@ -173,6 +173,8 @@ static int ctx_init(rank_ctx *c, const job_list *jobs, int rank, int size) {
                 break;
             }
         int rc;
+        // Every rank checks its own CPU: the nodes of a cluster job may differ.
+        if (jb->p.precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
         if (c->mar_owner[j] == j && (rc = mar_open(&c->mar[j], jb->model)) != 0) return rc;
         c->vae_owner[j] = -1;
         if (jb->vae[0]) {

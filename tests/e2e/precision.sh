@@ -20,6 +20,18 @@ grep -q -- "--precision must be fp32 or bf16, got 'fp16'" "$T/out.log" || fail "
 [ ! -e "$T/x/tokens.npy" ] || fail "tokens written after a bad flag"
 
 expect 0 $B/disa-sample $S --out "$T/fp32"
+# The refusal where bf16 cannot run, also on a CPU that has it (DISA_TEST_NO_BF16):
+# disa-sample exits 2 before loading anything, disa-gen stops every rank before any work.
+DISA_TEST_NO_BF16=1 expect 2 $B/disa-sample $S --precision bf16 --out "$T/nobf16"
+grep -q -- "--precision bf16: this CPU has no AVX512_BF16" "$T/out.log" || fail "no reason given: $(cat "$T/out.log")"
+[ ! -e "$T/nobf16" ] || fail "disa-sample wrote output before refusing bf16"
+set +e
+DISA_TEST_NO_BF16=1 gen 2 jobs/tiny-test.json --output_dir "$T/nobf16run" --precision bf16 --quiet > "$T/out.log" 2>&1
+s=$?
+set -e
+[ "$s" != 0 ] || fail "disa-gen ran bf16 where it is not available"
+grep -q "this CPU has no AVX512_BF16" "$T/out.log" || fail "disa-gen gave no reason: $(cat "$T/out.log")"
+! ls "$T/nobf16run" 2>/dev/null | grep -q '\.png$' || fail "disa-gen wrote images before refusing bf16"
 if ! grep -qw avx512_bf16 /proc/cpuinfo; then
     expect 2 $B/disa-sample $S --precision bf16 --out "$T/bf16"
     grep -q "AVX512_BF16\|oneDNN" "$T/out.log" || fail "no reason given: $(cat "$T/out.log")"
