@@ -18,6 +18,7 @@
 #   KL-16 decode and Inception features per image (random weights);
 #   disa-gen on a small MAR-B job (K = 2, DiSA 10->5, KL-16, 2 images of 1) as
 #     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
+#   MAR-B batch 64 again as N ranks x 1 thread (N disa-bench processes at once);
 #   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
 #   --precision bf16 where oneDNN and AVX512_BF16 are there: MAR-B batch 64; the error
 #     of one transformer pass and one head step against fp32; tokens after a whole loop
@@ -82,6 +83,21 @@ for bs in 8 32 64; do
     "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --batch $bs --threads "$THREADS" --peak "$P" \
         --extrapolate --t_points 1 --json "$RAW/mar_base_b$bs.json"
 done
+if [ "$THREADS" -gt 1 ]; then
+    # The layout docs/performance.md recommends: one rank per core. N processes with one
+    # thread each time the same batch-64 schedule at once, as N disa-gen ranks would run.
+    step "MAR-B batch 64 as $THREADS ranks x 1 thread: $THREADS disa-bench processes at once"
+    pids=""
+    r=0
+    while [ $r -lt "$THREADS" ]; do
+        # shellcheck disable=SC2086
+        "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --batch 64 --threads 1 \
+            --extrapolate --t_points 1 --json "$RAW/mar_base_b64_rank$r.json" > "$RAW/mar_base_b64_rank$r.log" 2>&1 &
+        pids="$pids $!"
+        r=$((r + 1))
+    done
+    for p in $pids; do wait "$p"; done
+fi
 for p in mar_large mar_huge; do
     step "$p batch 1: K 64 extrapolation"
     cfgv=3.0; [ $p = mar_huge ] && cfgv=3.2

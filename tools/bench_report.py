@@ -100,6 +100,28 @@ def main():
                   f"{pi['gflops_head_late']:.1f} ({pct(pi['gflops_head_late'], pk):.0f}%) | {bp['t_total']:.1f} | "
                   f"{pi['t_total']:.1f} | {e['speedup_measured']:.2f}x / {e['speedup_predicted']:.2f}x | {e2e_t:.1f} | "
                   f"{e2e_g:.1f} ({pct(e2e_g, pk):.0f}%) |")
+    ranks = [load(f) for f in sorted(glob.glob(os.path.join(R, "mar_base_b64_rank*.json")))]
+    if ranks:
+        # N processes of 1 thread at once: images/s add up; FLOPs per image are the same.
+        f64 = b[64]["flops_per_image"]
+        fs = f64["transformer"] + f64["head"]
+        rate = sum(1.0 / j["extrapolate"]["per_image"]["t_total"] for j in ranks)
+        rate_b = sum(1.0 / j["extrapolate"]["baseline_per_image"]["t_total"] for j in ranks)
+        r1 = out["mar_base"]["batch_64"]
+        pk = lp["mar_base_b64"]
+        g_1x = fs / r1["disa_s_per_image"] / 1e9
+        g_nx = fs * rate / 1e9
+        out["layout_b64"] = {"ranks": len(ranks), "disa_s_per_image": 1 / rate, "baseline_s_per_image": 1 / rate_b,
+                             "sampling_gflops": g_nx, "sampling_pct_peak": pct(g_nx, pk),
+                             "one_rank_sampling_gflops": g_1x, "one_rank_sampling_pct_peak": pct(g_1x, pk)}
+        md.append(f"\nLayout at batch 64 (sampling only, the machine's throughput; % of the {a.threads}-thread sgemm peak "
+                  f"{pk:.0f}):\n")
+        md.append("| layout | DiSA s/img | baseline s/img | sampling GFLOPS (% peak) |")
+        md.append("|---|---|---|---|")
+        md.append(f"| 1 rank x {a.threads} threads | {r1['disa_s_per_image']:.1f} | {r1['baseline_s_per_image']:.1f} | "
+                  f"{g_1x:.1f} ({pct(g_1x, pk):.0f}%) |")
+        md.append(f"| {len(ranks)} ranks x 1 thread | {1 / rate:.1f} | {1 / rate_b:.1f} | {g_nx:.1f} ({pct(g_nx, pk):.0f}%) |")
+
     fl = b[1]["flops_per_image"]
     fb = b[1]["baseline_flops_per_image"]
     md.append(f"\nFLOPs per image (analytic, equal to the engine's count): transformer {fl['transformer'] / 1e12:.2f} T, "
@@ -260,6 +282,9 @@ def main():
     e2e = bt["end_to_end_pct_peak"]
     tg.append(("end to end >= 75% of sgemm peak, FLOP-weighted (MAR-B DiSA, batch 64, + decode + features)",
                e2e >= 75, f"{e2e:.0f}% ({bt['end_to_end_gflops']:.1f} of {bt['local_peak_gflops']:.1f} GFLOPS); "
+               + (f"sampling alone {out['layout_b64']['one_rank_sampling_pct_peak']:.0f}% as 1 rank x {a.threads} threads, "
+                  f"{out['layout_b64']['sampling_pct_peak']:.0f}% as {out['layout_b64']['ranks']} ranks x 1 thread; "
+                  if "layout_b64" in out else "")
                + ", ".join(f"batch {k}: {mb[f'batch_{k}']['end_to_end_pct_peak']:.0f}%" for k in (1, 8, 32))))
     hl = pct(bt["gflops_head_late"], bt["local_peak_gflops"])
     tg.append(("head >= 60% of peak at DiSA's small late-step batches (late half of K, batch 64)", hl >= 60,
