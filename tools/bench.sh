@@ -3,7 +3,7 @@
 # part of make test. Writes results/bench/<date>.json and results/bench/<date>.md
 # (raw per-program JSON in results/bench/<date>.raw/) and prints the table.
 #
-# What runs (about 10-14 minutes on 2 cores; every number is a median, the machine
+# What runs (about 12 minutes on 2 cores; every number is a median, the machine
 # may be shared, so read them with the load average printed at the top):
 #   sgemm peak (2048^3, the current thread count) and the OpenBLAS core;
 #   MAR-B random weights, CFG on, at batch 1, 8, 32 and 64 (disa-gen's default unit, where
