@@ -24,11 +24,8 @@ int blas_set_precision(int precision);
 // 0 when bf16 Linear layers can run here (oneDNN loads, the CPU has AVX512_BF16),
 // else DISA_EINVAL with a message saying why.
 int blas_bf16_available(void);
-// y = x W^T (+ bias) in bf16: 0, or -1 if it could not run (the caller falls back).
-int blas_bf16_linear(float *y, const float *x, const float *W, const float *bias, int M, int K, int N);
 // Drop the bf16 copies of weights (their fp32 source is about to be unmapped).
 void blas_bf16_forget(void);
-void blas_bf16_set_threads(int n);
 
 void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN
 int blas_get_threads(void);

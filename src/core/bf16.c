@@ -13,6 +13,7 @@
 // products accumulate in fp32 and the output and bias stay fp32. The caches are
 // process-wide and unlocked: one thread per process samples (disa runs a rank per core).
 #include "disa/blas.h"
+#include "bf16.h"
 
 #include <dlfcn.h>
 #include <oneapi/dnnl/dnnl.h>

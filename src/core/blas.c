@@ -1,5 +1,6 @@
 // blas.c: row-major sgemm wrapper over OpenBLAS's CBLAS, with FLOP counting.
 #include "disa/blas.h"
+#include "bf16.h"
 #include "disa/vec.h"
 
 #include <cblas.h>

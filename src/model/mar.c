@@ -247,6 +247,19 @@ static void add_inplace(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+// The rest of a timm Block after attention, on R rows in place:
+// x += proj(att); x += fc2(gelu(fc1(norm2(x)))). tmp [R, d] and hid [R, hidden] are scratch.
+static void block_tail(const vit_block *b, float *x, const float *att, float *tmp, float *hid, int R, int d,
+                       int hidden, float eps) {
+    linear_forward(tmp, att, b->proj_w, b->proj_b, R, d, d);
+    add_inplace(x, tmp, (size_t)R * d);
+    layernorm_forward(tmp, x, b->norm2_w, b->norm2_b, R, d, eps);
+    linear_forward(hid, tmp, b->fc1_w, b->fc1_b, R, d, hidden);
+    gelu_forward(hid, hid, (size_t)R * hidden);
+    linear_forward(tmp, hid, b->fc2_w, b->fc2_b, R, hidden, d);
+    add_inplace(x, tmp, (size_t)R * d);
+}
+
 // timm Block.forward on x [N*T, d] in place: x += proj(attn(norm1(x))); x += fc2(gelu(fc1(norm2(x)))).
 static int block_forward(const vit_block *b, arena *a, float *x, int N, int T, int d, int hidden, int heads,
                          float eps) {
@@ -261,13 +274,7 @@ static int block_forward(const vit_block *b, arena *a, float *x, int N, int T, i
     layernorm_forward(ln, x, b->norm1_w, b->norm1_b, R, d, eps);
     linear_forward(qkv, ln, b->qkv_w, b->qkv_b, R, d, 3 * d);
     attention_forward(att, qkv, scr, N, T, d, heads);
-    linear_forward(ln, att, b->proj_w, b->proj_b, R, d, d);
-    add_inplace(x, ln, (size_t)R * d);
-    layernorm_forward(ln, x, b->norm2_w, b->norm2_b, R, d, eps);
-    linear_forward(hid, ln, b->fc1_w, b->fc1_b, R, d, hidden);
-    gelu_forward(hid, hid, (size_t)R * hidden);
-    linear_forward(ln, hid, b->fc2_w, b->fc2_b, R, hidden, d);
-    add_inplace(x, ln, (size_t)R * d);
+    block_tail(b, x, att, ln, hid, R, d, hidden, eps);
     arena_reset(a, mark);
     return 0;
 }
@@ -299,13 +306,7 @@ static int block_forward_rows(const vit_block *b, arena *a, float *xs, const flo
         }
     linear_forward(q, lnp, b->qkv_w, b->qkv_b, RP, d, d);
     attention_rows_forward(att, q, d, kv, scr, N, P, T, d, heads);
-    linear_forward(lnp, att, b->proj_w, b->proj_b, RP, d, d);
-    add_inplace(xs, lnp, (size_t)RP * d);
-    layernorm_forward(lnp, xs, b->norm2_w, b->norm2_b, RP, d, eps);
-    linear_forward(hid, lnp, b->fc1_w, b->fc1_b, RP, d, hidden);
-    gelu_forward(hid, hid, (size_t)RP * hidden);
-    linear_forward(lnp, hid, b->fc2_w, b->fc2_b, RP, hidden, d);
-    add_inplace(xs, lnp, (size_t)RP * d);
+    block_tail(b, xs, att, lnp, hid, RP, d, hidden, eps);
     arena_reset(a, mark);
     return 0;
 }
