@@ -126,30 +126,40 @@ static void on_trace(void *ctx, int step, int mask_len, int n_steps, int n_pred,
 // ----------------------------------------------------------------------------
 // step-shape timing at the target K
 
+// Inputs of one transformer pass over B images: random tokens; known = every
+// (L / n_known)-th position; the first n_pred unknown positions, ascending, to predict.
+static int step_inputs(const mar_config *c, arena *a, int B, int n_known, int n_pred, float **tokens,
+                       unsigned char **known, int **pred, int **labels) {
+    int L = c->seq_len;
+    *tokens = arena_floats(a, (size_t)B * L * c->token_dim);
+    *known = arena_alloc(a, (size_t)B * L);
+    *pred = arena_alloc(a, sizeof(int) * (size_t)B * (n_pred > 0 ? n_pred : 1));
+    *labels = arena_alloc(a, sizeof(int) * (size_t)B);
+    if (!*tokens || !*known || !*pred || !*labels) return DISA_ENOMEM;
+    fill_normal(*tokens, (size_t)B * L * c->token_dim, 3);
+    for (int b = 0; b < B; b++) {
+        (*labels)[b] = b % c->class_num;
+        int np = 0;
+        for (int p = 0; p < L; p++) {
+            int k = (int)((long long)(p + 1) * n_known / L) != (int)((long long)p * n_known / L);
+            (*known)[(size_t)b * L + p] = (unsigned char)k;
+            if (!k && np < n_pred) (*pred)[(size_t)b * n_pred + np++] = p;
+        }
+    }
+    return 0;
+}
+
 // Median seconds of one transformer pass over B images with n_known known tokens and
 // n_pred rows to return; *flops gets the pass's counted FLOPs.
 static int time_transformer(const mar_model *m, arena *a, int B, int cfg, int n_known, int n_pred, int reps,
                             double *sec, uint64_t *flops) {
     const mar_config *c = &m->cfg;
-    int L = c->seq_len, B2 = cfg ? 2 * B : B, rc = 0;
+    int B2 = cfg ? 2 * B : B, rc = 0;
     size_t mark = arena_mark(a);
-    float *tokens = arena_floats(a, (size_t)B * L * c->token_dim);
-    float *z = arena_floats(a, (size_t)B2 * (n_pred > 0 ? n_pred : 1) * c->dec_dim);
-    unsigned char *known = arena_alloc(a, (size_t)B * L);
-    int *pred = arena_alloc(a, sizeof(int) * (size_t)B * (n_pred > 0 ? n_pred : 1));
-    int *labels = arena_alloc(a, sizeof(int) * (size_t)B);
-    if (!tokens || !z || !known || !pred || !labels) return DISA_ENOMEM;
-    fill_normal(tokens, (size_t)B * L * c->token_dim, 3);
-    // Known = every (L / n_known)-th position, unknown ones predicted in ascending order.
-    for (int b = 0; b < B; b++) {
-        labels[b] = b % c->class_num;
-        int np = 0;
-        for (int p = 0; p < L; p++) {
-            int k = (int)((long long)(p + 1) * n_known / L) != (int)((long long)p * n_known / L);
-            known[(size_t)b * L + p] = (unsigned char)k;
-            if (!k && np < n_pred) pred[(size_t)b * n_pred + np++] = p;
-        }
-    }
+    float *z = arena_floats(a, (size_t)B2 * (n_pred > 0 ? n_pred : 1) * c->dec_dim), *tokens;
+    unsigned char *known;
+    int *pred, *labels;
+    if (!z || step_inputs(c, a, B, n_known, n_pred, &tokens, &known, &pred, &labels)) return DISA_ENOMEM;
     double t[64];
     reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
     for (int r = 0; r < reps && !rc; r++) {
@@ -225,31 +235,23 @@ static double normwise(const float *a, const float *b, int rows, int stride, int
 }
 
 // One network evaluation each in bf16 and fp32 on the same random inputs: the transformer
-// at half the tokens known (z of the unknown rows, both CFG halves of B images) and one
-// diffusion-head step (eps and variance channels) at t = 500.
+// with half the tokens known (step_inputs; z of the unknown rows, both CFG halves of B
+// images) and one diffusion-head step (eps and variance channels) at t = 500.
 static int bf16_check(const mar_model *m, arena *a, int B, int cfg, double *err_z, double *err_eps, double *err_var) {
     const mar_config *c = &m->cfg;
     int L = c->seq_len, C = c->token_dim, D = c->dec_dim, W = m->head.w, B2 = cfg ? 2 * B : B;
     int n_known = L / 2, n_pred = L - n_known, R2 = B2 * n_pred;
     size_t mark = arena_mark(a);
-    float *tokens = arena_floats(a, (size_t)B * L * C);
     float *z[2] = {arena_floats(a, (size_t)R2 * D), arena_floats(a, (size_t)R2 * D)};
     float *out[2] = {arena_floats(a, (size_t)R2 * 2 * C), arena_floats(a, (size_t)R2 * 2 * C)};
     float *ce = arena_floats(a, (size_t)R2 * W), *te = arena_floats(a, (size_t)W), *x = arena_floats(a, (size_t)R2 * C);
-    unsigned char *known = arena_alloc(a, (size_t)B * L);
-    int *pred = arena_alloc(a, sizeof(int) * (size_t)B * n_pred), *labels = arena_alloc(a, sizeof(int) * (size_t)B);
-    if (!tokens || !z[0] || !z[1] || !out[0] || !out[1] || !ce || !te || !x || !known || !pred || !labels)
+    float *tokens;
+    unsigned char *known;
+    int *pred, *labels;
+    if (!z[0] || !z[1] || !out[0] || !out[1] || !ce || !te || !x ||
+        step_inputs(c, a, B, n_known, n_pred, &tokens, &known, &pred, &labels))
         return DISA_ENOMEM;
-    fill_normal(tokens, (size_t)B * L * C, 11);
     fill_normal(x, (size_t)R2 * C, 12);
-    for (int b = 0; b < B; b++) {
-        labels[b] = (7 * b + 1) % c->class_num;
-        int np = 0;
-        for (int p = 0; p < L; p++) {
-            known[(size_t)b * L + p] = (unsigned char)(p % 2 == 0);
-            if (p % 2) pred[(size_t)b * n_pred + np++] = p;
-        }
-    }
     int rc = 0;
     for (int k = 0; k < 2 && !rc; k++) {  // k = 0 fp32, 1 bf16
         int old = blas_set_precision(k ? BLAS_BF16 : BLAS_FP32);
