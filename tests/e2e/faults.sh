@@ -60,12 +60,17 @@ for k in 1 2 3 4 5; do
     mp=$!
     # Kill after a random number of further units, then a random few ms into the next
     # one: progress-based, so the kills land inside the run on a fast or a slow machine,
-    # at random points of a unit (sampling, PNG write, ledger write).
-    wait_lines "$D/manifest" $((before + 1 + $(rand 10)))
-    delay=$(rand 20)
-    sleep "$(printf '0.%03d' "$delay")"
+    # at random points of a unit (sampling, PNG write, ledger write). The rank's PID is
+    # looked up once the run has written its first unit, before the random wait: the
+    # lookup walks /proc and takes longer than many of these small units.
+    wait_lines "$D/manifest" $((before + 1))
     r=$(rand 2)
     pid=$(rank_pid "$mp" "$r")
+    target=$((before + 1 + $(rand 10)))
+    [ $target -lt $N ] || target=$((N - 1))
+    [ $target -le $((before + 1)) ] || wait_lines "$D/manifest" $target
+    delay=$(rand 20)
+    sleep "$(printf '0.%03d' "$delay")"
     if [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
     wait $mp
     st=$?
