@@ -13,8 +13,8 @@ cat > "$T/kl.json" <<JSON
 {"model": "$T/mar.safetensors", "vae": "$T/kl16.safetensors", "num_images": 10, "eval_bsz": 5, "labels": [3,3,3,3,3,3,3,3,3,3],
  "sampling": {"num_iter": 4, "cfg": 2.0, "diff_sampler": "DiSA", "diff_upper_steps": 10, "diff_lower_steps": 4}}
 JSON
-gen 1 "$T/kl.json" --output_dir "$T/a" > "$T/a.log" 2>&1 || { cat "$T/a.log"; fail "1 rank"; }
-gen 2 "$T/kl.json" --output_dir "$T/b" > "$T/b.log" 2>&1 || { cat "$T/b.log"; fail "2 ranks"; }
+gen 1 "$T/kl.json" --output_dir "$T/a" --threads 1 > "$T/a.log" 2>&1 || { cat "$T/a.log"; fail "1 rank"; }
+gen 2 "$T/kl.json" --output_dir "$T/b" --threads 1 > "$T/b.log" 2>&1 || { cat "$T/b.log"; fail "2 ranks"; }
 check_complete "$T/a" 10
 same_pngs "$T/a" "$T/b"
 # Every PNG is 64x64 RGB: the resume check decodes each one against that geometry.
@@ -27,7 +27,7 @@ set +e; gen 1 "$T/novae.json" --output_dir "$T/n" > "$T/n.log" 2>&1; st=$?; set 
 # disa-sample draws image i from the same streams (seed, i) as disa-gen's image i of a unit
 # starting at 0, so the first unit's PNGs match byte for byte when the settings do.
 $B/disa-sample --model "$T/mar.safetensors" --vae "$T/kl16.safetensors" --class 3 --seed 1 --num_images 5 --num_iter 4 \
-    --cfg 2.0 --diff_sampler DiSA --diff_upper_steps 10 --diff_lower_steps 4 --out "$T/s" > "$T/s.log" 2>&1 || { cat "$T/s.log"; fail "disa-sample"; }
+    --cfg 2.0 --diff_sampler DiSA --diff_upper_steps 10 --diff_lower_steps 4 --threads 1 --out "$T/s" > "$T/s.log" 2>&1 || { cat "$T/s.log"; fail "disa-sample"; }
 mkdir "$T/first"
 for i in 0 1 2 3 4; do cp "$T/a/$(printf %05d.png $i)" "$T/first/"; done
 # The tEXt chunks differ (disa-sample has no job name), so compare the pixels: disa-npz

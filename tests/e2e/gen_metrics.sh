@@ -8,7 +8,7 @@ IDX=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 NET=models/fmnist-classifier.safetensors
 [ -f "$IDX" ] || { echo "SKIP: $IDX not installed"; exit 77; }
 $B/disa-stats $IDX --limit 500 --net $NET --out "$T/ref.npz" --features --threads 1 > /dev/null 2>&1 || fail "reference statistics"
-ARGS="--features $NET --reference $T/ref.npz --num_images 200 --eval_bsz 2 --num_iter 32 --diff_upper_steps 50 --progress 0"
+ARGS="--features $NET --reference $T/ref.npz --num_images 200 --eval_bsz 2 --num_iter 32 --diff_upper_steps 50 --progress 0 --threads 1"
 gen 2 jobs/tiny-test.json --output_dir "$T/a" $ARGS > "$T/a.log" 2>&1 || { cat "$T/a.log"; fail "uninterrupted run"; }
 grep -q "metrics over 200 images: FID " "$T/a.log" || { cat "$T/a.log"; fail "no metrics line"; }
 for k in FID FID_sqrtm IS IS_std IS_adm precision recall class_accuracy; do

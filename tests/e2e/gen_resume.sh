@@ -4,7 +4,7 @@
 # uninterrupted run.
 set -eu
 . tests/e2e/lib.inc
-ARGS="--num_images 300 --eval_bsz 2 --num_iter 32 --diff_upper_steps 50 --progress 0"
+ARGS="--num_images 300 --eval_bsz 2 --num_iter 32 --diff_upper_steps 50 --progress 0 --threads 1"
 gen 2 jobs/tiny-test.json --output_dir "$T/ref" $ARGS --quiet > /dev/null 2>&1 || fail "reference run failed"
 check_complete "$T/ref" 300
 
