@@ -98,8 +98,8 @@ $(BUILD)/obj/%.o: %.c
 
 # The build id (git describe) goes into run.json; gen.o is rebuilt when HEAD moves.
 BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-$(BUILD)/obj/src/dist/gen.o: CPPFLAGS += -DDISA_BUILD_ID='"$(BUILD_ID)"'
-$(BUILD)/obj/src/dist/gen.o: $(wildcard .git/HEAD .git/index)
+$(BUILD)/obj/src/mpi/gen.o: CPPFLAGS += -DDISA_BUILD_ID='"$(BUILD_ID)"'
+$(BUILD)/obj/src/mpi/gen.o: $(wildcard .git/HEAD .git/index)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)

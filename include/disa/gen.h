@@ -1,4 +1,4 @@
-// gen.h: the distributed generator behind disa-gen (MPI; only src/dist and src/cli
+// gen.h: the distributed generator behind disa-gen (MPI; only src/mpi and src/cli
 // include <mpi.h>).
 //
 // Rank 0 plans every job (units = fixed index ranges of eval_bsz images), keeps the

@@ -1,4 +1,4 @@
-// fuzz_job.c: the job-spec parser (src/dist/job.c) on a temporary file holding the bytes:
+// fuzz_job.c: the job-spec parser (src/run/job.c) on a temporary file holding the bytes:
 // job_load (JSON, fields, variants, overrides, and the model file the spec names, which
 // it opens to check labels against class_num), then what disa-gen derives from every
 // accepted job: its identity string, labels and work units. Run from the repository

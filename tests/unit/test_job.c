@@ -1,4 +1,4 @@
-// Unit tests of src/dist/job.c and src/dist/ledger.c: the plan, overrides, sweeps, the
+// Unit tests of src/run/job.c and src/run/ledger.c: the plan, overrides, sweeps, the
 // ledger's torn-line recovery and the run identity check.
 #include <setjmp.h>
 #include <stdarg.h>
