@@ -1,4 +1,4 @@
-// Unit tests of src/core/flops.c: the analytic FLOP model must equal what the engine
+// Unit tests of src/sample/flops.c: the analytic FLOP model must equal what the engine
 // counts (blas_flops() per phase in sample_stats) for real sampler_run calls on a small
 // random-weight MAR built in memory, under every sampler, with and without CFG, with
 // skipped AR steps (K > seq_len), and its per-step schedule must be the one the sampler
