@@ -1,6 +1,6 @@
 // metrics.h: FID, Inception Score and improved precision/recall on feature vectors
-// (DESIGN §9), plus the feature sources they need besides Inception: a generic
-// sequential CNN (the embedded Fashion-MNIST classifier) and IDX image files.
+// (DESIGN §9), and the feature net they run on: the FID Inception or a sequential CNN
+// (the embedded Fashion-MNIST classifier, include/disa/seqcnn.h).
 //
 // Conventions of the community tools reproduced here (LTH14's torch-fidelity fork
 // 0.4.0-beta, which MAR and DiSA report with; pytorch-fid; the ADM evaluator):
@@ -28,6 +28,7 @@
 #include "disa/arena.h"
 #include "disa/inception.h"
 #include "disa/safetensors.h"
+#include "disa/seqcnn.h"
 
 // ----------------------------------------------------------------------------
 // Feature statistics: count, sum and sum of outer products, all float64.
@@ -117,49 +118,6 @@ int prc_compute(double *precision, double *recall, const float *ref, int64_t Nr,
                 const float *gen, int64_t Ng, int D, int k);
 
 // ----------------------------------------------------------------------------
-// Sequential CNN feature net: the layer list of a "disa-classifier-1" safetensors file
-// (tools/train_fmnist_classifier.py): conv2d {name, cin, cout, k, stride, pad}, relu,
-// maxpool2d {k, stride[, pad]}, avgpool2d {k, stride[, pad, count_include_pad]},
-// flatten, linear {name, in, out}; input x = u8 / 255 * 2 - 1 (float32 ops, as
-// PyTorch); the feature vector is the output of layers[feature_layer], the logits the
-// output of the last layer.
-
-typedef enum { SEQ_CONV2D, SEQ_RELU, SEQ_MAXPOOL, SEQ_AVGPOOL, SEQ_FLATTEN, SEQ_LINEAR, SEQ_KIND_COUNT } seq_kind;
-const char *seq_kind_name(seq_kind k);
-
-typedef struct seq_layer {
-    seq_kind kind;
-    char name[64];            // state_dict prefix of conv2d / linear
-    char wname[72], bname[72];// NAME.weight, NAME.bias
-    int cin, cout, k, stride, pad, count_include_pad;  // conv / pool / linear (cin=in, cout=out)
-    int C, H, W;              // output shape (H = W = 1 after flatten / linear, C = width)
-    const float *w, *b;       // NAME.weight, NAME.bias
-} seq_layer;
-
-typedef struct seqcnn {
-    st_file st;               // owns the mapping when opened from a file
-    int in_c, in_h, in_w;
-    int n_layers, feature_layer, feat_dim, n_classes;
-    seq_layer *layers;        // [n_layers]
-} seqcnn;
-
-// Parse the config JSON (label names it in errors) into m->layers with shapes checked
-// layer to layer. The weights are not bound yet.
-int seqcnn_config_parse(seqcnn *m, const char *json, const char *label);
-// Binding table of the parsed layers (NAME.weight, NAME.bias) for st_bind or a parity
-// adapter; *tab is the caller's to free, its names point into m->layers.
-int seqcnn_tensor_table(seqcnn *m, st_bind_entry **tab, int *count);
-// Open a "disa-classifier-1" file: parse, bind every tensor (all problems listed).
-int seqcnn_open(seqcnn *m, const char *path);
-void seqcnn_close(seqcnn *m);
-size_t seqcnn_scratch_bytes(const seqcnn *m, int N);
-// feat[N, feat_dim] (may be NULL), logits[N, n_classes] (may be NULL) from images
-// img[N, in_c, in_h, in_w] uint8. Scratch from `a`, released before returning.
-// DISA_ENOMEM when the arena is too small.
-int seqcnn_forward(const seqcnn *m, arena *a, float *feat, float *logits,
-                   const uint8_t *img, int N);
-
-// ----------------------------------------------------------------------------
 // Feature net selection: the FID Inception (any safetensors with its tensor names) or a
 // "disa-classifier-1" sequential CNN, chosen by the file's contents.
 
@@ -187,20 +145,5 @@ void featnet_close(featnet *f);
 // replicated and alpha dropped (PIL convert('RGB')); for a 1-channel CNN, RGB becomes
 // PIL's convert('L') luma, and H x W must be the net's input size (DISA_ESHAPE).
 int featnet_run(featnet *f, float *feat, float *logits, const uint8_t *hwc, int n, int H, int W, int C);
-
-// ----------------------------------------------------------------------------
-// IDX files (MNIST / Fashion-MNIST): magic 0 0 type ndim, big-endian int32 dims, data.
-// A name ending in ".gz" is decompressed through `gzip -dc` (no shell involved).
-
-typedef struct idx_array {
-    int ndim;
-    int64_t shape[4];
-    uint8_t *data;            // malloc'd, owned
-    size_t n;
-} idx_array;
-
-// Only unsigned-byte data (type 0x08) with 1..4 dims. DISA_EIO, DISA_EFORMAT, DISA_ENOMEM.
-int idx_read(idx_array *a, const char *path);
-void idx_free(idx_array *a);
 
 #endif

@@ -25,6 +25,7 @@
 #include "disa/cpu.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
+#include "disa/idx.h"
 #include "disa/image.h"
 #include "disa/inception.h"
 #include "disa/metrics.h"

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "disa/err.h"
+#include "disa/idx.h"
 #include "disa/metrics.h"
 #include "disa/mt19937.h"
 

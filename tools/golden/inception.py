@@ -1,5 +1,5 @@
 """Golden cases for the FID Inception-v3 (src/model/inception.c) and the sequential CNN
-feature net (src/metrics/seqcnn.c): tests/golden/inception_*.safetensors.
+feature net (src/model/seqcnn.c): tests/golden/inception_*.safetensors.
 
 The reference network is written here in plain PyTorch from the published architecture
 (torch-fidelity's FeatureExtractorInceptionV3 / pytorch-fid's FIDInceptionV3: the TF

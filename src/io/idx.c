@@ -3,7 +3,7 @@
 // ndim big-endian uint32 sizes; the data in C order.
 //
 // ".gz" files (as Debian's dataset-fashion-mnist ships them) are read with zlib.
-#include "disa/metrics.h"
+#include "disa/idx.h"
 #include "disa/err.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
 // safetensors file, used as a feature net (penultimate features + logits).
 // Mirrors tools/train_fmnist_classifier.py: run_layers (F.conv2d, F.relu,
 // F.max_pool2d, F.avg_pool2d, flatten, F.linear in list order).
-#include "disa/metrics.h"
+#include "disa/seqcnn.h"
 #include "disa/err.h"
 #include "disa/nn.h"
 
