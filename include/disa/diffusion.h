@@ -1,11 +1,10 @@
 // diffusion.h: the Gaussian diffusion of the MAR diffusion head (DESIGN §6): respaced
-// float64 tables, one DDPM (learned-range variance) or DDIM (eta 0) reverse step, and
-// the sinusoidal timestep embedding.
+// float64 tables and one DDPM (learned-range variance) or DDIM (eta 0) reverse step.
 //
 // Mirrors LTH14/mar and Qinyu-Allen-Zhao/DiSA MAR_DiSA: diffusion/__init__.py
 // create_diffusion (the per-sampler clip), diffusion/respace.py space_timesteps and
 // SpacedDiffusion, diffusion/gaussian_diffusion.py GaussianDiffusion (tables, p_sample,
-// ddim_sample) and models/diffloss.py TimestepEmbedder.timestep_embedding.
+// ddim_sample).
 //
 // The sampler owns the loop: for i = t->n-1 down to 0 it calls the network with the
 // ORIGINAL timestep t->timestep_map[i] and then one gd_*_step at spaced index i. DiSA
@@ -73,10 +72,5 @@ void gd_ddpm_step(float *x /*[N,C] in/out*/, const float *eps /*[N,C]*/,
 // One DDIM step (eta 0) at spaced index i (GaussianDiffusion.ddim_sample). In-place on x.
 void gd_ddim_step(float *x /*[N,C] in/out*/, const float *eps /*[N,C]*/,
                   const gd_tables *t, int i, int N, int C);
-
-// Sinusoidal embedding of one timestep: out = [cos(t*f_k), sin(t*f_k)] (cos first),
-// f_k = exp(-ln(max_period) * k / (dim/2)), k = 0..dim/2-1, a trailing 0 when dim is
-// odd. Float32 arithmetic as TimestepEmbedder.timestep_embedding (max_period 10000).
-void gd_timestep_embedding(float *out /*[dim]*/, float t, int dim, float max_period);
 
 #endif

@@ -109,4 +109,12 @@ void adaptive_avgpool_1x1(float *out /*[N,C]*/, const float *inp /*[N,C,HW]*/,
 void resize_bilinear_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
                              int N, int C, int H, int W, int OH, int OW);
 
+// ----------------------------------------------------------------------------
+// Timestep embedding of the diffusion head.
+
+// Sinusoidal embedding of one timestep: out = [cos(t*f_k), sin(t*f_k)] (cos first),
+// f_k = exp(-ln(max_period) * k / (dim/2)), k = 0..dim/2-1, a trailing 0 when dim is
+// odd. Float32 arithmetic as TimestepEmbedder.timestep_embedding (max_period 10000).
+void gd_timestep_embedding(float *out /*[dim]*/, float t, int dim, float max_period);
+
 #endif

@@ -2,7 +2,6 @@
 // Mirrors LTH14/mar models/diffloss.py: SimpleMLPAdaLN.forward, ResBlock.forward,
 // FinalLayer.forward, TimestepEmbedder (DESIGN §6). The condition embedding is computed
 // once per AR step and the time embedding once per diffusion step, not per row.
-#include "disa/diffusion.h"
 #include "disa/err.h"
 #include "disa/mar.h"
 #include "disa/vec.h"

@@ -5,7 +5,6 @@
 //   diffusion/respace.py         space_timesteps, SpacedDiffusion.__init__
 //   diffusion/gaussian_diffusion.py  betas_for_alpha_bar, GaussianDiffusion.__init__,
 //                                p_mean_variance + p_sample, ddim_sample, _extract_into_tensor
-//   models/diffloss.py           TimestepEmbedder.timestep_embedding
 // The tables are computed in double with the same operations in the same order as
 // numpy, so they are bit-identical to the official ones (tools/marref/diffusion.py is the
 // Python reference, tests/golden/gd_*.safetensors the check).
@@ -265,22 +264,4 @@ void gd_ddim_step(float *x /*[N,C] in/out*/, const float *eps /*[N,C]*/,
         float e = (rac * xk - x0) / racm1;
         x[k] = x0 * sq_abp + sq_1m_abp * e;
     }
-}
-
-// ----------------------------------------------------------------------------
-// timestep embedding
-
-void gd_timestep_embedding(float *out /*[dim]*/, float t, int dim, float max_period) {
-    int half = dim / 2;
-    // torch: `-math.log(max_period) * arange(half, float32) / half`: the Python double
-    // scalar is rounded to float32, then each op rounds in float32.
-    const float neg_log = (float)(-log((double)max_period));
-    for (int k = 0; k < half; k++) {
-        float a = neg_log * (float)k;
-        a = a / (float)half;
-        float arg = t * expf(a);
-        out[k] = cosf(arg);
-        out[half + k] = sinf(arg);
-    }
-    if (dim % 2) out[dim - 1] = 0.0f;
 }

@@ -14,6 +14,7 @@
 #include "disa/diffusion.h"
 #include "disa/disa_sched.h"
 #include "disa/err.h"
+#include "disa/nn.h"
 #include "parity.h"
 
 // ----------------------------------------------------------------------------

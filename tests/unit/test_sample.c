@@ -1,5 +1,5 @@
 // test_sample.c: unit tests of the diffusion tables, the reverse steps, the timestep
-// embedding (src/sample/gd.c) and the DiSA schedules (src/sample/disa_sched.c).
+// embedding (src/nn/timestep.c) and the DiSA schedules (src/sample/disa_sched.c).
 //
 // Expected integers and doubles are those of the official MAR_DiSA code (checked with
 // tools/marref/diffusion.py); float step results are checked against the DESIGN §6
@@ -17,6 +17,7 @@
 #include "disa/diffusion.h"
 #include "disa/disa_sched.h"
 #include "disa/err.h"
+#include "disa/nn.h"
 
 // ----------------------------------------------------------------------------
 // helpers
