@@ -117,4 +117,9 @@ size_t diffloss_scratch_bytes(const diffloss_net *h, int N);
 int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
                      const float *ce, int N);
 
+// token layout ------------------------------------------------------------------
+
+// MAR unpatchify: tokens [B, seq, c*p*p] -> image/latent [B, c, seq_h*p, seq_h*p].
+void mar_unpatchify(float *out, const float *tokens, int B, int seq_h, int c, int p);
+
 #endif

@@ -106,7 +106,4 @@ void sampler_free(sampler *s);
 // Sample tokens [B, seq_len, token_dim] for labels [B] (-1 = unconditional).
 int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st);
 
-// MAR unpatchify: tokens [B, seq, c*p*p] -> image/latent [B, c, seq_h*p, seq_h*p].
-void mar_unpatchify(float *out, const float *tokens, int B, int seq_h, int c, int p);
-
 #endif
