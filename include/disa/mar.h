@@ -23,8 +23,11 @@ typedef struct mar_config {
     int enc_hidden, dec_hidden;     // int(dim * mlp_ratio), as timm's Mlp
 } mar_config;
 
-// Parse and validate the config JSON; `label` (file name) prefixes every message.
+// Parse and validate the config JSON; `label` (file name) prefixes every message. Strict
+// (include/disa/json.h) and closed: a key outside mar_config_keys is refused.
 int mar_config_parse(mar_config *c, const char *json, const char *label);
+// The config keys mar_config_parse knows (NULL-terminated).
+extern const char *const mar_config_keys[];
 
 // timm Block weights: norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2.
 typedef struct vit_block {

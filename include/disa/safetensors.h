@@ -70,7 +70,14 @@ typedef struct st_bind_entry {
     int ndim;
     int64_t shape[ST_MAXDIM];
 } st_bind_entry;
+// Every bound tensor must also be finite: the first NaN/Inf is named with its index.
 int st_bind(st_file *f, st_bind_entry *tab, int n);
+// Tensors of f that no entry of tab binds and no prefix in `ignore` (NULL-terminated, may
+// be NULL) covers: a config that describes a smaller model than the file holds, or a file
+// of another layout. All of them (the first dozen by name) in one DISA_EFORMAT message
+// ending with `hint` (what to check).
+int st_check_unexpected(const st_file *f, const st_bind_entry *tab, int n, const char *const *ignore,
+                        const char *hint);
 
 // A binding table under construction, for loaders whose names carry indices
 // ("decoder_blocks.%d.attn.qkv.weight"). Entries and names live in two allocations the

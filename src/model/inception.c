@@ -185,6 +185,7 @@ int inception_open(inception_model *m, const char *path) {
     if (rc) return rc;
     if ((rc = inception_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
     rc = st_bind(&m->st, tab, n);
+    if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "not the pt_inception-2015-12-05 layout");
     free(tab);
     free(names);
     if (rc) {

@@ -4,6 +4,7 @@
 #include "disa/mar.h"
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/json.h"
 #include "disa/nn.h"
 #include "disa/vec.h"
 
@@ -31,16 +32,27 @@ static int cfg_int(const cJSON *o, const char *key, int lo, int *out, const char
     return 0;
 }
 
+const char *const mar_config_keys[] = {
+    "format", "img_size", "vae_stride", "patch_size", "vae_embed_dim", "encoder_embed_dim", "encoder_depth",
+    "encoder_num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mlp_ratio", "buffer_size",
+    "class_num", "diffloss_d", "diffloss_w", "norm_eps", "tokenizer", NULL};
+
 int mar_config_parse(mar_config *c, const char *json, const char *label) {
     memset(c, 0, sizeof *c);
     if (!json) return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa MAR file (convert "
                                "checkpoints with tools/convert_mar.py)", label);
-    cJSON *o = cJSON_Parse(json);
-    int rc = 0;
+    char where[1100];
+    snprintf(where, sizeof where, "%s: config", label);
+    cJSON *o = NULL;
+    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
+    if (rc) goto out;
     if (!cJSON_IsObject(o)) {
         rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
         goto out;
     }
+    // A key this reader does not know may change the model (a converter newer than the
+    // engine): refuse it rather than sample from a different network.
+    if ((rc = json_check_keys(o, mar_config_keys, where, "")) != 0) goto out;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-mar-1") != 0) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-mar-1\"", label);
@@ -57,11 +69,27 @@ int mar_config_parse(mar_config *c, const char *json, const char *label) {
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].dst, label)) != 0) goto out;
     const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
-    c->mlp_ratio = cJSON_IsNumber(mr) ? mr->valuedouble : 4.0;
+    if (mr && !cJSON_IsNumber(mr)) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'mlp_ratio' must be a number", label);
+        goto out;
+    }
+    c->mlp_ratio = mr ? mr->valuedouble : 4.0;
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
-    c->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
+    c->norm_eps = 1e-6f;
+    if (eps) {
+        // LayerNorm divides by sqrt(var + eps): eps <= 0 gives Inf/NaN on a constant row.
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)) {
+            rc = disa_err(DISA_ERANGE, "%s: config 'norm_eps' must be a number in (0, 1)", label);
+            goto out;
+        }
+        c->norm_eps = (float)eps->valuedouble;
+    }
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
-    const char *tks = cJSON_IsString(tk) ? tk->valuestring : "kl16";
+    if (tk && !cJSON_IsString(tk)) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be a string", label);
+        goto out;
+    }
+    const char *tks = tk ? tk->valuestring : "kl16";
     if (strcmp(tks, "patch") == 0) c->tokenizer = TOKENIZER_PATCH;
     else if (strcmp(tks, "kl16") == 0) c->tokenizer = TOKENIZER_KL16;
     else {
@@ -198,6 +226,8 @@ int mar_open(mar_model *m, const char *path) {
     if ((rc = mar_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
     if ((rc = mar_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
     rc = st_bind(&m->st, tab, n);
+    if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "the config's encoder_depth, decoder_depth and "
+                                      "diffloss_d must match the blocks in the file");
     free(tab);
     free(names);
     if (rc) goto fail;

@@ -4,6 +4,7 @@
 // F.max_pool2d, F.avg_pool2d, flatten, F.linear in list order).
 #include "disa/seqcnn.h"
 #include "disa/err.h"
+#include "disa/json.h"
 #include "disa/nn.h"
 
 #include <cJSON.h>
@@ -39,8 +40,11 @@ static int jint(const cJSON *o, const char *key, int def, int required, int *out
 int seqcnn_config_parse(seqcnn *m, const char *json, const char *label) {
     memset(m, 0, sizeof *m);
     if (!json) return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa classifier file", label);
-    int rc = 0;
-    cJSON *o = cJSON_Parse(json);
+    char where[1100];
+    snprintf(where, sizeof where, "%s: config", label);
+    cJSON *o = NULL;
+    int rc = json_parse_strict(&o, json, strlen(json), 4096, where);
+    if (rc) return rc;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsObject(o) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-classifier-1") != 0) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-classifier-1\"", label);
@@ -197,6 +201,7 @@ int seqcnn_open(seqcnn *m, const char *path) {
     st_bind_entry *tab = NULL;
     int n = 0;
     if ((rc = seqcnn_tensor_table(m, &tab, &n)) == 0) rc = st_bind(&m->st, tab, n);
+    if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "the config's layers must match the file");
     free(tab);
     if (rc) seqcnn_close(m);
     return rc;

@@ -12,6 +12,7 @@
 #include "disa/vae.h"
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/json.h"
 #include "disa/nn.h"
 
 #include <cJSON.h>
@@ -72,12 +73,19 @@ int vae_config_parse(vae_config *c, const char *json, const char *label) {
     if (!json)
         return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa VAE file (convert kl16.ckpt "
                         "with tools/convert_vae.py)", label);
-    cJSON *o = cJSON_Parse(json);
-    int rc = 0;
+    static const char *const known[] = {"format", "embed_dim", "z_channels", "ch", "ch_mult", "num_res_blocks",
+                                        "out_ch", "resolution", "num_groups", "eps", "latent_scale",
+                                        "attn_resolutions", NULL};
+    char where[1100];
+    snprintf(where, sizeof where, "%s: config", label);
+    cJSON *o = NULL;
+    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
+    if (rc) goto fail;
     if (!cJSON_IsObject(o)) {
         rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
         goto fail;
     }
+    if ((rc = json_check_keys(o, known, where, "")) != 0) goto fail;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-vae-1") != 0) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-vae-1\"", label);
@@ -225,28 +233,6 @@ int vae_tensor_table(vae_model *m, st_bind_entry **tab, char **names, int *count
     return 0;
 }
 
-// Names under post_quant_conv. / decoder. that the table does not bind: extra blocks or
-// levels in the file mean the config describes a different model, which st_bind alone
-// (it only looks up what it expects) would not notice.
-static int check_unexpected(const st_file *f, const st_bind_entry *tab, int n) {
-    char msg[2048];
-    size_t used = 0;
-    int bad = 0;
-    for (int i = 0; i < f->n; i++) {
-        const char *name = f->tensors[i].name;
-        if (strncmp(name, "post_quant_conv.", 16) != 0 && strncmp(name, "decoder.", 8) != 0) continue;
-        int found = 0;
-        for (int j = 0; j < n && !found; j++) found = strcmp(tab[j].name, name) == 0;
-        if (found) continue;
-        if (bad++ < 12 && used < sizeof msg)
-            used += (size_t)snprintf(msg + used, sizeof msg - used, "\n  unexpected tensor '%s'", name);
-    }
-    if (!bad) return 0;
-    if (bad > 12 && used < sizeof msg) snprintf(msg + used, sizeof msg - used, "\n  ... and %d more", bad - 12);
-    return disa_err(DISA_EFORMAT, "%s: %d tensors the config does not describe (check ch_mult and "
-                    "num_res_blocks):%s", f->path, bad, msg);
-}
-
 int vae_open(vae_model *m, const char *path) {
     memset(m, 0, sizeof *m);
     st_bind_entry *tab = NULL;
@@ -257,7 +243,10 @@ int vae_open(vae_model *m, const char *path) {
     if ((rc = vae_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
     if ((rc = vae_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
     if ((rc = st_bind(&m->st, tab, n)) != 0) goto fail;
-    if ((rc = check_unexpected(&m->st, tab, n)) != 0) goto fail;
+    // The other half of the same autoencoder (and its training loss) may ride along in a
+    // full checkpoint; any other unbound tensor means the config describes another model.
+    static const char *const other_half[] = {"encoder.", "quant_conv.", "loss.", NULL};
+    if ((rc = st_check_unexpected(&m->st, tab, n, other_half, "check ch_mult and num_res_blocks")) != 0) goto fail;
     free(tab);
     free(names);
     return 0;

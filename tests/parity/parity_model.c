@@ -38,9 +38,18 @@ static int bind_model(pcase *c, mar_model *m, int only_head) {
     return bad;
 }
 
+// The case config holds the model config plus the case's own settings (cfg, ...): keep
+// the model's keys only, since the model config parser refuses keys it does not know.
 static int parse_cfg(pcase *c, mar_config *mc) {
-    char *json = cJSON_PrintUnformatted(pc_config(c));
-    int rc = mar_config_parse(mc, json, "golden config");
+    cJSON *model = cJSON_CreateObject();
+    const cJSON *it;
+    cJSON_ArrayForEach(it, pc_config(c)) {
+        for (int k = 0; mar_config_keys[k]; k++)
+            if (strcmp(it->string, mar_config_keys[k]) == 0) cJSON_AddItemToObject(model, it->string, cJSON_Duplicate(it, 1));
+    }
+    char *json = cJSON_PrintUnformatted(model);
+    cJSON_Delete(model);
+    int rc = json ? mar_config_parse(mc, json, "golden config") : DISA_ENOMEM;
     free(json);
     return rc ? pc_fail(c, "%s", disa_errmsg()) : 0;
 }
