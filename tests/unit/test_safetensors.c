@@ -9,6 +9,7 @@
 #include "disa/rng.h"
 #include "disa/safetensors.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,11 @@ static void test_lying_headers(void **state) {
     expect_reject("[1,2,3]", 0, "JSON object");
     expect_reject("{\"a\":{\"dtype\":\"F32\",", 0, "not valid JSON");
     expect_reject("{}", 4, "no tensors but 4 data bytes");
+    // The strict JSON policy (src/io/json.c) applies to the header.
+    expect_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}}}}", 4,
+                  "case: header: text after the JSON value");
+    expect_reject("{\"__metadata__\":{\"k\":\"\xff\"}}", 0, "invalid UTF-8");
+    expect_reject("{\"__metadata__\":{\"k\":\"a\\u0000b\"}}", 0, "\\u0000");
     // Header length beyond the limit or beyond the file.
     unsigned char b[16] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
     st_file f;
@@ -147,6 +153,43 @@ static void test_lying_headers(void **state) {
     assert_int_equal(f.n, 0);
     st_close(&f);
     free(e);
+}
+
+// st_bind refuses NaN/Inf weights by name and index; st_check_unexpected names the
+// tensors no binding covers, except under the ignored prefixes.
+static void test_bind_checks(void **state) {
+    (void)state;
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+                      "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]},"
+                      "\"enc.x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[16,20]}}";
+    size_t n;
+    unsigned char *img = image(hdr, 20, &n);
+    float v[5] = {1.0f, 2.0f, 3.0f, 4.0f, 5.0f};
+    unsigned char *data = img + n - 20;
+    memcpy(data, v, sizeof v);
+    st_file f;
+    const float *a, *b;
+    st_bind_entry tab[] = {{"a", &a, 1, {3}}, {"b", &b, 1, {1}}};
+    assert_int_equal(st_parse(&f, img, n, "m.st"), 0);
+    assert_int_equal(st_bind(&f, tab, 2), 0);
+    assert_float_equal(a[2], 3.0f, 0);
+    // One tensor outside the table: named, unless its prefix is ignored.
+    assert_int_equal(st_check_unexpected(&f, tab, 2, NULL, "hint"), DISA_EFORMAT);
+    assert_non_null(strstr(disa_errmsg(), "m.st: 1 tensor the config does not describe (hint):\n  unexpected tensor 'enc.x'"));
+    const char *const ign[] = {"enc.", NULL};
+    assert_int_equal(st_check_unexpected(&f, tab, 2, ign, "hint"), 0);
+    st_close(&f);
+    // A NaN in a, an Inf in b: both named with their index.
+    v[1] = NAN;
+    v[3] = -INFINITY;
+    memcpy(data, v, sizeof v);
+    assert_int_equal(st_parse(&f, img, n, "m.st"), 0);
+    assert_int_equal(st_bind(&f, tab, 2), DISA_EFORMAT);
+    assert_non_null(strstr(disa_errmsg(), "m.st: 2 of 2 tensors not finite"));
+    assert_non_null(strstr(disa_errmsg(), "tensor 'a' holds NaN at index 1 of 3"));
+    assert_non_null(strstr(disa_errmsg(), "tensor 'b' holds -Inf at index 0 of 1"));
+    st_close(&f);
+    free(img);
 }
 
 // Every truncation of a valid file and many random bit flips: each either loads with
@@ -231,7 +274,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_half_conversion),
         cmocka_unit_test(test_lying_headers), cmocka_unit_test(test_truncation_and_bitflips),
-        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_open_errors), cmocka_unit_test(test_bind_checks),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
