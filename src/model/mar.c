@@ -50,14 +50,14 @@ int mar_config_parse(mar_config *c, const char *json, const char *label) {
         rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
         goto out;
     }
-    // A key this reader does not know may change the model (a converter newer than the
-    // engine): refuse it rather than sample from a different network.
-    if ((rc = json_check_keys(o, mar_config_keys, where, "")) != 0) goto out;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-mar-1") != 0) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-mar-1\"", label);
         goto out;
     }
+    // A key this reader does not know may change the model (a converter newer than the
+    // engine): refuse it rather than sample from a different network.
+    if ((rc = json_check_keys(o, mar_config_keys, where, "")) != 0) goto out;
     struct { const char *k; int lo; int *dst; } ints[] = {
         {"img_size", 1, &c->img_size}, {"vae_stride", 1, &c->vae_stride}, {"patch_size", 1, &c->patch_size},
         {"vae_embed_dim", 1, &c->vae_embed_dim}, {"encoder_embed_dim", 1, &c->enc_dim},

@@ -85,12 +85,12 @@ int vae_config_parse(vae_config *c, const char *json, const char *label) {
         rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
         goto fail;
     }
-    if ((rc = json_check_keys(o, known, where, "")) != 0) goto fail;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-vae-1") != 0) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-vae-1\"", label);
         goto fail;
     }
+    if ((rc = json_check_keys(o, known, where, "")) != 0) goto fail;
     // Widths are capped so every feature-map size below fits an int with room to spare.
     if ((rc = cfg_int(o, "embed_dim", 1, 4096, 0, &c->embed_dim, label)) ||
         (rc = cfg_int(o, "ch", 1, 4096, 0, &c->ch, label)) ||
