@@ -21,6 +21,7 @@
 // diffloss_forward, CFG combine, gd_ddpm_step) at every distinct head row count the
 // schedule has, times its distinct diffusion steps. Per image = sum over steps / B.
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flops.h"
@@ -35,13 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -81,9 +75,9 @@ static double sgemm_peak(int n, int reps, double *gflops_all) {
     fill_normal(B, (size_t)n * n, 2);
     blas_sgemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);  // warm-up: threads, pages
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = clock_now();
         blas_sgemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        gflops_all[r] = 2.0 * n * (double)n * n / (now_s() - t0) / 1e9;
+        gflops_all[r] = 2.0 * n * (double)n * n / (clock_now() - t0) / 1e9;
     }
     double tmp[64];
     memcpy(tmp, gflops_all, sizeof(double) * (size_t)reps);
@@ -164,9 +158,9 @@ static int time_transformer(const mar_model *m, arena *a, int B, int cfg, int n_
     reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
     for (int r = 0; r < reps && !rc; r++) {
         uint64_t f0 = blas_flops();
-        double t0 = now_s();
+        double t0 = clock_now();
         rc = mar_forward(m, a, z, tokens, known, n_known, labels, cfg, pred, n_pred, B, NULL, NULL);
-        t[r] = now_s() - t0;
+        t[r] = clock_now() - t0;
         *flops = blas_flops() - f0;
     }
     *sec = median(t, reps);
@@ -190,17 +184,17 @@ static int time_head(const mar_model *m, arena *a, const gd_tables *tb, int R2, 
     fill_normal(zc, (size_t)R2 * c->dec_dim, 4);
     fill_normal(x, (size_t)R * C, 5);
     fill_normal(noise, (size_t)R * C, 6);
-    double t0 = now_s();
+    double t0 = clock_now();
     diffloss_cond(&m->head, ce, zc, R2);
-    *sec_cond = now_s() - t0;
+    *sec_cond = clock_now() - t0;
     double t[64];
     int n = 0;
-    double start = now_s();
+    double start = clock_now();
     // At least 3 and up to 40 steps, about 0.3 s per row count.
-    while (n < 40 && (n < 3 || now_s() - start < 0.3)) {
+    while (n < 40 && (n < 3 || clock_now() - start < 0.3)) {
         int i = tb->n / 2;
         uint64_t f0 = blas_flops();
-        double t1 = now_s();
+        double t1 = clock_now();
         if (cfg) memcpy(x + (size_t)R * C, x, sizeof(float) * (size_t)R * C);
         diffloss_time(&m->head, te, (float)tb->timestep_map[i]);
         if ((rc = diffloss_forward(&m->head, a, out, x, te, ce, R2)) != 0) break;
@@ -212,7 +206,7 @@ static int time_head(const mar_model *m, arena *a, const gd_tables *tb, int R2, 
             }
         }
         gd_ddpm_step(x, eps, var, noise, tb, i, 1.0f, R, C);
-        t[n++] = now_s() - t1;
+        t[n++] = clock_now() - t1;
         *fstep = blas_flops() - f0;
     }
     *sec_step = median(t, n);
@@ -566,12 +560,12 @@ int main(int argc, char **argv) {
         tr->st = &st;
         s.trace = on_trace;
         s.trace_ctx = tr;
-        double t0 = now_s();
+        double t0 = clock_now();
         if (sampler_run(&s, &rng.base, labels, B, tokens, &st) != 0) {
             fprintf(stderr, "disa-bench: sampling failed: %s\n", disa_errmsg());
             return 1;
         }
-        double wall = now_s() - t0;
+        double wall = clock_now() - t0;
         flops_sample pr;
         flops_sample_run(&pr, NULL, c, &rp, B);
         double gt = st.flops_transformer / st.t_transformer / 1e9, gh = st.flops_head / st.t_head / 1e9;
@@ -747,9 +741,9 @@ int main(int argc, char **argv) {
         vae_decode(&v, &a, img, lat, 1, h, h);  // warm-up
         for (int r = 0; r < 3; r++) {
             uint64_t f0 = blas_flops();
-            double t0 = now_s();
+            double t0 = clock_now();
             if (vae_decode(&v, &a, img, lat, 1, h, h)) return 1;
-            t[r] = now_s() - t0;
+            t[r] = clock_now() - t0;
             f = blas_flops() - f0;
         }
         double s = median(t, 3), pred = vae_decode_flops(&v.cfg, h, h);
@@ -779,9 +773,9 @@ int main(int argc, char **argv) {
         uint64_t f = 0;
         for (int r = 0; r < 3; r++) {
             uint64_t f0 = blas_flops();
-            double t0 = now_s();
+            double t0 = clock_now();
             if (inception_forward(inc, &a, feat, logits, img, 1, S, S)) return 1;
-            t[r] = now_s() - t0;
+            t[r] = clock_now() - t0;
             f = blas_flops() - f0;
         }
         double s = median(t, 3);

@@ -9,6 +9,7 @@
 // [B, seq, token_dim] and the images DIR/00000.png ... (pixel-space models directly,
 // KL-16 models through --vae), and prints per-phase timing, FLOPs and NFE per token.
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/image.h"
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 static int usage(void) {
     fprintf(stderr,
@@ -43,12 +43,6 @@ static int int_flag(const char *flag, const char *v, long lo, long hi, long *out
     }
     *out = x;
     return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // Decode the tokens (patch unpatchify or KL-16) and write DIR/%05d.png for each image.
@@ -205,12 +199,12 @@ int main(int argc, char **argv) {
             c->token_dim, c->enc_depth, c->enc_dim, c->dec_depth, c->dec_dim, c->diffloss_d, c->diffloss_w,
             sample_params_str(&p, ps, sizeof ps));
     sample_stats st = {0};
-    double t0 = now_s();
+    double t0 = clock_now();
     if (sampler_run(&s, &rng.base, labels, B, tokens, &st) != 0) {
         fprintf(stderr, "disa-sample: sampling failed: %s\n", disa_errmsg());
         goto done;
     }
-    double wall = now_s() - t0;
+    double wall = clock_now() - t0;
     if (out) {
         if (mkdir(out, 0755) != 0 && errno != EEXIST) {
             fprintf(stderr, "disa-sample: %s: cannot create folder: %s\n", out, strerror(errno));

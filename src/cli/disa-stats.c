@@ -22,6 +22,7 @@
 // IS splits) and the kept features are reduced to rank 0, which writes and prints. Sums
 // in another order can change the last bits of FID (~1e-12 relative), nothing more.
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
@@ -40,17 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <mpi.h>
 #include <zip.h>
 
 static int g_rank, g_size = 1;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int usage(void) {
     fprintf(stderr,
@@ -259,7 +253,7 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
         rc = disa_err(DISA_ENOMEM, "out of memory for the features of %lld images", (long long)p->n);
         goto fail;
     }
-    double t0 = now_s();
+    double t0 = clock_now();
     // Images are gathered into batches of equal size (the CNN runs 64 at a time).
     int bh = 0, bw = 0, bc = 0, nb = 0;
     int64_t first = 0;
@@ -304,7 +298,7 @@ static int run_pass(pass *p, featnet *f, const char *path, int64_t limit, int ke
         if ((i + 1) % 1000 == 0 && g_rank == 0)
             fprintf(stderr, "disa-stats: %lld / %lld images\n", (long long)i + 1, (long long)p->n);
     }
-    p->seconds = now_s() - t0;
+    p->seconds = clock_now() - t0;
     free(feat);
     free(logits);
     free(batch);
@@ -429,12 +423,12 @@ static int fid_mode(const char *src, const char *ref, featnet *f, int64_t limit,
         goto fail;
     }
     if ((rc = fstats_mu_sigma(&p.st, mu, sigma)) != 0) goto fail;
-    double fe, fs, t0 = now_s();
+    double fe, fs, t0 = clock_now();
     fid_sqrtm_info info;
     if ((rc = fid_eig(&fe, mu, sigma, rmu, rsigma, D)) != 0) goto fail;
-    double t1 = now_s();
+    double t1 = clock_now();
     if ((rc = fid_sqrtm(&fs, &info, mu, sigma, rmu, rsigma, D, 1e-6)) != 0) goto fail;
-    double t2 = now_s();
+    double t2 = clock_now();
     printf("FID        %.6f  (torch-fidelity eigenvalue form, %.2f s)\n", fe, t1 - t0);
     printf("FID_sqrtm  %.6f  (pytorch-fid / ADM evaluator sqrtm form%s, %.2f s)\n", fs,
            info.offset_used ? ", eps 1e-6 retry" : "", t2 - t1);

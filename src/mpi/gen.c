@@ -27,6 +27,7 @@
 // arrived. Hence MPI_Finalize never sees an unmatched message.
 #include "disa/gen.h"
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flops.h"
@@ -62,12 +63,6 @@ typedef struct reply_msg {
 static volatile sig_atomic_t g_stop;
 
 void gen_request_stop(int sig) { g_stop = sig ? sig : 1; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int gen_default_threads(int ranks_on_node) {
     const char *v = getenv("SRUN_CPUS_PER_TASK");
@@ -301,7 +296,7 @@ static int run_unit(rank_ctx *c, int j, int u, mar_poll_fn poll, void *poll_ctx,
     const mar_config *mc = &m->cfg;
     const vae_model *v = ctx_vae(c, j);
     int first = job_unit_first(jb, u), B = job_unit_count(jb, u), rc;
-    double t0 = now_s();
+    double t0 = clock_now();
     memset(r, 0, sizeof *r);
     r->job = j;
     r->unit = u;
@@ -334,7 +329,7 @@ static int run_unit(rank_ctx *c, int j, int u, mar_poll_fn poll, void *poll_ctx,
     r->head_row_steps = st.head_row_steps;
     r->tokens = st.tokens;
 
-    double t1 = now_s();
+    double t1 = clock_now();
     int H, W, C;
     image_geometry(mc, v, &H, &W, &C);
     int p = mc->patch_size, hs = mc->seq_h * p;
@@ -352,7 +347,7 @@ static int run_unit(rank_ctx *c, int j, int u, mar_poll_fn poll, void *poll_ctx,
         if (rc) return rc;
     }
     image_to_u8(c->pix, c->img, B, C, H, W);
-    double t2 = now_s();
+    double t2 = clock_now();
     r->t_decode = t2 - t1;
     r->flops_decode = blas_flops() - f0;
 
@@ -368,10 +363,10 @@ static int run_unit(rank_ctx *c, int j, int u, mar_poll_fn poll, void *poll_ctx,
             if ((rc = png_write_u8(path, c->pix + (size_t)b * H * W * C, W, H, C, kv, 5)) != 0) return rc;
         }
     }
-    double t3 = now_s();
+    double t3 = clock_now();
     r->t_io = t3 - t2;
     if (c->feat_owner[j] >= 0 && (rc = write_features(c, j, u, labels, B, H, W, C)) != 0) return rc;
-    double t4 = now_s();
+    double t4 = clock_now();
     r->t_features = t4 - t3;
     r->t_total = t4 - t0;
     memory_kb(&r->rss_peak_kb, &r->pss_kb);
@@ -401,7 +396,7 @@ typedef struct sched {
 } sched;
 
 static void progress(sched *s, int force) {
-    double t = now_s();
+    double t = clock_now();
     // A bar redraws at most 4 times a second; plain lines come every progress_every s.
     double every = s->o->bar ? 0.25 : s->o->progress_every;
     if (s->o->quiet || (!force && t - s->last_progress < every)) return;
@@ -443,7 +438,7 @@ static int record(sched *s, const unit_report *r) {
         s->cap_reports = cap;
     }
     s->reports[s->n_reports] = *r;
-    s->reports[s->n_reports++].t_done = now_s() - s->t_start;
+    s->reports[s->n_reports++].t_done = clock_now() - s->t_start;
     s->images_done += r->count;
     s->rank_images[r->rank] += r->count;
     progress(s, 0);
@@ -468,7 +463,7 @@ static void begin_shutdown(sched *s) {
 
 static void handle(sched *s, MPI_Status *stt) {
     int src = stt->MPI_SOURCE;
-    s->last_heard[src] = now_s();
+    s->last_heard[src] = clock_now();
     if (stt->MPI_TAG == TAG_REQUEST) {
         int z;
         MPI_Recv(&z, 1, MPI_INT, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -534,7 +529,7 @@ static void watchdog(sched *s) {
         if (s->n_reports < s->c->size) return;
         limit = 10 * s->slowest_unit > 600 ? 10 * s->slowest_unit : 600;
     }
-    double t = now_s();
+    double t = clock_now();
     for (int w = 1; w < s->c->size; w++) {
         const int *f = s->inflight[w];
         if (s->bye[w] || f[1] < 0 || t - s->last_heard[w] <= limit) continue;
@@ -589,7 +584,7 @@ static int gen_worker(rank_ctx *c) {
     MPI_Send(&z, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);
     for (;;) {
         MPI_Status stt;
-        double t0 = now_s();
+        double t0 = clock_now();
         // The reply, or an ABORT that overtook it.
         MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
         if (stt.MPI_TAG == TAG_ABORT) {
@@ -600,7 +595,7 @@ static int gen_worker(rank_ctx *c) {
         }
         reply_msg m;
         MPI_Recv(&m, sizeof m, MPI_BYTE, 0, TAG_REPLY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        if (!first) idle += now_s() - t0;
+        if (!first) idle += clock_now() - t0;
         first = 0;
         if (m.kind == REPLY_STOP || w.abort || g_stop) break;
         MPI_Send(&z, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);  // prefetch the next unit
@@ -798,7 +793,7 @@ static int compute_metrics(sched *s, int j, job_metrics *m) {
     const job *jb = &c->jobs->jobs[j];
     memset(m, 0, sizeof *m);
     if (c->feat_owner[j] < 0) return 0;
-    double t0 = now_s();
+    double t0 = clock_now();
     const featnet *f = &c->feat[c->feat_owner[j]];
     int D = f->feat_dim, NL = f->n_logits, classes = ctx_mar(c, j)->cfg.class_num, rc = 0;
     int64_t N = jb->num_images, correct = 0;
@@ -879,7 +874,7 @@ out_tf:
     if (tf_ok) isc_acc_free(&tf);
 out_fs:
     fstats_free(&fs);
-    m->seconds = now_s() - t0;
+    m->seconds = clock_now() - t0;
     return rc;
 }
 
@@ -1044,14 +1039,14 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
     s.c = c;
     s.o = o;
     s.active_workers = c->size - 1;
-    s.t_start = s.last_progress = now_s();
+    s.t_start = s.last_progress = clock_now();
     s.ledgers = calloc((size_t)jobs->n, sizeof(ledger));
     s.bye = calloc((size_t)c->size, 1);
     s.aborted = calloc((size_t)c->size, 1);
     s.inflight = malloc(sizeof(int[4]) * (size_t)c->size);
     s.rank_images = calloc((size_t)c->size, sizeof(int));
     s.last_heard = calloc((size_t)c->size, sizeof(double));
-    for (int w = 0; s.last_heard && w < c->size; w++) s.last_heard[w] = now_s();
+    for (int w = 0; s.last_heard && w < c->size; w++) s.last_heard[w] = clock_now();
     int total_units = 0;
     for (int j = 0; j < jobs->n; j++) total_units += job_units(&jobs->jobs[j]);
     s.queue_job = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
@@ -1116,7 +1111,7 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
             if (g_stop) begin_shutdown(&s);
         }
     }
-    double wall = now_s() - s.t_start;
+    double wall = clock_now() - s.t_start;
     progress(&s, 1);
     if (!o->quiet) {
         printf("\n%-28s %7s %8s %8s %9s %9s %9s %7s %8s %7s %7s %7s %6s %6s\n", "job", "images", "wall s", "img/s",

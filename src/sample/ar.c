@@ -3,18 +3,12 @@
 // models/diffloss.py: DiffLoss.sample / SimpleMLPAdaLN.forward_with_cfg (DESIGN §5-7).
 #include "disa/sampler.h"
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/err.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int sample_params_steps_at(const sample_params *p, const int *table, int s) {
     return p->sampler == GD_SAMPLER_DEFAULT ? p->upper : table[s];
@@ -184,7 +178,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
     arena *a = &s->scratch;
     arena_reset(a, 0);
     int rc = 0;
-    double t0 = now_s();
+    double t0 = clock_now();
     int *orders = arena_alloc(a, sizeof(int) * (size_t)B * L);
     int *pred = arena_alloc(a, sizeof(int) * (size_t)B * L);
     unsigned char *known = arena_alloc(a, (size_t)B * L);
@@ -194,11 +188,11 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
     if ((rc = rng->orders(rng, orders, B, L)) != 0) return rc;
     int n_unknown = L;
     size_t base = arena_mark(a);
-    st->t_other += now_s() - t0;
+    st->t_other += clock_now() - t0;
 
     for (int step = 0; step < K; step++) {
         arena_reset(a, base);
-        double ts = now_s();
+        double ts = clock_now();
         // Mask schedule (MaskGIT cosine): float64 like numpy, then the clamp.
         double ratio = cos(M_PI / 2.0 * (step + 1) / K);
         int mask_len = (int)floor(L * ratio);
@@ -225,11 +219,11 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
         float *z = arena_floats(a, (size_t)R2 * D);
         if (!z) return DISA_ENOMEM;
         uint64_t f0 = blas_flops();
-        double t1 = now_s();
+        double t1 = clock_now();
         st->t_other += t1 - ts;
         rc = mar_forward(m, a, z, tokens, known, L - n_unknown, labels, cfg, pred, n_pred, B, s->poll, s->poll_ctx);
         if (rc) return rc;
-        double t2 = now_s();
+        double t2 = clock_now();
         st->t_transformer += t2 - t1;
         st->flops_transformer += blas_flops() - f0;
 
@@ -267,7 +261,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
                 gd_ddpm_step(x, eps, var, noise, tb, i, (float)p->temperature, R, C);
             if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
         }
-        double t3 = now_s();
+        double t3 = clock_now();
         st->t_head += t3 - t2;
         st->flops_head += blas_flops() - f0;
         st->head_row_steps += (uint64_t)R * tb->n;
@@ -282,7 +276,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
         n_unknown = lo;
         st->ar_steps++;
         if (s->trace) s->trace(s->trace_ctx, step, mask_len, tb->n, n_pred, cfg_iter, tokens);
-        st->t_other += now_s() - t3;
+        st->t_other += clock_now() - t3;
     }
     arena_reset(a, 0);
     return 0;
