@@ -19,15 +19,6 @@ typedef struct gen_opts {
     int quiet;
 } gen_opts;
 
-// Fixed-size per-unit report, sent from the worker that ran the unit to rank 0.
-typedef struct unit_report {
-    int32_t job, unit, rank, count;
-    double t_total, t_transformer, t_head, t_other, t_decode, t_io, t_features, t_idle;
-    uint64_t flops_transformer, flops_head, flops_decode, head_row_steps, tokens;
-    uint64_t rss_peak_kb, pss_kb;  // VmHWM and proportional set size of the rank after the unit
-    double t_done;                 // set by rank 0: seconds since the run started when recorded
-} unit_report;
-
 // Run every job of `jobs` (the same list on every rank). Collective over
 // MPI_COMM_WORLD. Returns 0 when all images exist, DISA_ECANCELED after a graceful stop
 // (signal; the run is resumable), another code on failure (message already logged).

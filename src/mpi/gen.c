@@ -38,6 +38,7 @@
 #include "disa/metrics.h"
 #include "disa/safetensors.h"
 #include "disa/sampler.h"
+#include "disa/unit.h"
 #include "disa/vae.h"
 
 #include <cJSON.h>
@@ -77,29 +78,6 @@ int gen_default_threads(int ranks_on_node) {
     return t > 0 ? t : 1;
 }
 
-// ----------------------------------------------------------------------------
-// per-rank state: models shared between jobs that use the same files
-
-typedef struct rank_ctx {
-    const job_list *jobs;
-    int rank, size;
-    mar_model *mar;       // [n jobs]; entries of jobs sharing a file point to the first
-    int *mar_owner;       // [n jobs] index of the job that opened the model
-    vae_model *vae;
-    int *vae_owner;
-    featnet *feat;        // [n jobs] feature networks, shared like the models
-    int *feat_owner;      // -1: the job computes no features
-    float *fbuf, *lbuf;   // features and logits of one unit
-    sampler *samplers;    // [n jobs], made on first use
-    unsigned char *sampler_ready;
-    float *tokens, *img;  // per-unit buffers, sized for the largest job
-    uint8_t *pix;
-    arena decode;
-} rank_ctx;
-
-static const mar_model *ctx_mar(rank_ctx *c, int j) { return &c->mar[c->mar_owner[j]]; }
-static const vae_model *ctx_vae(rank_ctx *c, int j) { return c->vae_owner[j] >= 0 ? &c->vae[c->vae_owner[j]] : NULL; }
-
 static int mkdir_p(const char *path) {
     char tmp[JOB_PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -113,271 +91,13 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
-static int image_geometry(const mar_config *c, const vae_model *v, int *H, int *W, int *C) {
-    if (c->tokenizer == TOKENIZER_PATCH) {
-        *H = *W = c->img_size;
-        *C = c->vae_embed_dim;
-    } else {
-        *H = *W = c->seq_h * c->patch_size * vae_upscale(&v->cfg);
-        *C = v->cfg.out_ch;
-    }
-    return 0;
-}
-
-// Reference statistics are used only when the run ends; a damaged or mismatched file
-// must stop the run before the sampling, not after it (found by tests/bad_inputs.md).
-// Same checks and message as the metrics step.
-static int check_reference(const char *path, int D) {
-    npy_array mu = {0}, sg = {0};
-    int rc = npz_read(&mu, path, "mu");
-    if (!rc) rc = npz_read(&sg, path, "sigma");
-    if (!rc && (mu.dtype != NPY_F64 || sg.dtype != NPY_F64 || mu.nbytes != sizeof(double) * D ||
-                sg.nbytes != sizeof(double) * (size_t)D * D))
-        rc = disa_err(DISA_ESHAPE, "%s: mu/sigma must be float64 of %d and %dx%d (the feature net's size)", path,
-                      D, D, D);
-    npy_free(&mu);
-    npy_free(&sg);
-    return rc;
-}
-
-static int ctx_init(rank_ctx *c, const job_list *jobs, int rank, int size) {
-    memset(c, 0, sizeof *c);
-    c->jobs = jobs;
-    c->rank = rank;
-    c->size = size;
-    int n = jobs->n;
-    c->mar = calloc((size_t)n, sizeof(mar_model));
-    c->vae = calloc((size_t)n, sizeof(vae_model));
-    c->mar_owner = calloc((size_t)n, sizeof(int));
-    c->vae_owner = calloc((size_t)n, sizeof(int));
-    c->samplers = calloc((size_t)n, sizeof(sampler));
-    c->feat = calloc((size_t)n, sizeof(featnet));
-    c->feat_owner = calloc((size_t)n, sizeof(int));
-    if (!c->feat || !c->feat_owner) return disa_err(DISA_ENOMEM, "out of memory");
-    size_t max_f = 0, max_l = 0;
-    c->sampler_ready = calloc((size_t)n, 1);
-    if (!c->mar || !c->vae || !c->mar_owner || !c->vae_owner || !c->samplers || !c->sampler_ready)
-        return disa_err(DISA_ENOMEM, "out of memory");
-    size_t max_tok = 0, max_img = 0, max_dec = 0;
-    for (int j = 0; j < n; j++) {
-        const job *jb = &jobs->jobs[j];
-        c->mar_owner[j] = j;
-        for (int k = 0; k < j; k++)
-            if (strcmp(jobs->jobs[k].model, jb->model) == 0) {
-                c->mar_owner[j] = c->mar_owner[k];
-                break;
-            }
-        int rc;
-        // Every rank checks its own CPU: the nodes of a cluster job may differ.
-        if (jb->p.precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
-        if (c->mar_owner[j] == j && (rc = mar_open(&c->mar[j], jb->model)) != 0) return rc;
-        c->vae_owner[j] = -1;
-        if (jb->vae[0]) {
-            c->vae_owner[j] = j;
-            for (int k = 0; k < j; k++)
-                if (strcmp(jobs->jobs[k].vae, jb->vae) == 0) {
-                    c->vae_owner[j] = c->vae_owner[k];
-                    break;
-                }
-            if (c->vae_owner[j] == j && (rc = vae_open(&c->vae[j], jb->vae)) != 0) return rc;
-        }
-        c->feat_owner[j] = -1;
-        if (jb->features[0]) {
-            c->feat_owner[j] = j;
-            for (int k = 0; k < j; k++)
-                if (strcmp(jobs->jobs[k].features, jb->features) == 0) {
-                    c->feat_owner[j] = c->feat_owner[k];
-                    break;
-                }
-            if (c->feat_owner[j] == j && (rc = featnet_open(&c->feat[j], jb->features)) != 0) return rc;
-            const featnet *f = &c->feat[c->feat_owner[j]];
-            if (rank == 0 && jb->reference[0] && (rc = check_reference(jb->reference, f->feat_dim)) != 0) return rc;
-            if ((size_t)jb->eval_bsz * f->feat_dim > max_f) max_f = (size_t)jb->eval_bsz * f->feat_dim;
-            if ((size_t)jb->eval_bsz * f->n_logits > max_l) max_l = (size_t)jb->eval_bsz * f->n_logits;
-        }
-        const mar_config *mc = &ctx_mar(c, j)->cfg;
-        int H, W, C;
-        image_geometry(mc, ctx_vae(c, j), &H, &W, &C);
-        size_t tok = (size_t)jb->eval_bsz * mc->seq_len * mc->token_dim;
-        size_t img = (size_t)jb->eval_bsz * C * H * W;
-        if (tok > max_tok) max_tok = tok;
-        if (img > max_img) max_img = img;
-        if (ctx_vae(c, j)) {
-            size_t d = vae_decode_scratch_bytes(&ctx_vae(c, j)->cfg, jb->eval_bsz, mc->seq_h * mc->patch_size,
-                                                mc->seq_h * mc->patch_size);
-            if (d > max_dec) max_dec = d;
-        }
-    }
-    c->tokens = malloc(sizeof(float) * (max_tok ? max_tok : 1));
-    c->img = malloc(sizeof(float) * (max_img ? max_img : 1));
-    c->pix = malloc(max_img ? max_img : 1);
-    c->fbuf = malloc(sizeof(float) * (max_f ? max_f : 1));
-    c->lbuf = malloc(sizeof(float) * (max_l ? max_l : 1));
-    if (!c->tokens || !c->img || !c->pix || !c->fbuf || !c->lbuf)
-        return disa_err(DISA_ENOMEM, "out of memory for unit buffers");
-    if (max_dec && arena_init(&c->decode, max_dec, "decode") != 0) return DISA_ENOMEM;
-    return 0;
-}
-
-static void ctx_free(rank_ctx *c) {
-    if (!c->jobs) return;
-    for (int j = 0; j < c->jobs->n; j++) {
-        if (c->sampler_ready && c->sampler_ready[j]) sampler_free(&c->samplers[j]);
-        if (c->mar_owner && c->mar_owner[j] == j) mar_close(&c->mar[j]);
-        if (c->vae_owner && c->vae_owner[j] == j) vae_close(&c->vae[j]);
-        if (c->feat_owner && c->feat_owner[j] == j) featnet_close(&c->feat[j]);
-    }
-    free(c->mar);
-    free(c->vae);
-    free(c->mar_owner);
-    free(c->vae_owner);
-    free(c->feat);
-    free(c->feat_owner);
-    free(c->fbuf);
-    free(c->lbuf);
-    free(c->samplers);
-    free(c->sampler_ready);
-    free(c->tokens);
-    free(c->img);
-    free(c->pix);
-    arena_free(&c->decode);
-}
-
-// Peak resident set (VmHWM) and proportional set size (Pss: shared pages divided among
-// the processes mapping them, so ranks sharing the mmapped weights show it) in KiB.
-static void memory_kb(uint64_t *hwm, uint64_t *pss) {
-    char line[256];
-    *hwm = *pss = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) *hwm = strtoull(line + 6, NULL, 10);
-    if (f) fclose(f);
-    f = fopen("/proc/self/smaps_rollup", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "Pss:", 4) == 0) *pss = strtoull(line + 4, NULL, 10);
-    if (f) fclose(f);
-}
-
-static void shard_path(char *buf, size_t n, const job *jb, int u) {
-    snprintf(buf, n, "%s/features/%06d.safetensors", jb->output_dir, u);
-}
-
-// Features and logits of the unit's images, right after decoding (no PNG re-read), as
-// one shard per unit written atomically next to the images: rank 0 merges the shards
-// in index order, so a resumed run gives the numbers of an uninterrupted one.
-static int write_features(rank_ctx *c, int j, int u, const int *labels, int B, int H, int W, int C) {
-    const job *jb = &c->jobs->jobs[j];
-    featnet *f = &c->feat[c->feat_owner[j]];
-    int rc = featnet_run(f, c->fbuf, c->lbuf, c->pix, B, H, W, C);
-    if (rc) return disa_err_wrap(rc, "%s: features of unit %d: ", jb->name, u);
-    int64_t idx[4096], lab[4096];
-    for (int b = 0; b < B; b++) {
-        idx[b] = job_unit_first(jb, u) + b;
-        lab[b] = labels[b];
-    }
-    char path[JOB_PATH_MAX + 64];
-    shard_path(path, sizeof path, jb, u);
-    st_writer *w = st_writer_new();
-    if (!w) return DISA_ENOMEM;
-    rc = st_writer_add(w, "feat", ST_F32, 2, (int64_t[]){B, f->feat_dim}, c->fbuf);
-    if (!rc) rc = st_writer_add(w, "logits", ST_F32, 2, (int64_t[]){B, f->n_logits}, c->lbuf);
-    if (!rc) rc = st_writer_add(w, "index", ST_I64, 1, (int64_t[]){B}, idx);
-    if (!rc) rc = st_writer_add(w, "label", ST_I64, 1, (int64_t[]){B}, lab);
-    if (!rc) rc = st_writer_meta(w, "feature_net", jb->features);
-    if (!rc) rc = st_writer_write(w, path);
-    st_writer_delete(w);
-    return rc;
-}
-
-// Sample, decode and write the PNGs of one unit. Returns 0, DISA_ECANCELED, or an error.
-static int run_unit(rank_ctx *c, int j, int u, mar_poll_fn poll, void *poll_ctx, unit_report *r) {
-    const job *jb = &c->jobs->jobs[j];
-    const mar_model *m = ctx_mar(c, j);
-    const mar_config *mc = &m->cfg;
-    const vae_model *v = ctx_vae(c, j);
-    int first = job_unit_first(jb, u), B = job_unit_count(jb, u), rc;
-    double t0 = clock_now();
-    memset(r, 0, sizeof *r);
-    r->job = j;
-    r->unit = u;
-    r->rank = c->rank;
-    r->count = B;
-    if (!c->sampler_ready[j]) {
-        if ((rc = sampler_init(&c->samplers[j], m, &jb->p, jb->eval_bsz)) != 0) return rc;
-        c->sampler_ready[j] = 1;
-    }
-    sampler *s = &c->samplers[j];
-    s->poll = poll;
-    s->poll_ctx = poll_ctx;
-    int labels[4096];
-    uint32_t index[4096];
-    for (int b = 0; b < B; b++) {
-        labels[b] = job_label(jb, first + b, mc->class_num);
-        index[b] = (uint32_t)(first + b);
-    }
-    ar_rng_philox rng;
-    if ((rc = ar_rng_philox_init(&rng, jb->seed, index, B)) != 0) return rc;
-    sample_stats st = {0};
-    rc = sampler_run(s, &rng.base, labels, B, c->tokens, &st);
-    ar_rng_philox_free(&rng);
-    if (rc) return rc;
-    r->t_transformer = st.t_transformer;
-    r->t_head = st.t_head;
-    r->t_other = st.t_other;
-    r->flops_transformer = st.flops_transformer;
-    r->flops_head = st.flops_head;
-    r->head_row_steps = st.head_row_steps;
-    r->tokens = st.tokens;
-
-    double t1 = clock_now();
-    int H, W, C;
-    image_geometry(mc, v, &H, &W, &C);
-    int p = mc->patch_size, hs = mc->seq_h * p;
-    uint64_t f0 = blas_flops();
-    if (mc->tokenizer == TOKENIZER_PATCH) {
-        mar_unpatchify(c->img, c->tokens, B, mc->seq_h, mc->vae_embed_dim, p);
-    } else {
-        // Latent [B, 16, h, w] from the tokens, then the KL-16 decoder.
-        float *lat = malloc(sizeof(float) * (size_t)B * mc->vae_embed_dim * hs * hs);
-        if (!lat) return disa_err(DISA_ENOMEM, "out of memory for latents");
-        mar_unpatchify(lat, c->tokens, B, mc->seq_h, mc->vae_embed_dim, p);
-        arena_reset(&c->decode, 0);
-        rc = vae_decode(v, &c->decode, c->img, lat, B, hs, hs);
-        free(lat);
-        if (rc) return rc;
-    }
-    image_to_u8(c->pix, c->img, B, C, H, W);
-    double t2 = clock_now();
-    r->t_decode = t2 - t1;
-    r->flops_decode = blas_flops() - f0;
-
-    if (jb->png) {
-        for (int b = 0; b < B; b++) {
-            char path[JOB_PATH_MAX + 32], idx[16], cls[16], sd[32], steps[512];
-            snprintf(path, sizeof path, "%s/%05d.png", jb->output_dir, first + b);
-            snprintf(idx, sizeof idx, "%d", first + b);
-            snprintf(cls, sizeof cls, "%d", labels[b]);
-            snprintf(sd, sizeof sd, "%llu", (unsigned long long)jb->seed);
-            sample_params_str(&jb->p, steps, sizeof steps);
-            const image_kv kv[] = {{"job", jb->name}, {"index", idx}, {"class", cls}, {"seed", sd}, {"sampling", steps}};
-            if ((rc = png_write_u8(path, c->pix + (size_t)b * H * W * C, W, H, C, kv, 5)) != 0) return rc;
-        }
-    }
-    double t3 = clock_now();
-    r->t_io = t3 - t2;
-    if (c->feat_owner[j] >= 0 && (rc = write_features(c, j, u, labels, B, H, W, C)) != 0) return rc;
-    double t4 = clock_now();
-    r->t_features = t4 - t3;
-    r->t_total = t4 - t0;
-    memory_kb(&r->rss_peak_kb, &r->pss_kb);
-    return 0;
-}
-
 // ----------------------------------------------------------------------------
 // rank 0
 
 typedef struct sched {
-    rank_ctx *c;
+    unit_runner *ur;
+    const job_list *jobs;
+    int size;
     ledger *ledgers;      // [n jobs]
     int *queue_job, *queue_unit, queue_len, queue_next;
     int active_workers;   // workers that have not said BYE
@@ -411,7 +131,7 @@ static void progress(sched *s, int force) {
         bar[32] = '\0';
         fprintf(stderr, "\r[%s] %lld/%lld images  %.2f img/s  ETA %02d:%02d:%02d ", bar, (long long)s->images_done,
                 (long long)s->images_total, rate, (int)(eta / 3600), (int)(eta / 60) % 60, (int)eta % 60);
-        for (int r = 0; r < s->c->size && r < 8; r++)
+        for (int r = 0; r < s->size && r < 8; r++)
             fprintf(stderr, " r%d %.2f", r, el > 0 ? s->rank_images[r] / el : 0.0);
         fprintf(stderr, force ? "\n" : "   ");
         fflush(stderr);
@@ -419,7 +139,7 @@ static void progress(sched *s, int force) {
     }
     char per[256] = "";
     size_t used = 0;
-    for (int r = 0; r < s->c->size && used < sizeof per; r++)
+    for (int r = 0; r < s->size && used < sizeof per; r++)
         used += (size_t)snprintf(per + used, sizeof per - used, "%sr%d %.2f", r ? " " : "", r,
                                  el > 0 ? s->rank_images[r] / el : 0.0);
     LOG(LOG_INFO, "progress %lld/%lld images, %.3f images/s, ETA %.0f s, per rank images/s: %s",
@@ -427,7 +147,7 @@ static void progress(sched *s, int force) {
 }
 
 static int record(sched *s, const unit_report *r) {
-    const job *jb = &s->c->jobs->jobs[r->job];
+    const job *jb = &s->jobs->jobs[r->job];
     int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
     if (rc) return rc;
     if (s->n_reports == s->cap_reports) {
@@ -453,7 +173,7 @@ static void send_reply(int dest, int kind, int j, int unit) {
 static void begin_shutdown(sched *s) {
     if (s->shutdown) return;
     s->shutdown = 1;
-    for (int w = 1; w < s->c->size; w++)
+    for (int w = 1; w < s->size; w++)
         if (!s->bye[w] && !s->aborted[w]) {
             int z = 0;
             MPI_Send(&z, 1, MPI_INT, w, TAG_ABORT, MPI_COMM_WORLD);
@@ -526,16 +246,16 @@ static void watchdog(sched *s) {
     double limit = s->o->unit_timeout;
     if (limit < 0) return;
     if (limit == 0) {
-        if (s->n_reports < s->c->size) return;
+        if (s->n_reports < s->size) return;
         limit = 10 * s->slowest_unit > 600 ? 10 * s->slowest_unit : 600;
     }
     double t = clock_now();
-    for (int w = 1; w < s->c->size; w++) {
+    for (int w = 1; w < s->size; w++) {
         const int *f = s->inflight[w];
         if (s->bye[w] || f[1] < 0 || t - s->last_heard[w] <= limit) continue;
         LOG(LOG_ERROR, "rank %d has sent nothing for %.0f s while holding unit %d of %s (limit %.0f s); aborting "
             "the job: run the same command again to resume from the ledger", w, t - s->last_heard[w], f[1],
-            s->c->jobs->jobs[f[0]].name, limit);
+            s->jobs->jobs[f[0]].name, limit);
         MPI_Abort(MPI_COMM_WORLD, 3);
     }
 }
@@ -576,7 +296,7 @@ static int worker_poll(void *ctx) {
     return w->abort || g_stop;
 }
 
-static int gen_worker(rank_ctx *c) {
+static int gen_worker(unit_runner *ur) {
     worker w = {0};
     int z = 0, rc = 0;
     double idle = 0;
@@ -600,14 +320,14 @@ static int gen_worker(rank_ctx *c) {
         if (m.kind == REPLY_STOP || w.abort || g_stop) break;
         MPI_Send(&z, 1, MPI_INT, 0, TAG_REQUEST, MPI_COMM_WORLD);  // prefetch the next unit
         unit_report r;
-        rc = run_unit(c, m.job, m.unit, worker_poll, &w, &r);
+        rc = unit_run(ur, m.job, m.unit, worker_poll, &w, &r);
         if (rc == DISA_ECANCELED) {
             // Our prefetch REQUEST is outstanding: its REPLY is consumed in the drain below.
             rc = 0;
             break;
         }
         if (rc) {
-            LOG(LOG_ERROR, "unit %d of %s: %s", m.unit, c->jobs->jobs[m.job].name, disa_errmsg());
+            LOG(LOG_ERROR, "unit %d of %s: %s", m.unit, ur->jobs->jobs[m.job].name, disa_errmsg());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
         r.t_idle = idle;
@@ -691,8 +411,7 @@ static int clear_run(const char *dir) {
 // Prepare job j's folder: refuse another configuration, write run.json, open the ledger
 // and verify the PNGs of every unit it lists.
 static int setup_job(sched *s, int j) {
-    rank_ctx *c = s->c;
-    const job *jb = &c->jobs->jobs[j];
+    const job *jb = &s->jobs->jobs[j];
     char mh[17], vh[17] = "none", ident[2048];
     int rc, exists;
     if ((rc = file_digest(jb->model, mh)) != 0) return rc;
@@ -715,7 +434,7 @@ static int setup_job(sched *s, int j) {
     cJSON_AddStringToObject(o, "model", jb->model);
     cJSON_AddStringToObject(o, "vae", jb->vae);
     cJSON_AddStringToObject(o, "sampling", sample_params_str(&jb->p, ps, sizeof ps));
-    cJSON_AddNumberToObject(o, "world_size", c->size);
+    cJSON_AddNumberToObject(o, "world_size", s->size);
     cJSON_AddStringToObject(o, "blas_core", blas_corename());
     cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);
     cJSON_AddStringToObject(o, "written", when);
@@ -735,11 +454,11 @@ static int setup_job(sched *s, int j) {
         snprintf(fd, sizeof fd, "%s/features", jb->output_dir);
         if ((rc = mkdir_p(fd)) != 0) return rc;
         stale += remove_stale_tmp(fd);
-        const featnet *f = &c->feat[c->feat_owner[j]];
+        const featnet *f = unit_runner_featnet(s->ur, j);
         for (int u = 0; u < units; u++) {
             if (!s->ledgers[j].done[u]) continue;
             char path[JOB_PATH_MAX + 64];
-            shard_path(path, sizeof path, jb, u);
+            unit_shard_path(path, sizeof path, jb, u);
             st_file st;
             const float *p;
             int64_t want[2] = {job_unit_count(jb, u), f->feat_dim};
@@ -758,7 +477,7 @@ static int setup_job(sched *s, int j) {
     if (stale) LOG(LOG_INFO, "%s: removed %d temporary files of an interrupted run", jb->name, stale);
     if (!jb->png) return 0;
     int H, W, C;
-    image_geometry(&ctx_mar(c, j)->cfg, ctx_vae(c, j), &H, &W, &C);
+    unit_runner_geometry(s->ur, j, &H, &W, &C);
     int bad = 0;
     for (int u = 0; u < units; u++) {
         if (!s->ledgers[j].done[u]) continue;
@@ -789,13 +508,12 @@ typedef struct job_metrics {
 // holds features, and class accuracy when the feature net is a classifier over the
 // model's classes; from the shards in index order, statistics in float64.
 static int compute_metrics(sched *s, int j, job_metrics *m) {
-    rank_ctx *c = s->c;
-    const job *jb = &c->jobs->jobs[j];
+    const job *jb = &s->jobs->jobs[j];
     memset(m, 0, sizeof *m);
-    if (c->feat_owner[j] < 0) return 0;
+    const featnet *f = unit_runner_featnet(s->ur, j);
+    if (!f) return 0;
     double t0 = clock_now();
-    const featnet *f = &c->feat[c->feat_owner[j]];
-    int D = f->feat_dim, NL = f->n_logits, classes = ctx_mar(c, j)->cfg.class_num, rc = 0;
+    int D = f->feat_dim, NL = f->n_logits, classes = unit_runner_model(s->ur, j)->cfg.class_num, rc = 0;
     int64_t N = jb->num_images, correct = 0;
     fstats fs;
     isc_acc tf, adm;
@@ -808,7 +526,7 @@ static int compute_metrics(sched *s, int j, job_metrics *m) {
     float *gen_feat = have_ref_feat ? malloc(sizeof(float) * (size_t)N * D) : NULL;
     for (int u = 0; !rc && u < job_units(jb); u++) {
         char path[JOB_PATH_MAX + 64];
-        shard_path(path, sizeof path, jb, u);
+        unit_shard_path(path, sizeof path, jb, u);
         st_file st;
         const float *feat, *logits;
         int B = job_unit_count(jb, u);
@@ -898,9 +616,8 @@ typedef struct job_row {
 } job_row;
 
 static int summarize(sched *s, int j, const job_metrics *mt, job_row *row) {
-    rank_ctx *c = s->c;
-    const job *jb = &c->jobs->jobs[j];
-    int size = c->size, n = 0, images = 0, units = 0;
+    const job *jb = &s->jobs->jobs[j];
+    int size = s->size, n = 0, images = 0, units = 0;
     double first_start = 1e300, last_done = 0;
     for (int k = 0; k < s->n_reports; k++) units += s->reports[k].job == j;
     double *per = malloc(sizeof(double) * (size_t)(s->n_reports + 1));
@@ -1032,30 +749,32 @@ static void print_comparison(const job_list *jobs, const job_metrics *mt, const 
     }
 }
 
-static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *status) {
-    const job_list *jobs = c->jobs;
+static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup_failed, int *status) {
+    const job_list *jobs = ur->jobs;
     sched s;
     memset(&s, 0, sizeof s);
-    s.c = c;
+    s.ur = ur;
+    s.jobs = jobs;
+    s.size = size;
     s.o = o;
-    s.active_workers = c->size - 1;
+    s.active_workers = size - 1;
     s.t_start = s.last_progress = clock_now();
     s.ledgers = calloc((size_t)jobs->n, sizeof(ledger));
-    s.bye = calloc((size_t)c->size, 1);
-    s.aborted = calloc((size_t)c->size, 1);
-    s.inflight = malloc(sizeof(int[4]) * (size_t)c->size);
-    s.rank_images = calloc((size_t)c->size, sizeof(int));
-    s.last_heard = calloc((size_t)c->size, sizeof(double));
-    for (int w = 0; s.last_heard && w < c->size; w++) s.last_heard[w] = clock_now();
+    s.bye = calloc((size_t)size, 1);
+    s.aborted = calloc((size_t)size, 1);
+    s.inflight = malloc(sizeof(int[4]) * (size_t)size);
+    s.rank_images = calloc((size_t)size, sizeof(int));
+    s.last_heard = calloc((size_t)size, sizeof(double));
+    for (int w = 0; s.last_heard && w < size; w++) s.last_heard[w] = clock_now();
     int total_units = 0;
     for (int j = 0; j < jobs->n; j++) total_units += job_units(&jobs->jobs[j]);
-    s.queue_job = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
-    s.queue_unit = malloc(sizeof(int) * (size_t)(total_units + 2 * c->size));
+    s.queue_job = malloc(sizeof(int) * (size_t)(total_units + 2 * size));
+    s.queue_unit = malloc(sizeof(int) * (size_t)(total_units + 2 * size));
     int rc = 0;
     if (!s.ledgers || !s.bye || !s.aborted || !s.inflight || !s.rank_images || !s.last_heard || !s.queue_job ||
         !s.queue_unit)
         rc = disa_err(DISA_ENOMEM, "out of memory");
-    for (int w = 0; !rc && w < c->size; w++) s.inflight[w][0] = s.inflight[w][1] = s.inflight[w][2] = s.inflight[w][3] = -1;
+    for (int w = 0; !rc && w < size; w++) s.inflight[w][0] = s.inflight[w][1] = s.inflight[w][2] = s.inflight[w][3] = -1;
     for (int j = 0; !rc && !setup_failed && j < jobs->n; j++) {
         if ((rc = setup_job(&s, j)) != 0) break;
         for (int u = 0; u < job_units(&jobs->jobs[j]); u++) {
@@ -1075,7 +794,7 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
     }
     char blas[512];
     LOG(LOG_INFO, "%d jobs, %d units (%lld images) to do on %d ranks; %s", jobs->n, s.queue_len,
-        (long long)s.images_total, c->size, cpu_blas_describe(blas, sizeof blas));
+        (long long)s.images_total, size, cpu_blas_describe(blas, sizeof blas));
 
     // Polling order of rank 0: generate a unit while the queue has one (answering
     // messages from the poll hook), otherwise block on the next message until every
@@ -1084,7 +803,7 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
         if (!s.shutdown && s.queue_next < s.queue_len) {
             int k = s.queue_next++;
             unit_report r;
-            int urc = run_unit(c, s.queue_job[k], s.queue_unit[k], sched_poll, &s, &r);
+            int urc = unit_run(ur, s.queue_job[k], s.queue_unit[k], sched_poll, &s, &r);
             if (urc == DISA_ECANCELED) continue;
             if (urc) {
                 LOG(LOG_ERROR, "unit %d of %s: %s", s.queue_unit[k], jobs->jobs[s.queue_job[k]].name, disa_errmsg());
@@ -1139,7 +858,7 @@ static int gen_scheduler(rank_ctx *c, const gen_opts *o, int setup_failed, int *
         mts[j] = mt;
         flops_image fi;
         const job *jb = &jobs->jobs[j];
-        if (flops_per_image(&fi, &ctx_mar(c, j)->cfg, &jb->p, jb->eval_bsz, ctx_vae(c, j) ? &ctx_vae(c, j)->cfg : NULL,
+        if (flops_per_image(&fi, &unit_runner_model(ur, j)->cfg, &jb->p, jb->eval_bsz, unit_runner_vae(ur, j) ? &unit_runner_vae(ur, j)->cfg : NULL,
                             0) == 0)
             rows[j].flops = fi.total;
     }
@@ -1183,22 +902,22 @@ int gen_run(const job_list *jobs, const gen_opts *o) {
     int threads = o->threads > 0 ? o->threads : gen_default_threads(node_ranks);
     blas_set_threads(threads);
     if (rank == 0) LOG(LOG_INFO, "%d ranks, %d on this node, %d BLAS threads per rank", size, node_ranks, threads);
-    rank_ctx c;
-    int rc = ctx_init(&c, jobs, rank, size);
+    unit_runner ur;
+    int rc = unit_runner_init(&ur, jobs, rank);
     if (rc) LOG(LOG_ERROR, "loading models: %s", disa_errmsg());
     // All ranks must have their models before any work: a rank that failed tells the rest.
     int ok = rc == 0, all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
     if (rank == 0) {
-        rc = gen_scheduler(&c, o, !all_ok, &status);
+        rc = gen_scheduler(&ur, size, o, !all_ok, &status);
         if (!all_ok) status = 1;
     } else {
         int go;
         MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        if (go) rc = gen_worker(&c);
+        if (go) rc = gen_worker(&ur);
         else status = 1;
     }
-    ctx_free(&c);
+    unit_runner_free(&ur);
     if (status) return status == 2 ? DISA_EINVAL : DISA_EIO;
     return rc == DISA_ECANCELED ? DISA_ECANCELED : rc;
 }
