@@ -96,10 +96,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) -c $< -o $@
 
-# The build id (git describe) goes into run.json; gen.o is rebuilt when HEAD moves.
+# The build id (git describe) goes into run.json; record.o is rebuilt when HEAD moves.
 BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-$(BUILD)/obj/src/mpi/gen.o: CPPFLAGS += -DDISA_BUILD_ID='"$(BUILD_ID)"'
-$(BUILD)/obj/src/mpi/gen.o: $(wildcard .git/HEAD .git/index)
+$(BUILD)/obj/src/run/record.o: CPPFLAGS += -DDISA_BUILD_ID='"$(BUILD_ID)"'
+$(BUILD)/obj/src/run/record.o: $(wildcard .git/HEAD .git/index)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)

@@ -55,11 +55,7 @@ const featnet *unit_runner_featnet(const unit_runner *u, int j);
 // Height, width and channels of job j's PNGs.
 void unit_runner_geometry(const unit_runner *u, int j, int *H, int *W, int *C);
 
-// The feature shard of unit u: DIR/features/NNNNNN.safetensors ("feat" [B, D], "logits"
-// [B, n_logits], "index" and "label" int64 [B]), written by unit_run, read by the metrics.
-void unit_shard_path(char *buf, size_t n, const job *j, int u);
-
-// Sample, decode and write the PNGs (and the feature shard) of unit u of job j. `poll`
+// Sample, decode and write the PNGs (and the feature shard, folder.h) of unit u of job j. `poll`
 // is called from inside the sampling (after every transformer block and diffusion
 // step); a non-zero return stops the unit with DISA_ECANCELED and nothing of it counts.
 // Returns 0, DISA_ECANCELED, or an error (message set).

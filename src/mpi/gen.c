@@ -31,6 +31,7 @@
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flops.h"
+#include "disa/folder.h"
 #include "disa/image.h"
 #include "disa/ledger.h"
 #include "disa/log.h"
@@ -76,19 +77,6 @@ int gen_default_threads(int ranks_on_node) {
     if (online > 0 && mine < online) return mine > 0 ? mine : 1;
     int t = mine / (ranks_on_node > 0 ? ranks_on_node : 1);
     return t > 0 ? t : 1;
-}
-
-static int mkdir_p(const char *path) {
-    char tmp[JOB_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    return 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -347,156 +335,7 @@ static int gen_worker(unit_runner *ur) {
 }
 
 // ----------------------------------------------------------------------------
-// rank 0: output folders, resume, summary
-
-#ifndef DISA_BUILD_ID
-#define DISA_BUILD_ID "unknown"
-#endif
-
-static int is_our_file(const char *name) {
-    size_t n = strlen(name), d = 0;
-    while (d < n && name[d] >= '0' && name[d] <= '9') d++;
-    if (d >= 5 && strcmp(name + d, ".png") == 0) return 1;
-    if (d >= 5 && strncmp(name + d, ".png.tmp", 8) == 0) return 1;  // also NNNNN.png.tmp.PID
-    return strcmp(name, "manifest") == 0 || strcmp(name, "run.json") == 0 || strcmp(name, "summary.json") == 0 ||
-           strcmp(name, "run.json.tmp") == 0 || strcmp(name, "summary.json.tmp") == 0;
-}
-
-#include <dirent.h>
-// A temporary file a killed rank left behind: NNNNN.png.tmp.PID (png_write_u8),
-// NNNNNN.safetensors.tmp (feature shards), run.json.tmp, summary.json.tmp,
-// manifest.tmp. Only ever renamed into place by the process that made it, so once the
-// folder is set up for a new run (before any unit is handed out) none can still be in
-// use (found by tests/e2e/faults.sh: they piled up over kill -9 / resume cycles).
-static int is_stale_tmp(const char *name) {
-    size_t n = strlen(name), d = 0;
-    while (d < n && name[d] >= '0' && name[d] <= '9') d++;
-    if (d >= 5 && (strncmp(name + d, ".png.tmp", 8) == 0 || strcmp(name + d, ".safetensors.tmp") == 0)) return 1;
-    return strcmp(name, "run.json.tmp") == 0 || strcmp(name, "summary.json.tmp") == 0 ||
-           strcmp(name, "manifest.tmp") == 0;
-}
-
-// Removes the stale temporary files of `dir`; returns how many (a missing folder has none).
-static int remove_stale_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_stale_tmp(e->d_name)) continue;
-        char p[JOB_PATH_MAX + 300];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (unlink(p) == 0) n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static int clear_run(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : disa_err(DISA_EIO, "%s: cannot list: %s", dir, strerror(errno));
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_our_file(e->d_name)) continue;
-        char p[JOB_PATH_MAX + 300];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (unlink(p) == 0) n++;
-    }
-    closedir(d);
-    LOG(LOG_INFO, "%s: --restart removed %d files of the previous run", dir, n);
-    return 0;
-}
-
-// Prepare job j's folder: refuse another configuration, write run.json, open the ledger
-// and verify the PNGs of every unit it lists.
-static int setup_job(sched *s, int j) {
-    const job *jb = &s->jobs->jobs[j];
-    char mh[17], vh[17] = "none", ident[2048];
-    int rc, exists;
-    if ((rc = file_digest(jb->model, mh)) != 0) return rc;
-    if (jb->vae[0] && (rc = file_digest(jb->vae, vh)) != 0) return rc;
-    if ((rc = job_identity(jb, mh, vh, ident, sizeof ident)) != 0) return rc;
-    rc = runinfo_check(jb->output_dir, ident, &exists);
-    if (rc && !s->o->restart) return rc;
-    if (s->o->restart && (rc = clear_run(jb->output_dir)) != 0) return rc;
-    if ((rc = mkdir_p(jb->output_dir)) != 0) return rc;
-    char ps[512];
-    time_t now = time(NULL);
-    struct tm tm;
-    char when[64];
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    // cJSON escapes the paths; run.json takes the members without the braces.
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "job", jb->name);
-    cJSON_AddStringToObject(o, "job_file", jb->file);
-    cJSON_AddStringToObject(o, "model", jb->model);
-    cJSON_AddStringToObject(o, "vae", jb->vae);
-    cJSON_AddStringToObject(o, "sampling", sample_params_str(&jb->p, ps, sizeof ps));
-    cJSON_AddNumberToObject(o, "world_size", s->size);
-    cJSON_AddStringToObject(o, "blas_core", blas_corename());
-    cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);
-    cJSON_AddStringToObject(o, "written", when);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text) return disa_err(DISA_ENOMEM, "out of memory");
-    size_t tl = strlen(text);
-    text[tl - 1] = '\0';
-    rc = runinfo_write(jb->output_dir, ident, text + 1);
-    free(text);
-    if (rc) return rc;
-    int units = job_units(jb);
-    int stale = remove_stale_tmp(jb->output_dir);
-    if ((rc = ledger_open(&s->ledgers[j], jb->output_dir, units)) != 0) return rc;
-    if (jb->features[0]) {
-        char fd[JOB_PATH_MAX + 32];
-        snprintf(fd, sizeof fd, "%s/features", jb->output_dir);
-        if ((rc = mkdir_p(fd)) != 0) return rc;
-        stale += remove_stale_tmp(fd);
-        const featnet *f = unit_runner_featnet(s->ur, j);
-        for (int u = 0; u < units; u++) {
-            if (!s->ledgers[j].done[u]) continue;
-            char path[JOB_PATH_MAX + 64];
-            unit_shard_path(path, sizeof path, jb, u);
-            st_file st;
-            const float *p;
-            int64_t want[2] = {job_unit_count(jb, u), f->feat_dim};
-            int bad = st_open(&st, path) != 0;
-            if (!bad) {
-                bad = st_get_f32(&st, "feat", 2, want, &p) != 0;
-                st_close(&st);
-            }
-            if (bad) {
-                LOG(LOG_WARN, "%s: unit %d is in the ledger but its feature shard is unusable (%s); recomputing",
-                    jb->name, u, disa_errmsg());
-                ledger_forget(&s->ledgers[j], u);
-            }
-        }
-    }
-    if (stale) LOG(LOG_INFO, "%s: removed %d temporary files of an interrupted run", jb->name, stale);
-    if (!jb->png) return 0;
-    int H, W, C;
-    unit_runner_geometry(s->ur, j, &H, &W, &C);
-    int bad = 0;
-    for (int u = 0; u < units; u++) {
-        if (!s->ledgers[j].done[u]) continue;
-        for (int i = job_unit_first(jb, u); i < job_unit_first(jb, u) + job_unit_count(jb, u); i++) {
-            char path[JOB_PATH_MAX + 32];
-            snprintf(path, sizeof path, "%s/%05d.png", jb->output_dir, i);
-            if (png_verify(path, W, H, C) != 0) {
-                LOG(LOG_WARN, "%s: unit %d is in the ledger but %s; recomputing the unit", jb->name, u, disa_errmsg());
-                ledger_forget(&s->ledgers[j], u);
-                bad++;
-                break;
-            }
-        }
-    }
-    if (s->ledgers[j].n_done > 0)
-        LOG(LOG_INFO, "%s: resuming: %d of %d units done and verified%s", jb->name, s->ledgers[j].n_done, units,
-            bad ? "" : " (all PNGs decode)");
-    return 0;
-}
+// rank 0: metrics and summary
 
 typedef struct job_metrics {
     int have, have_fid, have_prc, have_acc;
@@ -526,7 +365,7 @@ static int compute_metrics(sched *s, int j, job_metrics *m) {
     float *gen_feat = have_ref_feat ? malloc(sizeof(float) * (size_t)N * D) : NULL;
     for (int u = 0; !rc && u < job_units(jb); u++) {
         char path[JOB_PATH_MAX + 64];
-        unit_shard_path(path, sizeof path, jb, u);
+        folder_shard_path(path, sizeof path, jb, u);
         st_file st;
         const float *feat, *logits;
         int B = job_unit_count(jb, u);
@@ -776,7 +615,10 @@ static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup
         rc = disa_err(DISA_ENOMEM, "out of memory");
     for (int w = 0; !rc && w < size; w++) s.inflight[w][0] = s.inflight[w][1] = s.inflight[w][2] = s.inflight[w][3] = -1;
     for (int j = 0; !rc && !setup_failed && j < jobs->n; j++) {
-        if ((rc = setup_job(&s, j)) != 0) break;
+        folder_expect e = {0};
+        unit_runner_geometry(ur, j, &e.H, &e.W, &e.C);
+        if (unit_runner_featnet(ur, j)) e.feat_dim = unit_runner_featnet(ur, j)->feat_dim;
+        if ((rc = folder_prepare(&s.ledgers[j], &jobs->jobs[j], size, o->restart, &e)) != 0) break;
         for (int u = 0; u < job_units(&jobs->jobs[j]); u++) {
             if (s.ledgers[j].done[u]) continue;
             s.queue_job[s.queue_len] = j;

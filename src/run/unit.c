@@ -4,6 +4,7 @@
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/err.h"
+#include "disa/folder.h"
 #include "disa/image.h"
 #include "disa/npy.h"
 #include "disa/safetensors.h"
@@ -168,10 +169,6 @@ static void memory_kb(uint64_t *hwm, uint64_t *pss) {
     if (f) fclose(f);
 }
 
-void unit_shard_path(char *buf, size_t n, const job *jb, int u) {
-    snprintf(buf, n, "%s/features/%06d.safetensors", jb->output_dir, u);
-}
-
 // Features and logits of the unit's images, right after decoding (no PNG re-read), as
 // one shard per unit written atomically next to the images: rank 0 merges the shards
 // in index order, so a resumed run gives the numbers of an uninterrupted one.
@@ -186,7 +183,7 @@ static int write_features(unit_runner *ur, int j, int u, const int *labels, int 
         lab[b] = labels[b];
     }
     char path[JOB_PATH_MAX + 64];
-    unit_shard_path(path, sizeof path, jb, u);
+    folder_shard_path(path, sizeof path, jb, u);
     st_writer *w = st_writer_new();
     if (!w) return DISA_ENOMEM;
     rc = st_writer_add(w, "feat", ST_F32, 2, (int64_t[]){B, f->feat_dim}, ur->feat_buf);

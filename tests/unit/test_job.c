@@ -8,6 +8,7 @@
 #include "disa/err.h"
 #include "disa/job.h"
 #include "disa/ledger.h"
+#include "disa/record.h"
 
 #include <fcntl.h>
 #include <stdio.h>
