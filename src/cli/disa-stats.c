@@ -31,6 +31,7 @@
 #include "disa/inception.h"
 #include "disa/metrics.h"
 #include "disa/npy.h"
+#include "disa/refstats.h"
 #include "disa/safetensors.h"
 
 #include <ctype.h>
@@ -359,50 +360,11 @@ static int write_stats(const char *out, pass *p, const featnet *f, int features)
         free(sigma);
         return disa_err(DISA_ENOMEM, "out of memory");
     }
-    if ((rc = fstats_mu_sigma(&p->st, mu, sigma)) == 0) {
-        int64_t n = p->n;
-        npz_entry e[5] = {
-            {.name = "mu", .dtype = NPY_F64, .ndim = 1, .shape = {D}, .data = mu},
-            {.name = "sigma", .dtype = NPY_F64, .ndim = 2, .shape = {D, D}, .data = sigma},
-            {.name = "n", .dtype = NPY_I64, .ndim = 1, .shape = {1}, .data = &n},
-            {.name = "features", .dtype = NPY_F32, .ndim = 2, .shape = {n, D}, .data = p->feat},
-            {.name = "logits", .dtype = NPY_F32, .ndim = 2, .shape = {n, f->n_logits}, .data = p->logits},
-        };
-        rc = npz_write(out, e, features ? 5 : 3);
-    }
+    if ((rc = fstats_mu_sigma(&p->st, mu, sigma)) == 0)
+        rc = refstats_write(out, mu, sigma, D, p->n, features ? p->feat : NULL, p->logits, f->n_logits);
     free(mu);
     free(sigma);
     return rc;
-}
-
-// mu / sigma of a reference .npz as float64 (ADM and torch-fidelity files hold float32 or
-// float64 mu).
-static int read_f64(const char *path, const char *name, int ndim, int d, double **out, npy_array *keep) {
-    npy_array a;
-    int rc = npz_read(&a, path, name);
-    if (rc) return rc;
-    size_t n = ndim == 1 ? (size_t)d : (size_t)d * d;
-    if (a.ndim != ndim || a.shape[0] != d || (ndim == 2 && a.shape[1] != d)) {
-        npy_free(&a);
-        return disa_err(DISA_ESHAPE, "%s: '%s' must be %s of size %d (the feature net's width)", path, name,
-                        ndim == 1 ? "a vector" : "a square matrix", d);
-    }
-    double *v = malloc(sizeof(double) * n);
-    if (!v) {
-        npy_free(&a);
-        return disa_err(DISA_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++)
-        v[i] = a.dtype == NPY_F64 ? ((double *)a.data)[i] : a.dtype == NPY_F32 ? ((float *)a.data)[i] : NAN;
-    if (a.dtype != NPY_F64 && a.dtype != NPY_F32) {
-        free(v);
-        npy_free(&a);
-        return disa_err(DISA_EFORMAT, "%s: '%s' must be float32 or float64", path, name);
-    }
-    if (keep) *keep = a;
-    else npy_free(&a);
-    *out = v;
-    return 0;
 }
 
 static int fid_mode(const char *src, const char *ref, featnet *f, int64_t limit, int prc, int splits, int adm_split) {
@@ -414,8 +376,7 @@ static int fid_mode(const char *src, const char *ref, featnet *f, int64_t limit,
     if (g_rank != 0) goto fail;  // rank 0 holds the totals and reports
     printf("images     %lld from %s (%s, %d-d features), %.3f s/image\n", (long long)p.n, src,
            featnet_kind_name(f->kind), D, p.seconds / (double)p.n);
-    if ((rc = read_f64(ref, "mu", 1, D, &rmu, NULL)) != 0 || (rc = read_f64(ref, "sigma", 2, D, &rsigma, NULL)) != 0)
-        goto fail;
+    if ((rc = refstats_read(ref, D, &rmu, &rsigma)) != 0) goto fail;
     mu = malloc(sizeof(double) * D);
     sigma = malloc(sizeof(double) * (size_t)D * D);
     if (!mu || !sigma) {
@@ -441,19 +402,13 @@ static int fid_mode(const char *src, const char *ref, featnet *f, int64_t limit,
         printf("IS         skipped (%lld images < %d splits)\n", (long long)p.n, splits);
     }
     if (prc) {
-        npy_array a;
-        if ((rc = npz_read(&a, ref, "features")) != 0) {
-            disa_err_wrap(rc, "--prc needs reference features (make REF with --features): ");
-            goto fail;
-        }
-        rfeat = a;
-        if (a.dtype != NPY_F32 || a.ndim != 2 || a.shape[1] != D) {
-            rc = disa_err(DISA_ESHAPE, "%s: 'features' must be float32 [N, %d]", ref, D);
+        if ((rc = refstats_features(&rfeat, ref, D)) != 0) {
+            if (rc != DISA_ESHAPE) disa_err_wrap(rc, "--prc needs reference features (make REF with --features): ");
             goto fail;
         }
         double pr, rc2;
-        if ((rc = prc_compute(&pr, &rc2, a.data, a.shape[0], p.feat, p.n, D, 3)) != 0) goto fail;
-        printf("precision  %.6f  recall %.6f  (k = 3, %lld reference features)\n", pr, rc2, (long long)a.shape[0]);
+        if ((rc = prc_compute(&pr, &rc2, rfeat.data, rfeat.shape[0], p.feat, p.n, D, 3)) != 0) goto fail;
+        printf("precision  %.6f  recall %.6f  (k = 3, %lld reference features)\n", pr, rc2, (long long)rfeat.shape[0]);
     }
 fail:
     npy_free(&rfeat);

@@ -39,6 +39,7 @@
 #include "disa/metrics.h"
 #include "disa/safetensors.h"
 #include "disa/sampler.h"
+#include "disa/score.h"
 #include "disa/unit.h"
 #include "disa/vae.h"
 
@@ -337,104 +338,6 @@ static int gen_worker(unit_runner *ur) {
 // ----------------------------------------------------------------------------
 // rank 0: metrics and summary
 
-typedef struct job_metrics {
-    int have, have_fid, have_prc, have_acc;
-    int64_t n;
-    double fid, fid_sqrtm, is_mean, is_std, is_adm, precision, recall, accuracy, seconds;
-} job_metrics;
-
-// FID (both forms), IS (torch-fidelity and ADM), precision/recall when the reference
-// holds features, and class accuracy when the feature net is a classifier over the
-// model's classes; from the shards in index order, statistics in float64.
-static int compute_metrics(sched *s, int j, job_metrics *m) {
-    const job *jb = &s->jobs->jobs[j];
-    memset(m, 0, sizeof *m);
-    const featnet *f = unit_runner_featnet(s->ur, j);
-    if (!f) return 0;
-    double t0 = clock_now();
-    int D = f->feat_dim, NL = f->n_logits, classes = unit_runner_model(s->ur, j)->cfg.class_num, rc = 0;
-    int64_t N = jb->num_images, correct = 0;
-    fstats fs;
-    isc_acc tf, adm;
-    int tf_ok = N >= 10;
-    if ((rc = fstats_init(&fs, D)) != 0) return rc;
-    if (tf_ok && (rc = isc_acc_init_tf(&tf, NL, N, 10, 1, 2020)) != 0) goto out_fs;
-    if ((rc = isc_acc_init_adm(&adm, NL, N, 5000)) != 0) goto out_tf;
-    npy_array ref_feat = {0};
-    int have_ref_feat = jb->reference[0] && npz_read(&ref_feat, jb->reference, "features") == 0;
-    float *gen_feat = have_ref_feat ? malloc(sizeof(float) * (size_t)N * D) : NULL;
-    for (int u = 0; !rc && u < job_units(jb); u++) {
-        char path[JOB_PATH_MAX + 64];
-        folder_shard_path(path, sizeof path, jb, u);
-        st_file st;
-        const float *feat, *logits;
-        int B = job_unit_count(jb, u);
-        if ((rc = st_open(&st, path)) != 0) break;
-        const st_tensor *lab = st_find(&st, "label");
-        if ((rc = st_get_f32(&st, "feat", 2, (int64_t[]){B, D}, &feat)) == 0 &&
-            (rc = st_get_f32(&st, "logits", 2, (int64_t[]){B, NL}, &logits)) == 0) {
-            int64_t first = job_unit_first(jb, u);
-            fstats_add(&fs, feat, B);
-            if (tf_ok) rc = isc_acc_add(&tf, logits, NULL, first, B);
-            if (!rc) rc = isc_acc_add(&adm, logits, NULL, first, B);
-            if (gen_feat) memcpy(gen_feat + (size_t)first * D, feat, sizeof(float) * (size_t)B * D);
-            for (int b = 0; NL == classes && lab && b < B; b++) {
-                int64_t want;
-                memcpy(&want, (const char *)lab->data + 8 * b, 8);
-                int best = 0;
-                for (int k = 1; k < NL; k++)
-                    if (logits[(size_t)b * NL + k] > logits[(size_t)b * NL + best]) best = k;
-                correct += best == want;
-            }
-        }
-        st_close(&st);
-    }
-    if (rc) goto out;
-    m->have = 1;
-    m->n = N;
-    if (tf_ok && (rc = isc_acc_result(&tf, &m->is_mean, &m->is_std)) != 0) goto out;
-    if ((rc = isc_acc_result(&adm, &m->is_adm, NULL)) != 0) goto out;
-    if (NL == classes) {
-        m->have_acc = 1;
-        m->accuracy = (double)correct / (double)N;
-    }
-    if (jb->reference[0]) {
-        npy_array mu = {0}, sg = {0};
-        double *gmu = malloc(sizeof(double) * D), *gsg = malloc(sizeof(double) * (size_t)D * D);
-        if (!gmu || !gsg) rc = disa_err(DISA_ENOMEM, "out of memory for %d-d statistics", D);
-        if (!rc) rc = npz_read(&mu, jb->reference, "mu");
-        if (!rc) rc = npz_read(&sg, jb->reference, "sigma");
-        if (!rc && (mu.dtype != NPY_F64 || sg.dtype != NPY_F64 || mu.nbytes != sizeof(double) * D ||
-                    sg.nbytes != sizeof(double) * (size_t)D * D))
-            rc = disa_err(DISA_ESHAPE, "%s: mu/sigma must be float64 of %d and %dx%d (the feature net's size)",
-                          jb->reference, D, D, D);
-        if (!rc) rc = fstats_mu_sigma(&fs, gmu, gsg);
-        if (!rc) rc = fid_eig(&m->fid, gmu, gsg, mu.data, sg.data, D);
-        fid_sqrtm_info info;
-        if (!rc) rc = fid_sqrtm(&m->fid_sqrtm, &info, gmu, gsg, mu.data, sg.data, D, 1e-6);
-        m->have_fid = rc == 0;
-        npy_free(&mu);
-        npy_free(&sg);
-        free(gmu);
-        free(gsg);
-        if (!rc && gen_feat && ref_feat.dtype == NPY_F32 && ref_feat.ndim == 2 && ref_feat.shape[1] == D &&
-            ref_feat.shape[0] > 3 && N > 3) {
-            rc = prc_compute(&m->precision, &m->recall, ref_feat.data, ref_feat.shape[0], gen_feat, N, D, 3);
-            m->have_prc = rc == 0;
-        }
-    }
-out:
-    free(gen_feat);
-    npy_free(&ref_feat);
-    isc_acc_free(&adm);
-out_tf:
-    if (tf_ok) isc_acc_free(&tf);
-out_fs:
-    fstats_free(&fs);
-    m->seconds = clock_now() - t0;
-    return rc;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -692,7 +595,7 @@ static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup
         int done = s.ledgers[j].n_done == job_units(&jobs->jobs[j]);
         complete &= done;
         // Metrics cover the whole job, so only a complete one gets them.
-        if (done && !s.fatal && compute_metrics(&s, j, &mt) != 0) {
+        if (done && !s.fatal && score_job(&mt, &jobs->jobs[j], unit_runner_featnet(ur, j), unit_runner_model(ur, j)->cfg.class_num) != 0) {
             LOG(LOG_ERROR, "%s: metrics: %s", jobs->jobs[j].name, disa_errmsg());
             s.fatal = 1;
         }

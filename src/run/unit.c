@@ -6,7 +6,7 @@
 #include "disa/err.h"
 #include "disa/folder.h"
 #include "disa/image.h"
-#include "disa/npy.h"
+#include "disa/refstats.h"
 #include "disa/safetensors.h"
 
 #include <stdio.h>
@@ -34,22 +34,6 @@ static int image_geometry(const mar_config *c, const vae_model *v, int *H, int *
 
 void unit_runner_geometry(const unit_runner *ur, int j, int *H, int *W, int *C) {
     image_geometry(&unit_runner_model(ur, j)->cfg, unit_runner_vae(ur, j), H, W, C);
-}
-
-// Reference statistics are used only when the run ends; a damaged or mismatched file
-// must stop the run before the sampling, not after it (found by tests/bad_inputs.md).
-// Same checks and message as the metrics step.
-static int check_reference(const char *path, int D) {
-    npy_array mu = {0}, sg = {0};
-    int rc = npz_read(&mu, path, "mu");
-    if (!rc) rc = npz_read(&sg, path, "sigma");
-    if (!rc && (mu.dtype != NPY_F64 || sg.dtype != NPY_F64 || mu.nbytes != sizeof(double) * D ||
-                sg.nbytes != sizeof(double) * (size_t)D * D))
-        rc = disa_err(DISA_ESHAPE, "%s: mu/sigma must be float64 of %d and %dx%d (the feature net's size)", path,
-                      D, D, D);
-    npy_free(&mu);
-    npy_free(&sg);
-    return rc;
 }
 
 int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
@@ -102,7 +86,9 @@ int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
                 }
             if (ur->feat_owner[j] == j && (rc = featnet_open(&ur->feat[j], jb->features)) != 0) return rc;
             const featnet *f = &ur->feat[ur->feat_owner[j]];
-            if (rank == 0 && jb->reference[0] && (rc = check_reference(jb->reference, f->feat_dim)) != 0) return rc;
+            // Reference statistics are used only when the run ends; a damaged or mismatched
+            // file must stop the run before the sampling, not after it.
+            if (rank == 0 && jb->reference[0] && (rc = refstats_check(jb->reference, f->feat_dim)) != 0) return rc;
             if ((size_t)jb->eval_bsz * f->feat_dim > max_f) max_f = (size_t)jb->eval_bsz * f->feat_dim;
             if ((size_t)jb->eval_bsz * f->n_logits > max_l) max_l = (size_t)jb->eval_bsz * f->n_logits;
         }

@@ -9,8 +9,10 @@
 
 #include "disa/err.h"
 #include "disa/idx.h"
+#include "disa/image.h"
 #include "disa/metrics.h"
 #include "disa/mt19937.h"
+#include "disa/refstats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -206,6 +208,44 @@ static void test_prc_hand_made(void **state) {
 }
 
 // ----------------------------------------------------------------------------
+// reference statistics files: one dtype policy (float64, or float32 widened exactly)
+
+static void test_refstats_dtypes(void **state) {
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof path, "%s/disa-test-ref-%d.npz", tmp_root(), (int)getpid());
+    const double mu64[2] = {0.1, -2.5}, sg64[4] = {1.0, 0.25, 0.25, 3.0};
+    const float mu32[2] = {0.1f, -2.5f}, sg32[4] = {1.0f, 0.25f, 0.25f, 3.0f};
+    const int64_t mui[2] = {1, 2};
+    double *mu, *sigma;
+    // float64 as written by refstats_write, read back bit for bit.
+    assert_int_equal(refstats_write(path, mu64, sg64, 2, 7, NULL, NULL, 0), 0);
+    assert_int_equal(refstats_read(path, 2, &mu, &sigma), 0);
+    assert_true(mu[0] == 0.1 && mu[1] == -2.5 && sigma[1] == 0.25 && sigma[3] == 3.0);
+    free(mu);
+    free(sigma);
+    assert_int_equal(refstats_read(path, 3, &mu, &sigma), DISA_ESHAPE);  // another feature width
+    assert_non_null(strstr(disa_errmsg(), "'mu' must be a vector of size 3"));
+    assert_null(mu);
+    // float32 widened: the float32 values exactly, not the decimal ones.
+    npz_entry e[2] = {{.name = "mu", .dtype = NPY_F32, .ndim = 1, .shape = {2}, .data = mu32},
+                      {.name = "sigma", .dtype = NPY_F32, .ndim = 2, .shape = {2, 2}, .data = sg32}};
+    assert_int_equal(npz_write(path, e, 2), 0);
+    assert_int_equal(refstats_read(path, 2, &mu, &sigma), 0);
+    assert_true(mu[0] == (double)0.1f && mu[0] != 0.1 && sigma[3] == 3.0);
+    free(mu);
+    free(sigma);
+    assert_int_equal(refstats_check(path, 2), 0);
+    // Integers are refused, naming the array.
+    e[0].dtype = NPY_I64;
+    e[0].data = mui;
+    assert_int_equal(npz_write(path, e, 2), 0);
+    assert_int_equal(refstats_check(path, 2), DISA_EFORMAT);
+    assert_non_null(strstr(disa_errmsg(), "'mu' must be float32 or float64"));
+    unlink(path);
+}
+
+// ----------------------------------------------------------------------------
 // IDX and the sequential CNN config
 
 static void test_idx(void **state) {
@@ -270,6 +310,7 @@ int main(void) {
         cmocka_unit_test(test_stats_merge_equals_oneshot), cmocka_unit_test(test_fid_self_zero),
         cmocka_unit_test(test_isc_edges),        cmocka_unit_test(test_prc_hand_made),
         cmocka_unit_test(test_idx),              cmocka_unit_test(test_seqcnn_config),
+        cmocka_unit_test(test_refstats_dtypes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
