@@ -40,6 +40,7 @@
 #include "disa/safetensors.h"
 #include "disa/sampler.h"
 #include "disa/score.h"
+#include "disa/summary.h"
 #include "disa/unit.h"
 #include "disa/vae.h"
 
@@ -338,159 +339,6 @@ static int gen_worker(unit_runner *ur) {
 // ----------------------------------------------------------------------------
 // rank 0: metrics and summary
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *v, int n, double q) {
-    if (n == 0) return 0;
-    double pos = q * (n - 1);
-    int lo = (int)pos;
-    return lo + 1 < n ? v[lo] + (pos - lo) * (v[lo + 1] - v[lo]) : v[lo];
-}
-
-// summary.json for job j plus one table row on stdout.
-// One row of the comparison table a sweep ends with.
-typedef struct job_row {
-    double s_img, img_s, steps, flops;  // compute s/image, images/s, NFE/token, model FLOPs/image
-    int have;
-} job_row;
-
-static int summarize(sched *s, int j, const job_metrics *mt, job_row *row) {
-    const job *jb = &s->jobs->jobs[j];
-    int size = s->size, n = 0, images = 0, units = 0;
-    double first_start = 1e300, last_done = 0;
-    for (int k = 0; k < s->n_reports; k++) units += s->reports[k].job == j;
-    double *per = malloc(sizeof(double) * (size_t)(s->n_reports + 1));
-    double ph[8] = {0};
-    double steps_rows = 0, tokens = 0, flops = 0, busy = 0;
-    int *seen = calloc((size_t)size, sizeof(int));
-    double *rank_img = calloc((size_t)size, sizeof(double)), *rank_t = calloc((size_t)size, sizeof(double));
-    double *rank_idle = calloc((size_t)size, sizeof(double));
-    uint64_t *rank_hwm = calloc((size_t)size, sizeof(uint64_t)), *rank_pss = calloc((size_t)size, sizeof(uint64_t));
-    if (!rank_hwm || !rank_pss) return disa_err(DISA_ENOMEM, "out of memory");
-    if (!per || !seen || !rank_img || !rank_t || !rank_idle) return disa_err(DISA_ENOMEM, "out of memory");
-    for (int k = 0; k < s->n_reports; k++) {
-        const unit_report *r = &s->reports[k];
-        if (r->job != j) continue;
-        images += r->count;
-        ph[0] += r->t_transformer;
-        ph[1] += r->t_head;
-        ph[2] += r->t_decode;
-        ph[3] += r->t_features;
-        ph[4] += r->t_io;
-        ph[5] += r->t_idle;
-        ph[6] += r->t_other;
-        busy += r->t_total;
-        steps_rows += (double)r->head_row_steps;
-        tokens += (double)r->tokens;
-        flops += (double)(r->flops_transformer + r->flops_head + r->flops_decode);
-        rank_img[r->rank] += r->count;
-        rank_t[r->rank] += r->t_total;
-        rank_idle[r->rank] += r->t_idle;
-        if (r->t_done - r->t_total < first_start) first_start = r->t_done - r->t_total;
-        if (r->t_done > last_done) last_done = r->t_done;
-        if (r->rss_peak_kb > rank_hwm[r->rank]) rank_hwm[r->rank] = r->rss_peak_kb;
-        if (r->pss_kb > rank_pss[r->rank]) rank_pss[r->rank] = r->pss_kb;
-        // The first unit of each rank pays for warm-up (page faults, thread start), as the
-        // first batch does in the official evaluation: keep it out of the per-image times.
-        if (seen[r->rank]++ == 0 && units > 2 * size) continue;
-        per[n++] = r->t_total / r->count;
-    }
-    qsort(per, (size_t)n, sizeof(double), cmp_double);
-    // Wall time of this job: from its first unit's start to its last unit's report (jobs
-    // of one run overlap, so the run's wall time would not tell them apart).
-    double wall = last_done > first_start ? last_done - first_start : 0;
-    double mean = 0;
-    for (int k = 0; k < n; k++) mean += per[k];
-    mean = n ? mean / n : 0;
-    char path[JOB_PATH_MAX + 32], tmp[JOB_PATH_MAX + 40], ps[512];
-    snprintf(path, sizeof path, "%s/summary.json", jb->output_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return disa_err(DISA_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    fprintf(f, "{\n  \"job\": \"%s\",\n  \"output_dir\": \"%s\",\n  \"sampling\": \"%s\",\n", jb->name, jb->output_dir,
-            sample_params_str(&jb->p, ps, sizeof ps));
-    int images_done = 0;  // exact: the last unit may be shorter than eval_bsz
-    for (int u = 0; u < job_units(jb); u++)
-        if (s->ledgers[j].done[u]) images_done += job_unit_count(jb, u);
-    fprintf(f, "  \"images_total\": %d,\n  \"images_done\": %d,\n  \"images_this_run\": %d,\n", jb->num_images,
-            images_done, images);
-    fprintf(f, "  \"world_size\": %d,\n  \"blas_core\": \"%s\",\n  \"blas_threads\": %d,\n  \"wall_s\": %.3f,\n"
-            "  \"images_per_s\": %.4f,\n", size, blas_corename(), blas_get_threads(), wall, wall > 0 ? images / wall : 0);
-    fprintf(f, "  \"s_per_image\": {\"mean\": %.6f, \"p50\": %.6f, \"p95\": %.6f, \"units\": %d},\n", mean,
-            pct(per, n, 0.5), pct(per, n, 0.95), n);
-    fprintf(f, "  \"phases_s\": {\"transformer\": %.3f, \"diffusion_head\": %.3f, \"decode\": %.3f, \"features\": %.3f, "
-            "\"io\": %.3f, \"idle\": %.3f, \"other\": %.3f},\n", ph[0], ph[1], ph[2], ph[3], ph[4], ph[5], ph[6]);
-    fprintf(f, "  \"mean_diffusion_steps_per_token\": %.4f,\n  \"flops\": %.6e,\n  \"gflops_per_busy_s\": %.2f,\n",
-            tokens > 0 ? steps_rows / tokens : 0, flops, busy > 0 ? flops / busy / 1e9 : 0);
-    if (mt->have) {
-        fprintf(f, "  \"metrics\": {\"images\": %lld, \"feature_net\": \"%s\", \"IS\": %.6f, \"IS_std\": %.6f, "
-                "\"IS_adm\": %.6f", (long long)mt->n, jb->features, mt->is_mean, mt->is_std, mt->is_adm);
-        if (mt->have_fid)
-            fprintf(f, ", \"FID\": %.6f, \"FID_sqrtm\": %.6f, \"reference\": \"%s\"", mt->fid, mt->fid_sqrtm,
-                    jb->reference);
-        if (mt->have_prc) fprintf(f, ", \"precision\": %.6f, \"recall\": %.6f", mt->precision, mt->recall);
-        if (mt->have_acc) fprintf(f, ", \"class_accuracy\": %.6f", mt->accuracy);
-        fprintf(f, ", \"seconds\": %.3f},\n", mt->seconds);
-    }
-    fprintf(f, "  \"ranks\": [");
-    for (int r = 0; r < size; r++)
-        fprintf(f, "%s\n    {\"rank\": %d, \"images\": %.0f, \"busy_s\": %.3f, \"images_per_busy_s\": %.4f, \"idle_s\": %.4f, "
-                "\"rss_peak_mib\": %.1f, \"pss_mib\": %.1f}",
-                r ? "," : "", r, rank_img[r], rank_t[r], rank_t[r] > 0 ? rank_img[r] / rank_t[r] : 0, rank_idle[r],
-                rank_hwm[r] / 1024.0, rank_pss[r] / 1024.0);
-    fprintf(f, "\n  ]\n}\n");
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) return disa_err(DISA_EIO, "%s: write failed", path);
-    if (!s->o->quiet) {
-        printf("%-28s %7d %8.1f %8.3f %9.4f %9.4f %9.4f %7.2f %8.1f %7.1f %7.1f %7.1f %6.1f %6.2f\n", jb->name, images,
-               wall, wall > 0 ? images / wall : 0, mean, pct(per, n, 0.5), pct(per, n, 0.95), tokens > 0 ? steps_rows / tokens : 0,
-               busy > 0 ? flops / busy / 1e9 : 0, ph[0], ph[1], ph[2], ph[4], ph[5]);
-        if (mt->have) {
-            printf("%-28s metrics over %lld images:", " ", (long long)mt->n);
-            if (mt->have_fid) printf(" FID %.4f (sqrtm %.4f)", mt->fid, mt->fid_sqrtm);
-            printf(" IS %.4f +- %.4f (ADM %.4f)", mt->is_mean, mt->is_std, mt->is_adm);
-            if (mt->have_prc) printf(" precision %.4f recall %.4f", mt->precision, mt->recall);
-            if (mt->have_acc) printf(" class accuracy %.2f%%", 100 * mt->accuracy);
-            printf("\n");
-        }
-    }
-    row->have = n > 0;
-    row->s_img = mean;
-    row->img_s = wall > 0 ? images / wall : 0;
-    row->steps = tokens > 0 ? steps_rows / tokens : 0;
-    free(per);
-    free(seen);
-    free(rank_img);
-    free(rank_t);
-    free(rank_idle);
-    free(rank_hwm);
-    free(rank_pss);
-    return 0;
-}
-
-// A sweep's variants side by side. Speedups are against the first job: measured from the
-// compute seconds per image (the same model and K make that a fair ratio), predicted from
-// the FLOP model (include/disa/flops.h) of sampling and decoding one image.
-static void print_comparison(const job_list *jobs, const job_metrics *mt, const job_row *row) {
-    printf("\ncomparison (speedup against %s):\n", jobs->jobs[0].name);
-    printf("%-28s %9s %9s %11s %10s %10s %9s %16s %16s\n", "variant", "s/image", "images/s", "steps/token", "FID",
-           "class acc", "IS", "speedup measured", "FLOP-predicted");
-    for (int j = 0; j < jobs->n; j++) {
-        char fid[32] = "-", acc[32] = "-", is[32] = "-", sm[32] = "-", sp[32] = "-";
-        if (mt[j].have_fid) snprintf(fid, sizeof fid, "%.3f", mt[j].fid);
-        if (mt[j].have_acc) snprintf(acc, sizeof acc, "%.2f%%", 100 * mt[j].accuracy);
-        if (mt[j].have) snprintf(is, sizeof is, "%.3f", mt[j].is_mean);
-        if (row[0].have && row[j].have && row[j].s_img > 0) snprintf(sm, sizeof sm, "%.2fx", row[0].s_img / row[j].s_img);
-        if (row[0].flops > 0 && row[j].flops > 0) snprintf(sp, sizeof sp, "%.2fx", row[0].flops / row[j].flops);
-        printf("%-28s %9.4f %9.3f %11.2f %10s %10s %9s %16s %16s\n", jobs->jobs[j].name, row[j].s_img, row[j].img_s,
-               row[j].steps, fid, acc, is, sm, sp);
-    }
-}
-
 static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup_failed, int *status) {
     const job_list *jobs = ur->jobs;
     sched s;
@@ -577,10 +425,7 @@ static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup
     }
     double wall = clock_now() - s.t_start;
     progress(&s, 1);
-    if (!o->quiet) {
-        printf("\n%-28s %7s %8s %8s %9s %9s %9s %7s %8s %7s %7s %7s %6s %6s\n", "job", "images", "wall s", "img/s",
-               "s/img", "p50", "p95", "steps", "GFLOPS", "transf", "head", "decode", "io", "idle");
-    }
+    if (!o->quiet) summary_print_header();
     int complete = 1;
     job_metrics *mts = calloc((size_t)jobs->n, sizeof(job_metrics));
     job_row *rows = calloc((size_t)jobs->n, sizeof(job_row));
@@ -599,7 +444,8 @@ static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup
             LOG(LOG_ERROR, "%s: metrics: %s", jobs->jobs[j].name, disa_errmsg());
             s.fatal = 1;
         }
-        if (summarize(&s, j, &mt, &rows[j]) != 0) LOG(LOG_ERROR, "%s", disa_errmsg());
+        if (summary_job(&rows[j], &jobs->jobs[j], j, s.reports, s.n_reports, &s.ledgers[j], &mt, size, o->quiet) != 0)
+            LOG(LOG_ERROR, "%s", disa_errmsg());
         mts[j] = mt;
         flops_image fi;
         const job *jb = &jobs->jobs[j];
@@ -607,7 +453,7 @@ static int gen_scheduler(unit_runner *ur, int size, const gen_opts *o, int setup
                             0) == 0)
             rows[j].flops = fi.total;
     }
-    if (jobs->n > 1 && !o->quiet) print_comparison(jobs, mts, rows);
+    if (jobs->n > 1 && !o->quiet) summary_print_comparison(jobs, mts, rows);
     free(mts);
     free(rows);
     if (s.fatal) {

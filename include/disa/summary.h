@@ -1,0 +1,36 @@
+// summary.h: what a run reports when it ends: per job <output_dir>/summary.json and one
+// row of the table rank 0 prints, and for several jobs (a sweep) the comparison table.
+//
+// The timings come from the unit reports of this invocation (a resumed run times only
+// the units it computed); images_done counts every unit the ledger holds.
+#ifndef DISA_SUMMARY_H
+#define DISA_SUMMARY_H
+
+#include "disa/job.h"
+#include "disa/ledger.h"
+#include "disa/score.h"
+#include "disa/unit.h"
+
+// Where a unit's seconds went (unit_report); summary.json names them phases_s.*.
+typedef enum {
+    PHASE_TRANSFORMER, PHASE_HEAD, PHASE_DECODE, PHASE_FEATURES, PHASE_IO, PHASE_IDLE, PHASE_OTHER, PHASE_COUNT
+} phase;
+const char *phase_name(phase p);  // "transformer", "diffusion_head", "decode", ...
+
+// One row of the comparison table a sweep ends with.
+typedef struct job_row {
+    double s_img, img_s, steps, flops;  // compute s/image, images/s, NFE/token, model FLOPs/image
+    int have;                           // s_img was measured (some unit of the job ran)
+} job_row;
+
+// The header line of the per-job table (stdout).
+void summary_print_header(void);
+// Job jb's summary.json (written atomically) from the reports[n_reports] of this run
+// that belong to job index j, the ledger l and the metrics mt; one table row on stdout
+// unless quiet. Fills row (all but row->flops). DISA_EIO or DISA_ENOMEM naming the file.
+int summary_job(job_row *row, const job *jb, int j, const unit_report *reports, int n_reports, const ledger *l,
+                const job_metrics *mt, int world_size, int quiet);
+// A sweep's jobs side by side, speedups against the first (stdout).
+void summary_print_comparison(const job_list *jobs, const job_metrics *mt, const job_row *row);
+
+#endif
