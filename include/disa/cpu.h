@@ -1,4 +1,4 @@
-// cpu.h: CPU features and the OpenBLAS core-type fix.
+// cpu.h: CPU features, the OpenBLAS core-type fix and the default thread count.
 //
 // Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) detects some recent CPUs as a generic core such
 // as "Prescott" and then runs sgemm about 5x slower. OpenBLAS reads OPENBLAS_CORETYPE only
@@ -28,5 +28,10 @@ void cpu_blas_fix(char **argv);
 // One line naming the core in use, the thread count and how the core was chosen
 // ("detected", "set by OPENBLAS_CORETYPE", "forced by disa (detected X)"), into buf.
 const char *cpu_blas_describe(char *buf, int n);
+
+// The BLAS thread count of one rank: SLURM_CPUS_PER_TASK / SRUN_CPUS_PER_TASK when set,
+// else the CPUs this process may run on when that is fewer than the online CPUs (a
+// binding gave each rank its own set), else online CPUs / ranks on this node; at least 1.
+int cpu_default_threads(int ranks_on_node);
 
 #endif

@@ -1,8 +1,8 @@
-// gen.h: the distributed generator behind disa-gen (MPI; only src/mpi and src/cli
-// include <mpi.h>).
+// gen.h: the distributed generator behind disa-gen (src/mpi).
 //
 // Rank 0 plans every job (units = fixed index ranges of eval_bsz images), keeps the
-// resume ledger and also generates; workers ask for units and report each finished one.
+// resume ledger and also generates (sched.c); the other ranks ask for units and report
+// each finished one (worker.c). What a unit is and does needs no MPI (src/run).
 #ifndef DISA_GEN_H
 #define DISA_GEN_H
 #include <stdint.h>
@@ -26,10 +26,5 @@ int gen_run(const job_list *jobs, const gen_opts *o);
 
 // Request a graceful stop (async-signal-safe).
 void gen_request_stop(int sig);
-
-// The BLAS thread rule: SLURM_CPUS_PER_TASK / SRUN_CPUS_PER_TASK when set, else the
-// CPUs this process may run on when that is fewer than the online CPUs (a binding gave
-// each rank its own set), else online CPUs / ranks on this node; at least 1.
-int gen_default_threads(int ranks_on_node);
 
 #endif

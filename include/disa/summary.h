@@ -33,4 +33,12 @@ int summary_job(job_row *row, const job *jb, int j, const unit_report *reports, 
 // A sweep's jobs side by side, speedups against the first (stdout).
 void summary_print_comparison(const job_list *jobs, const job_metrics *mt, const job_row *row);
 
+// What rank 0 reports when the units are done: for every job its metrics (a complete
+// job only, since they cover all its images; none after a fatal error or a failed
+// job's metrics), summary.json and table row, and for several jobs the comparison with
+// the FLOP model's speedups. *complete: every job's ledger holds all its units.
+// Returns 0, or DISA_EIO when some job's metrics failed (logged, naming the job).
+int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const unit_report *reports,
+                int n_reports, int world_size, int quiet, int fatal);
+
 #endif

@@ -1,9 +1,11 @@
-// cpu.c: feature detection and the OpenBLAS core-type re-exec (include/disa/cpu.h).
+// cpu.c: feature detection, the OpenBLAS core-type re-exec and the default thread count
+// (include/disa/cpu.h).
 #include "disa/cpu.h"
 #include "disa/blas.h"
 #include "disa/log.h"
 
 #include <cpuid.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,4 +92,17 @@ const char *cpu_blas_describe(char *buf, int n) {
     else
         snprintf(buf, n, "OpenBLAS core %s, %d threads (detected)", core, blas_get_threads());
     return buf;
+}
+
+int cpu_default_threads(int ranks_on_node) {
+    const char *v = getenv("SRUN_CPUS_PER_TASK");
+    if (!v || atoi(v) < 1) v = getenv("SLURM_CPUS_PER_TASK");
+    if (v && atoi(v) >= 1) return atoi(v);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int mine = online > 0 ? (int)online : 1;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) mine = CPU_COUNT(&set);
+    if (online > 0 && mine < online) return mine > 0 ? mine : 1;
+    int t = mine / (ranks_on_node > 0 ? ranks_on_node : 1);
+    return t > 0 ? t : 1;
 }

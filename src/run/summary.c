@@ -3,6 +3,8 @@
 #include "disa/summary.h"
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/flops.h"
+#include "disa/log.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -298,4 +300,43 @@ void summary_print_comparison(const job_list *jobs, const job_metrics *mt, const
         printf("%-28s %9.4f %9.3f %11.2f %10s %10s %9s %16s %16s\n", jobs->jobs[j].name, row[j].s_img, row[j].img_s,
                row[j].steps, fid, acc, is, sm, sp);
     }
+}
+
+// ----------------------------------------------------------------------------
+// the end of a run
+
+int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const unit_report *reports,
+                int n_reports, int world_size, int quiet, int fatal) {
+    const job_list *jobs = ur->jobs;
+    *complete = 1;
+    if (!quiet) summary_print_header();
+    job_metrics *mts = calloc((size_t)jobs->n, sizeof(job_metrics));
+    job_row *rows = calloc((size_t)jobs->n, sizeof(job_row));
+    if (!mts || !rows) {
+        free(mts);
+        free(rows);
+        return disa_err(DISA_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    for (int j = 0; j < jobs->n; j++) {
+        const job *jb = &jobs->jobs[j];
+        const vae_model *v = unit_runner_vae(ur, j);
+        int done = ledgers[j].n_done == job_units(jb);
+        *complete &= done;
+        // Metrics cover the whole job, so only a complete one gets them.
+        if (done && !fatal && !rc &&
+            score_job(&mts[j], jb, unit_runner_featnet(ur, j), unit_runner_model(ur, j)->cfg.class_num) != 0) {
+            LOG(LOG_ERROR, "%s: metrics: %s", jb->name, disa_errmsg());
+            rc = DISA_EIO;
+        }
+        if (summary_job(&rows[j], jb, j, reports, n_reports, &ledgers[j], &mts[j], world_size, quiet) != 0)
+            LOG(LOG_ERROR, "%s", disa_errmsg());
+        flops_image fi;
+        if (flops_per_image(&fi, &unit_runner_model(ur, j)->cfg, &jb->p, jb->eval_bsz, v ? &v->cfg : NULL, 0) == 0)
+            rows[j].flops = fi.total;
+    }
+    if (jobs->n > 1 && !quiet) summary_print_comparison(jobs, mts, rows);
+    free(mts);
+    free(rows);
+    return rc;
 }

@@ -1,0 +1,331 @@
+// sched.c: rank 0 of disa-gen: the queue of units, the ledger, the answers to the
+// workers (msg.h), the watchdog; it also generates units itself (include/disa/gen.h).
+//
+// Polling order of rank 0. While the queue has a unit, rank 0 runs it; the sampler's
+// poll hook (after every transformer block and diffusion step) answers every pending
+// message, so a worker waits at most one block for its next unit. With the queue empty
+// it probes for messages (running the watchdog between probes, 2 ms apart) until every
+// worker said BYE. Units a departing worker held come back to the queue.
+//
+// Why no unit is lost or duplicated. A unit enters the ledger only when rank 0 holds
+// its DONE report (the worker wrote and fsync'd its PNGs and shard before sending it)
+// or finished it itself; the ledger line is fsync'd before the unit counts. Any other
+// unit, assigned or not, is absent from the ledger and is computed by the next run.
+// PNGs and shards are written under temporary names and renamed, so a half-written file
+// never carries a final name, and rewriting a unit replaces its files whole; on resume
+// every unit of the ledger is verified (folder.h) before it counts. Each unit is queued
+// once per run: requeued only when the worker holding it said BYE without its DONE.
+// Message matching at exit is argued in worker.c.
+#include "sched.h"
+#include "msg.h"
+
+#include "disa/clock.h"
+#include "disa/cpu.h"
+#include "disa/err.h"
+#include "disa/folder.h"
+#include "disa/ledger.h"
+#include "disa/log.h"
+#include "disa/progress.h"
+#include "disa/summary.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct unit_ref {
+    int job, unit;  // -1, -1: none
+} unit_ref;
+
+typedef struct sched {
+    unit_runner *ur;
+    const job_list *jobs;
+    const gen_opts *o;
+    int size;
+    ledger *ledgers;        // [n jobs]
+    unit_ref *queue;        // [queue_cap] units to do, in order; [queue_next, queue_len) remain
+    int queue_len, queue_next;
+    int active_workers;     // workers that have not said BYE
+    unsigned char *bye;     // [size] BYE received
+    unsigned char *aborted; // [size] ABORT sent
+    unit_ref (*held)[2];    // [size] units assigned to each worker: one running, one prefetched
+    double *last_heard;     // [size] when each worker's last message arrived
+    double slowest_unit;    // longest t_total of a finished unit, for the watchdog
+    int shutdown;           // no more units are handed out
+    int fatal;              // a unit could not be recorded, or metrics failed
+    unit_report *reports;   // finished units of this invocation
+    int n_reports, cap_reports;
+    progress prog;
+} sched;
+
+// ----------------------------------------------------------------------------
+// bookkeeping
+
+static void queue_push(sched *s, unit_ref u) { s->queue[s->queue_len++] = u; }
+
+// A finished unit: ledger line (fsync'd), report kept for the summary, progress.
+static int record(sched *s, const unit_report *r) {
+    const job *jb = &s->jobs->jobs[r->job];
+    int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
+    if (rc) return rc;
+    if (s->n_reports == s->cap_reports) {
+        int cap = s->cap_reports ? 2 * s->cap_reports : 256;
+        unit_report *n = realloc(s->reports, sizeof(unit_report) * (size_t)cap);
+        if (!n) return disa_err(DISA_ENOMEM, "out of memory");
+        s->reports = n;
+        s->cap_reports = cap;
+    }
+    s->reports[s->n_reports] = *r;
+    s->reports[s->n_reports++].t_done = clock_now() - s->prog.t_start;
+    progress_add(&s->prog, r->rank, r->count);
+    return 0;
+}
+
+static void send_empty(int dest, msg_tag tag) {
+    empty_msg m = {0};
+    MPI_Send(&m, sizeof m, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+}
+
+static void begin_shutdown(sched *s) {
+    if (s->shutdown) return;
+    s->shutdown = 1;
+    for (int w = 1; w < s->size; w++)
+        if (!s->bye[w] && !s->aborted[w]) {
+            send_empty(w, TAG_ABORT);
+            s->aborted[w] = 1;
+        }
+}
+
+static void record_or_stop(sched *s, const unit_report *r) {
+    if (record(s, r) == 0) return;
+    LOG(LOG_ERROR, "%s", disa_errmsg());
+    s->fatal = 1;
+    begin_shutdown(s);
+}
+
+// ----------------------------------------------------------------------------
+// messages
+
+static void on_request(sched *s, int src) {
+    empty_msg m;
+    MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    reply_msg rep = {REPLY_STOP, 0, 0, 0};
+    if (!s->shutdown && s->queue_next < s->queue_len) {
+        unit_ref u = s->queue[s->queue_next++];
+        rep = (reply_msg){REPLY_ASSIGN, u.job, u.unit, 0};
+        unit_ref *h = s->held[src];
+        h[h[0].unit < 0 ? 0 : 1] = u;  // a worker holds at most two: one running, one prefetched
+    }
+    MPI_Send(&rep, sizeof rep, MPI_BYTE, src, TAG_REPLY, MPI_COMM_WORLD);
+}
+
+static void on_done(sched *s, int src) {
+    unit_report r;
+    MPI_Recv(&r, sizeof r, MPI_BYTE, src, TAG_DONE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    unit_ref *h = s->held[src];
+    for (int k = 0; k < 2; k++)
+        if (h[k].job == r.job && h[k].unit == r.unit) h[k] = (unit_ref){-1, -1};
+    if (h[0].unit < 0 && h[1].unit >= 0) {  // keep the pending one in the first slot
+        h[0] = h[1];
+        h[1] = (unit_ref){-1, -1};
+    }
+    if (r.t_total > s->slowest_unit) s->slowest_unit = r.t_total;
+    record_or_stop(s, &r);
+}
+
+static void on_bye(sched *s, int src) {
+    empty_msg m;
+    MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_BYE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    s->bye[src] = 1;
+    s->active_workers--;
+    // Units this worker held but did not finish go back to the queue (it stopped on
+    // its own signal while the run goes on).
+    unit_ref *h = s->held[src];
+    for (int k = 0; k < 2; k++)
+        if (h[k].unit >= 0 && !s->ledgers[h[k].job].done[h[k].unit]) {
+            queue_push(s, h[k]);
+            h[k] = (unit_ref){-1, -1};
+        }
+    send_empty(src, TAG_FIN);
+}
+
+static void handle(sched *s, const MPI_Status *stt) {
+    int src = stt->MPI_SOURCE;
+    s->last_heard[src] = clock_now();
+    switch (stt->MPI_TAG) {
+    case TAG_REQUEST: on_request(s, src); break;
+    case TAG_DONE: on_done(s, src); break;
+    case TAG_BYE: on_bye(s, src); break;
+    default:
+        LOG(LOG_ERROR, "unexpected message tag %d from rank %d", stt->MPI_TAG, src);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+}
+
+// Watchdog. A healthy worker reports every unit it finishes and asks for the next as it
+// starts one, so a worker holding a unit that has said nothing for far longer than any
+// unit took is stuck: a hung node, a frozen process, a network that drops packets
+// without closing the connection. MPI would wait for it forever; rank 0 aborts the job
+// instead, naming the rank, and the ledger lets the next run resume. Automatic limit:
+// 10x the slowest finished unit, at least 600 s, armed once every rank had time to
+// finish a unit (model loading and warm-up make first units slow).
+static void watchdog(sched *s) {
+    double limit = s->o->unit_timeout;
+    if (limit < 0) return;
+    if (limit == 0) {
+        if (s->n_reports < s->size) return;
+        limit = 10 * s->slowest_unit > 600 ? 10 * s->slowest_unit : 600;
+    }
+    double t = clock_now();
+    for (int w = 1; w < s->size; w++) {
+        const unit_ref *h = s->held[w];
+        if (s->bye[w] || h[0].unit < 0 || t - s->last_heard[w] <= limit) continue;
+        LOG(LOG_ERROR, "rank %d has sent nothing for %.0f s while holding unit %d of %s (limit %.0f s); aborting "
+            "the job: run the same command again to resume from the ledger", w, t - s->last_heard[w], h[0].unit,
+            s->jobs->jobs[h[0].job].name, limit);
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+}
+
+// Poll hook of rank 0's own sampling: answer everything pending, then report a stop.
+static int sched_poll(void *ctx) {
+    sched *s = ctx;
+    int flag;
+    MPI_Status stt;
+    for (;;) {
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &stt);
+        if (!flag) break;
+        handle(s, &stt);
+    }
+    watchdog(s);
+    if (gen_stop_requested) begin_shutdown(s);
+    return s->shutdown;
+}
+
+// ----------------------------------------------------------------------------
+// the run
+
+static int sched_init(sched *s, unit_runner *ur, int size, const gen_opts *o) {
+    const job_list *jobs = ur->jobs;
+    memset(s, 0, sizeof *s);
+    s->ur = ur;
+    s->jobs = jobs;
+    s->o = o;
+    s->size = size;
+    s->active_workers = size - 1;
+    int total_units = 0;
+    for (int j = 0; j < jobs->n; j++) total_units += job_units(&jobs->jobs[j]);
+    // Each unit is queued once and requeued at most once per BYE (two held units each).
+    s->queue = malloc(sizeof(unit_ref) * (size_t)(total_units + 2 * size));
+    s->ledgers = calloc((size_t)jobs->n, sizeof(ledger));
+    s->bye = calloc((size_t)size, 1);
+    s->aborted = calloc((size_t)size, 1);
+    s->held = malloc(sizeof(unit_ref[2]) * (size_t)size);
+    s->last_heard = calloc((size_t)size, sizeof(double));
+    int rc = progress_init(&s->prog, size, o->bar, o->progress_every, o->quiet);
+    if (!rc && (!s->queue || !s->ledgers || !s->bye || !s->aborted || !s->held || !s->last_heard))
+        rc = disa_err(DISA_ENOMEM, "out of memory");
+    for (int w = 0; !rc && w < size; w++) {
+        s->held[w][0] = s->held[w][1] = (unit_ref){-1, -1};
+        s->last_heard[w] = clock_now();
+    }
+    return rc;
+}
+
+static void sched_free(sched *s) {
+    for (int j = 0; s->ledgers && j < s->jobs->n; j++)
+        if (s->ledgers[j].done) ledger_close(&s->ledgers[j]);
+    free(s->ledgers);
+    free(s->queue);
+    free(s->bye);
+    free(s->aborted);
+    free(s->held);
+    free(s->last_heard);
+    free(s->reports);
+    progress_free(&s->prog);
+}
+
+// Every job's folder ready (folder.h) and its units not yet in the ledger queued.
+static int plan(sched *s) {
+    const job_list *jobs = s->jobs;
+    for (int j = 0; j < jobs->n; j++) {
+        const job *jb = &jobs->jobs[j];
+        const featnet *f = unit_runner_featnet(s->ur, j);
+        folder_expect e = {.feat_dim = f ? f->feat_dim : 0};
+        unit_runner_geometry(s->ur, j, &e.H, &e.W, &e.C);
+        int rc = folder_prepare(&s->ledgers[j], jb, s->size, s->o->restart, &e);
+        if (rc) return rc;
+        for (int u = 0; u < job_units(jb); u++) {
+            if (s->ledgers[j].done[u]) continue;
+            queue_push(s, (unit_ref){j, u});
+            s->prog.total += job_unit_count(jb, u);
+        }
+    }
+    return 0;
+}
+
+// The loop (see the polling order above).
+static void serve(sched *s) {
+    while (!s->fatal && (s->active_workers > 0 || (!s->shutdown && s->queue_next < s->queue_len))) {
+        if (!s->shutdown && s->queue_next < s->queue_len) {
+            unit_ref u = s->queue[s->queue_next++];
+            unit_report r;
+            int rc = unit_run(s->ur, u.job, u.unit, sched_poll, s, &r);
+            if (rc == DISA_ECANCELED) continue;
+            if (rc) {
+                LOG(LOG_ERROR, "unit %d of %s: %s", u.unit, s->jobs->jobs[u.job].name, disa_errmsg());
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+            record_or_stop(s, &r);
+        } else {
+            // Wait for the next message, but not blindly: the watchdog needs to run while
+            // rank 0 has nothing of its own to compute.
+            MPI_Status stt;
+            int flag = 0;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &stt);
+            if (flag) {
+                handle(s, &stt);
+            } else {
+                watchdog(s);
+                nanosleep(&(struct timespec){0, 2000000}, NULL);  // 2 ms: no busy core
+            }
+        }
+        if (gen_stop_requested) begin_shutdown(s);
+    }
+}
+
+int sched_run(unit_runner *ur, int size, const gen_opts *o, int setup_failed, int *status) {
+    const job_list *jobs = ur->jobs;
+    sched s;
+    int rc = sched_init(&s, ur, size, o);
+    if (!rc && !setup_failed) rc = plan(&s);
+    // Every rank learns whether setup worked before any work starts (HPL's pattern).
+    int ok = !rc && !setup_failed;
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!ok) {
+        if (rc) LOG(LOG_ERROR, "%s", disa_errmsg());
+        *status = rc == DISA_EINVAL ? 2 : 1;
+        goto out;
+    }
+    char blas[512];
+    LOG(LOG_INFO, "%d jobs, %d units (%lld images) to do on %d ranks; %s", jobs->n, s.queue_len,
+        (long long)s.prog.total, size, cpu_blas_describe(blas, sizeof blas));
+    serve(&s);
+    double wall = clock_now() - s.prog.t_start;
+    progress_report(&s.prog, 1);
+    int complete;
+    if (summary_run(&complete, ur, s.ledgers, s.reports, s.n_reports, size, o->quiet, s.fatal) != 0) s.fatal = 1;
+    if (s.fatal) {
+        *status = 1;
+    } else if (!complete) {
+        LOG(LOG_WARN, "stopped%s with %lld of %lld images of this run done; the run is resumable: run the same "
+            "command again", gen_stop_requested ? " by signal" : "", (long long)s.prog.done, (long long)s.prog.total);
+        *status = 0;
+        rc = DISA_ECANCELED;
+    } else {
+        LOG(LOG_INFO, "done: %lld images in %.1f s", (long long)s.prog.done, wall);
+    }
+out:
+    sched_free(&s);
+    return rc;
+}
