@@ -97,4 +97,9 @@ int inception_forward(const inception_model *m, arena *a, float *pool, float *lo
 // C = 4 (RGBA) drops alpha, C = 2 (gray + alpha) drops alpha.
 void inception_hwc_to_chw(uint8_t *out /*[3,H,W]*/, const uint8_t *in /*[H,W,C]*/, int H, int W, int C);
 
+// Write an Inception file with the official tensor names and random weights (dgen,
+// He-uniform convolutions, BatchNorm near identity), for tests and timing where the
+// real weights are absent. Atomic; errors name the path.
+int inception_write_random(const char *out, uint64_t seed);
+
 #endif

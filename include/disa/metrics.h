@@ -54,6 +54,24 @@ int fstats_merge(fstats *dst, const fstats *src);
 int fstats_mu_sigma(const fstats *s, double *mu, double *sigma);
 
 // ----------------------------------------------------------------------------
+// The sums behind the accumulators below, for adding the shares of several processes
+// element by element (an MPI reduction, src/mpi/reduce.c) without reaching into their
+// fields: afterwards the accumulator holds what one process adding every input would,
+// up to the order of the float64 additions (as fstats_merge / isc_acc_merge).
+
+typedef enum { SPAN_F64, SPAN_I64, SPAN_F32, SPAN_KIND_COUNT } span_kind;
+typedef struct metric_span {
+    span_kind kind;
+    void *data;
+    size_t count;   // elements
+    size_t row;     // elements per reduction message (count is a multiple)
+} metric_span;
+
+#define FSTATS_SPANS 3
+// n, sum and sxx of s into out[FSTATS_SPANS].
+void fstats_spans(fstats *s, metric_span *out);
+
+// ----------------------------------------------------------------------------
 // Frechet distance between N(mu1, s1) and N(mu2, s2), d-dimensional, row-major float64.
 
 // torch-fidelity's form (eigenvalues of s1 s2). DISA_ENOMEM, or DISA_EINTERNAL when
@@ -99,6 +117,9 @@ void isc_acc_free(isc_acc *a);
 // DISA_ERANGE for an index outside [0, N).
 int isc_acc_add(isc_acc *a, const float *logits, const int64_t *idx, int64_t first, int n);
 int isc_acc_merge(isc_acc *dst, const isc_acc *src);
+#define ISC_ACC_SPANS 3
+// count, ent and psum of a into out[ISC_ACC_SPANS] (see metric_span above).
+void isc_acc_spans(isc_acc *a, metric_span *out);
 // Mean and population std over the splits (std may be NULL). DISA_ERANGE when some
 // split did not get all its rows (message names it).
 int isc_acc_result(const isc_acc *a, double *mean, double *std);

@@ -21,6 +21,13 @@ typedef struct npy_array {
 size_t npy_header(char *buf, size_t cap, npy_dtype dt, int ndim, const int64_t *shape);
 // Write path.tmp and rename: a crash never leaves a partial file at `path`.
 int npy_write(const char *path, npy_dtype dt, int ndim, const int64_t *shape, const void *data);
+// Bytes of the magic, version, length fields and header dict at the start of buf (at
+// least 12 bytes of it): 0, or DISA_EFORMAT (no message) when buf is not an .npy start.
+int npy_prefix_size(const void *buf, size_t size, size_t *total);
+// Parse the header at the start of buf (which holds at least the whole header): dtype,
+// ndim, shape and nbytes into *a (data NULL), the data's offset into *data_off; for
+// reading the data in pieces (a stream). `label` names it in errors.
+int npy_parse_header(npy_array *a, size_t *data_off, const void *buf, size_t size, const char *label);
 // Parse an in-memory .npy; data copied into a fresh allocation. `label` names it in errors.
 int npy_parse(npy_array *a, const void *buf, size_t size, const char *label);
 int npy_read(npy_array *a, const char *path);

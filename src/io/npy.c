@@ -71,7 +71,21 @@ static const char *dict_value(const char *h, const char *key) {
     return p;
 }
 
-int npy_parse(npy_array *a, const void *buf, size_t size, const char *label) {
+int npy_prefix_size(const void *buf, size_t size, size_t *total) {
+    const unsigned char *b = buf;
+    if (size < 10 || memcmp(b, "\x93NUMPY", 6) != 0) return DISA_EFORMAT;
+    if (b[6] == 1) {
+        *total = 10 + (b[8] | (size_t)b[9] << 8);
+        return 0;
+    }
+    if ((b[6] == 2 || b[6] == 3) && size >= 12) {
+        *total = 12 + (b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24);
+        return 0;
+    }
+    return DISA_EFORMAT;
+}
+
+int npy_parse_header(npy_array *a, size_t *data_off, const void *buf, size_t size, const char *label) {
     memset(a, 0, sizeof *a);
     const unsigned char *b = buf;
     if (size < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
@@ -137,20 +151,27 @@ int npy_parse(npy_array *a, const void *buf, size_t size, const char *label) {
         p = end;
     }
     size_t es = g_npy[a->dtype].size;
-    if (numel > SIZE_MAX / es || numel * es != size - off - hl) {
-        rc = disa_err(DISA_EFORMAT, "%s: shape needs %zu bytes of data, file has %zu", label, numel * es, size - off - hl);
+    if (numel > SIZE_MAX / es) {
+        rc = disa_err(DISA_EFORMAT, "%s: shape overflows", label);
         goto out;
     }
     a->nbytes = numel * es;
-    a->data = malloc(a->nbytes ? a->nbytes : 1);
-    if (!a->data) {
-        rc = disa_err(DISA_ENOMEM, "%s: out of memory for %zu bytes", label, a->nbytes);
-        goto out;
-    }
-    memcpy(a->data, b + off + hl, a->nbytes);
+    *data_off = off + hl;
 out:
     free(h);
     return rc;
+}
+
+int npy_parse(npy_array *a, const void *buf, size_t size, const char *label) {
+    size_t off;
+    int rc = npy_parse_header(a, &off, buf, size, label);
+    if (rc) return rc;
+    if (a->nbytes != size - off)
+        return disa_err(DISA_EFORMAT, "%s: shape needs %zu bytes of data, file has %zu", label, a->nbytes, size - off);
+    a->data = malloc(a->nbytes ? a->nbytes : 1);
+    if (!a->data) return disa_err(DISA_ENOMEM, "%s: out of memory for %zu bytes", label, a->nbytes);
+    memcpy(a->data, (const unsigned char *)buf + off, a->nbytes);
+    return 0;
 }
 
 int npy_read(npy_array *a, const char *path) {

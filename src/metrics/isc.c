@@ -122,6 +122,13 @@ int isc_acc_merge(isc_acc *dst, const isc_acc *src) {
     return 0;
 }
 
+void isc_acc_spans(isc_acc *a, metric_span *out) {
+    size_t sp = (size_t)a->splits, C = (size_t)a->C;
+    out[0] = (metric_span){SPAN_I64, a->count, sp, sp};
+    out[1] = (metric_span){SPAN_F64, a->ent, sp, sp};
+    out[2] = (metric_span){SPAN_F64, a->psum, sp * C, C};
+}
+
 int isc_acc_result(const isc_acc *a, double *mean, double *std) {
     double sum = 0, sq = 0;
     double *score = malloc((size_t)a->splits * sizeof(double));

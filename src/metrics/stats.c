@@ -82,3 +82,10 @@ int fstats_mu_sigma(const fstats *s, double *mu, double *sigma) {
     }
     return 0;
 }
+
+void fstats_spans(fstats *s, metric_span *out) {
+    size_t d = (size_t)s->dim;
+    out[0] = (metric_span){SPAN_I64, &s->n, 1, 1};
+    out[1] = (metric_span){SPAN_F64, s->sum, d, d};
+    out[2] = (metric_span){SPAN_F64, s->sxx, d * d, d};  // row by row: d * d may exceed an int count
+}
