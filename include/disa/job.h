@@ -11,6 +11,9 @@
 #include "disa/sampler.h"
 
 #define JOB_MAX_VARIANTS 32
+#define JOB_MAX_IMAGES 10000000
+// Images per work unit at most: the unit pipeline keeps per-image arrays of this size.
+#define JOB_MAX_EVAL_BSZ 4096
 #define JOB_PATH_MAX 1024
 
 typedef struct job {

@@ -3,6 +3,7 @@
 // [k * N/classes, (k+1) * N/classes)).
 #include "disa/job.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 #include "disa/mar.h"
 
 #include <cJSON.h>
@@ -126,7 +127,6 @@ static int check_file(const char *file, const char *key, const char *path) {
 static int apply_overrides(job *j, const job_override *ov, int n_ov) {
     for (int i = 0; i < n_ov; i++) {
         const char *f = ov[i].flag, *v = ov[i].value;
-        char *end;
         if (in_list(f, k_sampling_keys)) {
             if (sample_params_set(&j->p, f, v) != 0) return DISA_EINVAL;
         } else if (strcmp(f, "output_dir") == 0 || strcmp(f, "model") == 0 || strcmp(f, "vae") == 0 ||
@@ -136,19 +136,12 @@ static int apply_overrides(job *j, const job_override *ov, int n_ov) {
             if (strlen(v) >= JOB_PATH_MAX) return disa_err(DISA_EINVAL, "--%s: path too long", f);
             snprintf(dst, JOB_PATH_MAX, "%s", v);
         } else if (strcmp(f, "num_images") == 0 || strcmp(f, "eval_bsz") == 0) {
-            errno = 0;
-            long x = strtol(v, &end, 10);
-            long hi = f[0] == 'n' ? 10000000 : 4096;
-            if (errno || end == v || *end || x < 1 || x > hi)
-                return disa_err(DISA_EINVAL, "--%s must be an integer in 1..%ld, got '%s'", f, hi, v);
+            long long x;
+            if (flag_int(f, v, 1, f[0] == 'n' ? JOB_MAX_IMAGES : JOB_MAX_EVAL_BSZ, &x) != 0) return DISA_EINVAL;
             if (f[0] == 'n') j->num_images = (int)x;
             else j->eval_bsz = (int)x;
         } else if (strcmp(f, "seed") == 0) {
-            errno = 0;
-            unsigned long long x = strtoull(v, &end, 10);
-            if (errno || end == v || *end || v[0] == '-')
-                return disa_err(DISA_EINVAL, "--seed must be a non-negative integer, got '%s'", v);
-            j->seed = x;
+            if (flag_u64(f, v, &j->seed) != 0) return DISA_EINVAL;
         } else {
             return disa_err(DISA_EINVAL, "unknown flag '--%s'", f);
         }
@@ -231,9 +224,9 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
     if ((rc = get_str(root, "features", base.features, sizeof base.features, path)) < 0) goto out;
     if ((rc = get_str(root, "reference", base.reference, sizeof base.reference, path)) < 0) goto out;
     if ((rc = get_str(root, "output_dir", base.output_dir, sizeof base.output_dir, path)) < 0) goto out;
-    if ((rc = get_int(root, "num_images", 1, 10000000, &v, path)) < 0) goto out;
+    if ((rc = get_int(root, "num_images", 1, JOB_MAX_IMAGES, &v, path)) < 0) goto out;
     if (rc == 0) base.num_images = (int)v;
-    if ((rc = get_int(root, "eval_bsz", 1, 4096, &v, path)) < 0) goto out;
+    if ((rc = get_int(root, "eval_bsz", 1, JOB_MAX_EVAL_BSZ, &v, path)) < 0) goto out;
     if (rc == 0) base.eval_bsz = (int)v;
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(root, "seed");
     if (sd) {

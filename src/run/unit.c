@@ -163,7 +163,7 @@ static int write_features(unit_runner *ur, int j, int u, const int *labels, int 
     featnet *f = &ur->feat[ur->feat_owner[j]];
     int rc = featnet_run(f, ur->feat_buf, ur->logit_buf, ur->pix, B, H, W, C);
     if (rc) return disa_err_wrap(rc, "%s: features of unit %d: ", jb->name, u);
-    int64_t idx[4096], lab[4096];
+    int64_t idx[JOB_MAX_EVAL_BSZ], lab[JOB_MAX_EVAL_BSZ];
     for (int b = 0; b < B; b++) {
         idx[b] = job_unit_first(jb, u) + b;
         lab[b] = labels[b];
@@ -201,8 +201,8 @@ int unit_run(unit_runner *ur, int j, int u, mar_poll_fn poll, void *poll_ctx, un
     sampler *s = &ur->samplers[j];
     s->poll = poll;
     s->poll_ctx = poll_ctx;
-    int labels[4096];
-    uint32_t index[4096];
+    int labels[JOB_MAX_EVAL_BSZ];
+    uint32_t index[JOB_MAX_EVAL_BSZ];
     for (int b = 0; b < B; b++) {
         labels[b] = job_label(jb, first + b, mc->class_num);
         index[b] = (uint32_t)(first + b);

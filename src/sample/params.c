@@ -1,10 +1,9 @@
 // params.c: sampling settings under main_mar.py's flag names, their defaults and checks.
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 #include "disa/sampler.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,30 +39,17 @@ int sample_params_check(const sample_params *p) {
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return disa_err(DISA_EINVAL, "--%s must be an integer in %d..%d, got '%s'", flag, lo, hi, v);
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo && x <= hi))
-        return disa_err(DISA_EINVAL, "--%s must be a number in [%g, %g], got '%s'", flag, lo, hi, v);
-    *out = x;
-    return 0;
+    long long x;
+    int rc = flag_int(flag, v, lo, hi, &x);
+    if (!rc) *out = (int)x;
+    return rc;
 }
 
 int sample_params_set(sample_params *p, const char *flag, const char *v) {
     if (strcmp(flag, "num_iter") == 0) return parse_int(flag, v, 1, 4096, &p->num_iter);
-    if (strcmp(flag, "cfg") == 0) return parse_num(flag, v, 1.0, 100.0, &p->cfg);
+    if (strcmp(flag, "cfg") == 0) return flag_num(flag, v, 1.0, 100.0, &p->cfg);
     if (strcmp(flag, "temperature") == 0) {
-        int rc = parse_num(flag, v, 0.0, 10.0, &p->temperature);
+        int rc = flag_num(flag, v, 0.0, 10.0, &p->temperature);
         if (!rc && p->temperature <= 0) return disa_err(DISA_EINVAL, "--temperature must be > 0, got '%s'", v);
         return rc;
     }

@@ -1,0 +1,32 @@
+// flags.h: the command-line conventions the programs share, and the parsers of flag
+// values that job files and sampling settings use too.
+//
+//   --name value    --name=value (programs that take it)    positional arguments
+//
+// Messages name the flag with its dashes and say what is accepted; the program prefixes
+// its name. Two rules are deliberately kept in one place each: how a flag's value is
+// taken (flag_value: a next argument starting with "--" is, so far, a value too) and
+// what counts as a request for help (flag_is_help).
+#ifndef DISA_FLAGS_H
+#define DISA_FLAGS_H
+#include <stddef.h>
+#include <stdint.h>
+
+// arg as a flag: 1, its name without the dashes (at most n-1 characters) into name and,
+// for "--name=value" when split_eq is set, *value = the text after '=' (else NULL).
+// 0 when arg does not start with "--" (a positional argument).
+int flag_split(const char *arg, int split_eq, char *name, size_t n, const char **value);
+// The value of flag `name` at argv[*i]: *value if "--name=value" gave one, else the next
+// argument (*i advances). DISA_EINVAL "--NAME needs a value" when there is none.
+int flag_value(int argc, char **argv, int *i, const char *name, const char **value);
+// "-h" or "--help".
+int flag_is_help(const char *arg);
+
+// An integer in lo..hi: DISA_EINVAL "--NAME must be an integer in LO..HI, got 'V'".
+int flag_int(const char *name, const char *v, long long lo, long long hi, long long *out);
+// A non-negative 64-bit integer: DISA_EINVAL "--NAME must be a non-negative integer, got 'V'".
+int flag_u64(const char *name, const char *v, uint64_t *out);
+// A number in [lo, hi]: DISA_EINVAL "--NAME must be a number in [LO, HI], got 'V'".
+int flag_num(const char *name, const char *v, double lo, double hi, double *out);
+
+#endif

@@ -1,0 +1,60 @@
+// flags.c: command-line flags and their values (include/disa/flags.h).
+#include "disa/flags.h"
+#include "disa/err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int flag_split(const char *arg, int split_eq, char *name, size_t n, const char **value) {
+    *value = NULL;
+    if (strncmp(arg, "--", 2) != 0) return 0;
+    const char *eq = split_eq ? strchr(arg, '=') : NULL;
+    if (eq) {
+        snprintf(name, n, "%.*s", (int)(eq - arg - 2), arg + 2);
+        *value = eq + 1;
+    } else {
+        snprintf(name, n, "%s", arg + 2);
+    }
+    return 1;
+}
+
+int flag_value(int argc, char **argv, int *i, const char *name, const char **value) {
+    if (*value) return 0;
+    if (*i + 1 >= argc) return disa_err(DISA_EINVAL, "--%s needs a value", name);
+    *value = argv[++*i];
+    return 0;
+}
+
+int flag_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
+
+int flag_int(const char *name, const char *v, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return disa_err(DISA_EINVAL, "--%s must be an integer in %lld..%lld, got '%s'", name, lo, hi, v);
+    *out = x;
+    return 0;
+}
+
+int flag_u64(const char *name, const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        return disa_err(DISA_EINVAL, "--%s must be a non-negative integer, got '%s'", name, v);
+    *out = x;
+    return 0;
+}
+
+int flag_num(const char *name, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi))
+        return disa_err(DISA_EINVAL, "--%s must be a number in [%g, %g], got '%s'", name, lo, hi, v);
+    *out = x;
+    return 0;
+}
