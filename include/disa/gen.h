@@ -19,6 +19,11 @@ typedef struct gen_opts {
     int quiet;
 } gen_opts;
 
+// Rank 0 parses and validates (status 0, or the exit status of a bad command line); every
+// rank learns the verdict, and when it is 0 rank 0's options, log level and jobs
+// (HPL's pattern). Collective; returns the verdict.
+int gen_share(job_list *jobs, gen_opts *o, int status);
+
 // Run every job of `jobs` (the same list on every rank). Collective over
 // MPI_COMM_WORLD. Returns 0 when all images exist, DISA_ECANCELED after a graceful stop
 // (signal; the run is resumable), another code on failure (message already logged).

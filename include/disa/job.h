@@ -49,6 +49,13 @@ typedef struct job_override {
 int job_load(job_list *out, const char *path, const job_override *ov, int n_ov);
 void job_list_free(job_list *l);
 
+// Keep only the variants named `variant` (a SLURM array task runs one of them); the
+// others are freed. DISA_ENOTFOUND listing the variant names when none matches.
+int job_list_keep_variant(job_list *l, const char *variant);
+// Two jobs writing one folder would overwrite each other's images and ledger:
+// DISA_EINVAL naming both.
+int job_list_check_outputs(const job_list *l);
+
 // True when `flag` is one disa-gen accepts as a job override.
 int job_is_override_flag(const char *flag);
 

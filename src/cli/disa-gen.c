@@ -11,11 +11,12 @@
 // files (nothing written), 1 other failures.
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 #include "disa/gen.h"
 #include "disa/job.h"
 #include "disa/log.h"
+#include "disa/world.h"
 
-#include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,29 +34,57 @@ static void usage(void) {
             "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n");
 }
 
+// --progress bar|lines|S and --unit_timeout auto|off|S into o; 2 after a message.
+static int parse_mode_flag(gen_opts *o, const char *flag, const char *val) {
+    char *end;
+    if (strcmp(flag, "progress") == 0) {
+        // "bar": a live bar even when stderr is not a terminal (mpirun forwards it
+        // through a pipe); "lines": plain lines; a number: seconds between lines.
+        double p = strtod(val, &end);
+        if (strcmp(val, "bar") == 0) {
+            o->bar = 1;
+        } else if (strcmp(val, "lines") == 0) {
+            o->bar = 0;
+        } else if (*end || end == val || !(p >= 0 && p <= 86400)) {
+            fprintf(stderr, "disa-gen: --progress must be bar, lines or seconds in 0..86400, got '%s'\n", val);
+            return 2;
+        } else {
+            o->progress_every = p;
+            o->bar = 0;
+        }
+        return 0;
+    }
+    // The watchdog: "auto" (10x the slowest unit, at least 600 s), "off", or seconds.
+    double t = strtod(val, &end);
+    if (strcmp(val, "auto") == 0) {
+        o->unit_timeout = 0;
+    } else if (strcmp(val, "off") == 0) {
+        o->unit_timeout = -1;
+    } else if (*end || end == val || !(t >= 1 && t <= 1e7)) {
+        fprintf(stderr, "disa-gen: --unit_timeout must be auto, off or seconds in 1..1e7, got '%s'\n", val);
+        return 2;
+    } else {
+        o->unit_timeout = t;
+    }
+    return 0;
+}
+
 // Parse argv into jobs. Returns 0, or 2 after printing one message.
 static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
     const char *files[64], *variant = NULL;
     int n_files = 0, n_ov = 0;
     job_override ov[64];
+    static char flags[64][64];  // the override names job_load reads
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) {
+        const char *val;
+        char *flag = flags[n_ov < 64 ? n_ov : 63];
+        if (!flag_split(argv[i], 1, flag, 64, &val)) {
             if (n_files == 64) {
                 fprintf(stderr, "disa-gen: at most 64 job files\n");
                 return 2;
             }
-            files[n_files++] = a;
+            files[n_files++] = argv[i];
             continue;
-        }
-        static char flags[64][64];
-        const char *val = NULL, *eq = strchr(a, '=');
-        char *flag = flags[n_ov < 64 ? n_ov : 63];
-        if (eq) {
-            snprintf(flag, 64, "%.*s", (int)(eq - a - 2), a + 2);
-            val = eq + 1;
-        } else {
-            snprintf(flag, 64, "%s", a + 2);
         }
         if (strcmp(flag, "restart") == 0 || strcmp(flag, "quiet") == 0) {
             if (val) {
@@ -70,53 +99,23 @@ static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
             usage();
             return 2;
         }
-        if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "disa-gen: --%s needs a value\n", flag);
-                return 2;
-            }
-            val = argv[++i];
+        long long t;
+        log_level lv;
+        if (flag_value(argc, argv, &i, flag, &val) != 0) {
+            fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
+            return 2;
         }
-        char *end;
         if (strcmp(flag, "threads") == 0) {
-            long t = strtol(val, &end, 10);
-            if (*end || end == val || t < 1 || t > 1024) {
-                fprintf(stderr, "disa-gen: --threads must be an integer in 1..1024, got '%s'\n", val);
+            if (flag_int(flag, val, 1, 1024, &t) != 0) {
+                fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
                 return 2;
             }
             o->threads = (int)t;
-        } else if (strcmp(flag, "progress") == 0) {
-            // "bar": a live bar even when stderr is not a terminal (mpirun forwards it
-            // through a pipe); "lines": plain lines; a number: seconds between lines.
-            double p = strtod(val, &end);
-            if (strcmp(val, "bar") == 0) {
-                o->bar = 1;
-            } else if (strcmp(val, "lines") == 0) {
-                o->bar = 0;
-            } else if (*end || end == val || !(p >= 0 && p <= 86400)) {
-                fprintf(stderr, "disa-gen: --progress must be bar, lines or seconds in 0..86400, got '%s'\n", val);
-                return 2;
-            } else {
-                o->progress_every = p;
-                o->bar = 0;
-            }
-        } else if (strcmp(flag, "unit_timeout") == 0) {
-            // The watchdog: "auto" (10x the slowest unit, at least 600 s), "off", or seconds.
-            double t = strtod(val, &end);
-            if (strcmp(val, "auto") == 0) {
-                o->unit_timeout = 0;
-            } else if (strcmp(val, "off") == 0) {
-                o->unit_timeout = -1;
-            } else if (*end || end == val || !(t >= 1 && t <= 1e7)) {
-                fprintf(stderr, "disa-gen: --unit_timeout must be auto, off or seconds in 1..1e7, got '%s'\n", val);
-                return 2;
-            } else {
-                o->unit_timeout = t;
-            }
+        } else if (strcmp(flag, "progress") == 0 || strcmp(flag, "unit_timeout") == 0) {
+            if (parse_mode_flag(o, flag, val) != 0) return 2;
         } else if (strcmp(flag, "variant") == 0) {
             variant = val;
         } else if (strcmp(flag, "log_level") == 0) {
-            log_level lv;
             if (log_level_parse(val, &lv) != 0) {
                 fprintf(stderr, "disa-gen: --log_level: %s\n", disa_errmsg());
                 return 2;
@@ -140,64 +139,22 @@ static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
         usage();
         return 2;
     }
-    for (int f = 0; f < n_files; f++) {
+    for (int f = 0; f < n_files; f++)
         if (job_load(jobs, files[f], ov, n_ov) != 0) {
             fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
             return 2;
         }
+    if ((variant && job_list_keep_variant(jobs, variant) != 0) || job_list_check_outputs(jobs) != 0) {
+        fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
+        return 2;
     }
-    if (variant) {
-        // Keep the variants of that name (a SLURM array task runs one of them).
-        int k = 0;
-        char names[1024] = "";
-        size_t used = 0;
-        for (int j = 0; j < jobs->n; j++) {
-            const char *slash = strrchr(jobs->jobs[j].name, '/');
-            if (slash && used < sizeof names)
-                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", slash + 1);
-            if (slash && strcmp(slash + 1, variant) == 0) jobs->jobs[k++] = jobs->jobs[j];
-            else free(jobs->jobs[j].labels);
-        }
-        jobs->n = k;
-        if (k == 0) {
-            fprintf(stderr, "disa-gen: --variant '%s' matches no variant of the job files (variants: %s)\n", variant,
-                    used ? names : "none");
-            return 2;
-        }
-    }
-    // Two jobs writing one folder would overwrite each other's images and ledger.
-    for (int a = 0; a < jobs->n; a++)
-        for (int b = a + 1; b < jobs->n; b++)
-            if (strcmp(jobs->jobs[a].output_dir, jobs->jobs[b].output_dir) == 0) {
-                fprintf(stderr, "disa-gen: jobs '%s' and '%s' both write %s; give them different output_dir\n",
-                        jobs->jobs[a].name, jobs->jobs[b].name, jobs->jobs[a].output_dir);
-                return 2;
-            }
     return 0;
 }
 
-// Rank 0's job list to every rank: structs, then each explicit label list.
-static void bcast_jobs(job_list *jobs, int rank) {
-    MPI_Bcast(&jobs->n, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (rank != 0) jobs->jobs = calloc((size_t)jobs->n, sizeof(job));
-    MPI_Bcast(jobs->jobs, (int)(sizeof(job) * (size_t)jobs->n), MPI_BYTE, 0, MPI_COMM_WORLD);
-    for (int j = 0; j < jobs->n; j++) {
-        job *jb = &jobs->jobs[j];
-        int has = jb->labels != NULL;
-        MPI_Bcast(&has, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        if (!has) continue;
-        if (rank != 0) jb->labels = malloc(sizeof(int) * (size_t)(jb->n_labels ? jb->n_labels : 1));
-        MPI_Bcast(jb->labels, jb->n_labels, MPI_INT, 0, MPI_COMM_WORLD);
-    }
-}
-
 int main(int argc, char **argv) {
-    cpu_blas_fix(argv);  // before MPI_Init: it may re-execute the program
-    MPI_Init(&argc, &argv);
+    cpu_blas_fix(argv);  // before MPI starts: it may re-execute the program
     int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    log_set_rank(rank);
+    world_init(&argc, &argv, &rank, &size);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -212,7 +169,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "disa-gen: SLURM_STEP_NUM_TASKS=%s but the MPI world has 1 rank: srun started independent "
                 "copies. Launch with 'srun --mpi=pmix' (see 'srun --mpi=list') or with mpirun inside the "
                 "allocation\n", steps);
-        MPI_Finalize();
+        world_finalize();
         return 2;
     }
 
@@ -221,21 +178,15 @@ int main(int argc, char **argv) {
     int status = 0;
     if (rank == 0) status = parse(argc, argv, &jobs, &o);
     // Rank 0 validated everything; the others learn the verdict, then the jobs.
-    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    status = gen_share(&jobs, &o, status);
     if (status) {
         job_list_free(&jobs);
-        MPI_Finalize();
+        world_finalize();
         return status;
     }
-    MPI_Bcast(&o, sizeof o, MPI_BYTE, 0, MPI_COMM_WORLD);
-    log_level lv = log_get_level();
-    MPI_Bcast(&lv, sizeof lv, MPI_BYTE, 0, MPI_COMM_WORLD);
-    log_set_level(lv);
-    bcast_jobs(&jobs, rank);
-
     int rc = gen_run(&jobs, &o);
     job_list_free(&jobs);
-    MPI_Finalize();
+    world_finalize();
     if (rc == 0 || rc == DISA_ECANCELED) return 0;
     return rc == DISA_EINVAL ? 2 : 1;
 }

@@ -5,8 +5,8 @@
 //                        that the OpenBLAS core-type re-exec happened before MPI started.
 #include "disa/blas.h"
 #include "disa/cpu.h"
+#include "disa/world.h"
 
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,9 +19,7 @@ int main(int argc, char **argv) {
     }
     int rank = 0, size = 1;
     if (use_mpi) {
-        MPI_Init(&argc, &argv);
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        world_init(&argc, &argv, &rank, &size);
     }
     cpu_features f;
     cpu_detect(&f);
@@ -31,6 +29,6 @@ int main(int argc, char **argv) {
     if (rank == 0)
         printf("cpu: avx %d avx2 %d fma %d avx512f %d avx512dq %d avx512bw %d avx512vl %d avx512bf16 %d\n",
                f.avx, f.avx2, f.fma, f.avx512f, f.avx512dq, f.avx512bw, f.avx512vl, f.avx512bf16);
-    if (use_mpi) MPI_Finalize();
+    if (use_mpi) world_finalize();
     return 0;
 }

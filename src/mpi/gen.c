@@ -15,10 +15,39 @@
 #include "disa/log.h"
 
 #include <mpi.h>
+#include <stdlib.h>
 
 volatile sig_atomic_t gen_stop_requested;
 
 void gen_request_stop(int sig) { gen_stop_requested = sig ? sig : 1; }
+
+// Rank 0's job list to every rank: structs, then each explicit label list.
+static void bcast_jobs(job_list *jobs, int rank) {
+    MPI_Bcast(&jobs->n, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rank != 0) jobs->jobs = calloc((size_t)jobs->n, sizeof(job));
+    MPI_Bcast(jobs->jobs, (int)(sizeof(job) * (size_t)jobs->n), MPI_BYTE, 0, MPI_COMM_WORLD);
+    for (int j = 0; j < jobs->n; j++) {
+        job *jb = &jobs->jobs[j];
+        int has = jb->labels != NULL;
+        MPI_Bcast(&has, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!has) continue;
+        if (rank != 0) jb->labels = malloc(sizeof(int) * (size_t)(jb->n_labels ? jb->n_labels : 1));
+        MPI_Bcast(jb->labels, jb->n_labels, MPI_INT, 0, MPI_COMM_WORLD);
+    }
+}
+
+int gen_share(job_list *jobs, gen_opts *o, int status) {
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (status) return status;
+    MPI_Bcast(o, sizeof *o, MPI_BYTE, 0, MPI_COMM_WORLD);
+    log_level lv = log_get_level();
+    MPI_Bcast(&lv, sizeof lv, MPI_BYTE, 0, MPI_COMM_WORLD);
+    log_set_level(lv);
+    bcast_jobs(jobs, rank);
+    return 0;
+}
 
 int gen_run(const job_list *jobs, const gen_opts *o) {
     int rank, size, status = 0;

@@ -380,6 +380,33 @@ void job_list_free(job_list *l) {
     l->n = 0;
 }
 
+int job_list_keep_variant(job_list *l, const char *variant) {
+    int k = 0;
+    char names[1024] = "";
+    size_t used = 0;
+    for (int j = 0; j < l->n; j++) {
+        const char *slash = strrchr(l->jobs[j].name, '/');
+        if (slash && used < sizeof names)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", slash + 1);
+        if (slash && strcmp(slash + 1, variant) == 0) l->jobs[k++] = l->jobs[j];
+        else free(l->jobs[j].labels);
+    }
+    l->n = k;
+    if (k == 0)
+        return disa_err(DISA_ENOTFOUND, "--variant '%s' matches no variant of the job files (variants: %s)", variant,
+                        used ? names : "none");
+    return 0;
+}
+
+int job_list_check_outputs(const job_list *l) {
+    for (int a = 0; a < l->n; a++)
+        for (int b = a + 1; b < l->n; b++)
+            if (strcmp(l->jobs[a].output_dir, l->jobs[b].output_dir) == 0)
+                return disa_err(DISA_EINVAL, "jobs '%s' and '%s' both write %s; give them different output_dir",
+                                l->jobs[a].name, l->jobs[b].name, l->jobs[a].output_dir);
+    return 0;
+}
+
 int job_label(const job *j, int i, int class_num) {
     if (j->labels) return j->labels[i];
     return i / (j->num_images / class_num);
