@@ -1,14 +1,14 @@
 // job.h: job specs (jobs/*.json), flag overrides, sweeps, and the image plan.
 //
-// A job file names the model files, the sampling settings under main_mar.py's flag
-// names, the output folder and optional variants (a sweep run by one command into
-// sibling folders). Parsing validates everything before anything is written; each
+// A job file names the model files, the sampling settings under the flag names of the
+// model's family (family.h; MAR: main_mar.py's), the output folder and optional variants
+// (a sweep run by one command into sibling folders). Parsing validates everything before anything is written; each
 // problem gets one message naming the file, the field and the value.
 #ifndef DISA_JOB_H
 #define DISA_JOB_H
 #include <stdint.h>
 
-#include "disa/sampler.h"
+#include "disa/family.h"
 
 #define JOB_MAX_VARIANTS 32
 #define JOB_MAX_IMAGES 10000000
@@ -30,7 +30,9 @@ typedef struct job {
     int *labels;                   // [num_images], owned; NULL = official plan
     int n_labels;
     int png, npz;
-    sample_params p;
+    int family;                    // the model's family: family_at(family)
+    int precision;                 // the shared sampling key: BLAS_FP32 or BLAS_BF16
+    family_params params;          // the family's own sampling settings
 } job;
 
 typedef struct job_list {
@@ -58,6 +60,11 @@ int job_list_check_outputs(const job_list *l);
 
 // True when `flag` is one disa-gen accepts as a job override.
 int job_is_override_flag(const char *flag);
+
+// The family of the job's model, and its sampling settings as text ("num_iter=64 ...",
+// the recipe in PNGs, run.json and the identity).
+const family *job_family(const job *j);
+const char *job_sampling_str(const job *j, char *buf, int n);
 
 // Class of image i: the explicit list, or MAR's official order floor(i / (N / classes)).
 int job_label(const job *j, int i, int class_num);

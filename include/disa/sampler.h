@@ -6,6 +6,7 @@
 #include "disa/arena.h"
 #include "disa/diffusion.h"
 #include "disa/disa_sched.h"
+#include "disa/family.h"
 #include "disa/mar.h"
 #include "disa/rng.h"
 
@@ -70,15 +71,6 @@ typedef struct ar_rng_tape {
 } ar_rng_tape;
 int ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, const float *tape, int B, int L, int64_t T);
 void ar_rng_tape_free(ar_rng_tape *r);
-
-// Per-phase accounting of one or more runs (added to, never reset by the sampler).
-typedef struct sample_stats {
-    double t_transformer, t_head, t_other;   // seconds
-    uint64_t flops_transformer, flops_head;  // 2 per multiply-add
-    uint64_t head_row_steps;                 // rows x diffusion steps (NFE summed over tokens)
-    uint64_t tokens;                         // tokens sampled
-    int ar_steps;
-} sample_stats;
 
 typedef struct sampler {
     const mar_model *m;

@@ -3,15 +3,15 @@
 //
 // A unit_runner holds what a rank needs to run units of any job of a run: the models,
 // decoders and feature nets (opened once and shared between jobs naming the same
-// file), a sampler per job made on first use, and buffers sized for the largest job.
+// file), a sampler per job made on first use, and buffers sized for the largest job. It reaches the models only through their family (family.h).
 #ifndef DISA_UNIT_H
 #define DISA_UNIT_H
 #include <stdint.h>
 
+#include "disa/decode.h"
+#include "disa/family.h"
 #include "disa/job.h"
-#include "disa/mar.h"
 #include "disa/metrics.h"
-#include "disa/sampler.h"
 #include "disa/vae.h"
 
 // Fixed-size per-unit report, sent from the rank that ran the unit to rank 0.
@@ -23,21 +23,25 @@ typedef struct unit_report {
     double t_done;                 // set by rank 0: seconds since the run started when recorded
 } unit_report;
 
+// What job j runs on: the models are shared with the jobs naming the same files.
+typedef struct unit_job {
+    const family *fam;
+    void *model;               // the family's model; owned by the first job naming the file
+    vae_model *vae;            // NULL for pixel-space models
+    featnet *feat;             // NULL when the job computes no features
+    family_info info;
+    int owns_model, owns_vae, owns_feat;
+    void *sampler;             // made on first use
+} unit_job;
+
 typedef struct unit_runner {
     const job_list *jobs;
     int rank;
-    mar_model *mar;            // [n jobs]; entries of jobs sharing a file point to the first
-    int *mar_owner;            // [n jobs] index of the job that opened the model
-    vae_model *vae;
-    int *vae_owner;            // -1: the job has no decoder (pixel-space model)
-    featnet *feat;             // [n jobs] feature networks, shared like the models
-    int *feat_owner;           // -1: the job computes no features
-    float *feat_buf, *logit_buf; // features and logits of one unit
-    sampler *samplers;         // [n jobs], made on first use
-    unsigned char *sampler_ready;
-    float *tokens, *img;       // per-unit buffers, sized for the largest job
+    unit_job *job;             // [jobs->n]
+    float *tokens, *latent;    // per-unit buffers, sized for the largest job
     uint8_t *pix;
-    arena decode;
+    float *feat_buf, *logit_buf; // features and logits of one unit
+    decoder dec;               // sized for the largest job
 } unit_runner;
 
 // Open every model, decoder and feature net the jobs name (each file once), check bf16
@@ -47,18 +51,13 @@ typedef struct unit_runner {
 int unit_runner_init(unit_runner *u, const job_list *jobs, int rank);
 void unit_runner_free(unit_runner *u);
 
-// The model, decoder (NULL for pixel-space models) and feature net (NULL when the job
-// computes no features) of job j.
-const mar_model *unit_runner_model(const unit_runner *u, int j);
-const vae_model *unit_runner_vae(const unit_runner *u, int j);
-const featnet *unit_runner_featnet(const unit_runner *u, int j);
 // Height, width and channels of job j's PNGs.
 void unit_runner_geometry(const unit_runner *u, int j, int *H, int *W, int *C);
 
-// Sample, decode and write the PNGs (and the feature shard, folder.h) of unit u of job j. `poll`
-// is called from inside the sampling (after every transformer block and diffusion
+// Sample, decode and write the PNGs (and the feature shard, folder.h) of unit u of job j.
+// `poll` is called from inside the sampling (after every transformer block and head
 // step); a non-zero return stops the unit with DISA_ECANCELED and nothing of it counts.
 // Returns 0, DISA_ECANCELED, or an error (message set).
-int unit_run(unit_runner *ur, int j, int u, mar_poll_fn poll, void *poll_ctx, unit_report *r);
+int unit_run(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx, unit_report *r);
 
 #endif

@@ -250,7 +250,7 @@ static int plan(sched *s) {
     const job_list *jobs = s->jobs;
     for (int j = 0; j < jobs->n; j++) {
         const job *jb = &jobs->jobs[j];
-        const featnet *f = unit_runner_featnet(s->ur, j);
+        const featnet *f = s->ur->job[j].feat;
         folder_expect e = {.feat_dim = f ? f->feat_dim : 0};
         unit_runner_geometry(s->ur, j, &e.H, &e.W, &e.C);
         int rc = folder_prepare(&s->ledgers[j], jb, s->size, s->o->restart, &e);

@@ -4,7 +4,7 @@
 #include "disa/job.h"
 #include "disa/err.h"
 #include "disa/flags.h"
-#include "disa/mar.h"
+#include "disa/blas.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -15,9 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const k_sampling_keys[] = {
-    "num_iter", "cfg", "cfg_schedule", "temperature", "diff_sampler", "precision",
-    "diff_upper_steps", "diff_lower_steps", "diff_annealing_strategy", NULL};
 static const char *const k_top_keys[] = {
     "name", "model", "vae", "features", "reference", "output_dir", "num_images", "eval_bsz", "seed",
     "labels", "png", "npz", "sampling", "variants", "description", NULL};
@@ -31,7 +28,7 @@ static int in_list(const char *s, const char *const *list) {
 }
 
 int job_is_override_flag(const char *flag) {
-    return in_list(flag, k_override_flags) || in_list(flag, k_sampling_keys);
+    return in_list(flag, k_override_flags) || family_is_sampling_key(flag);
 }
 
 static char *read_file(const char *path, size_t *len) {
@@ -70,18 +67,23 @@ static int value_str(const cJSON *v, char *buf, size_t n) {
     return 0;
 }
 
-static int set_sampling(sample_params *p, const char *file, const char *prefix, const cJSON *obj) {
+// One sampling key of job j's family (or the shared precision) from a command-line
+// string. DISA_ENOTFOUND (no message) for a key no family has.
+static int set_key(job *j, const char *key, const char *value) {
+    return family_sampling_set(job_family(j), &j->params, &j->precision, key, value);
+}
+
+static int set_sampling(job *j, const char *file, const char *prefix, const cJSON *obj) {
     if (!cJSON_IsObject(obj)) return disa_err(DISA_EINVAL, "%s: '%s' must be an object", file, prefix);
     const cJSON *it;
     cJSON_ArrayForEach(it, obj) {
-        if (!in_list(it->string, k_sampling_keys))
-            return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: num_iter cfg cfg_schedule temperature "
-                            "diff_sampler diff_upper_steps diff_lower_steps diff_annealing_strategy precision)", file, prefix,
-                            it->string);
-        char v[64];
+        char v[64], known[512];
+        if (!family_is_sampling_key(it->string))
+            return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: %s)", file, prefix, it->string,
+                            family_keys_str(job_family(j), known, sizeof known));
         if (value_str(it, v, sizeof v) != 0)
             return disa_err(DISA_EINVAL, "%s: '%s.%s' must be a number or a string", file, prefix, it->string);
-        if (sample_params_set(p, it->string, v) != 0)
+        if (set_key(j, it->string, v) != 0)
             return disa_err_wrap(DISA_EINVAL, "%s: '%s.%s': ", file, prefix, it->string);
     }
     return 0;
@@ -127,8 +129,8 @@ static int check_file(const char *file, const char *key, const char *path) {
 static int apply_overrides(job *j, const job_override *ov, int n_ov) {
     for (int i = 0; i < n_ov; i++) {
         const char *f = ov[i].flag, *v = ov[i].value;
-        if (in_list(f, k_sampling_keys)) {
-            if (sample_params_set(&j->p, f, v) != 0) return DISA_EINVAL;
+        if (family_is_sampling_key(f)) {
+            if (set_key(j, f, v) != 0) return DISA_EINVAL;
         } else if (strcmp(f, "output_dir") == 0 || strcmp(f, "model") == 0 || strcmp(f, "vae") == 0 ||
                    strcmp(f, "features") == 0 || strcmp(f, "reference") == 0) {
             char *dst = f[0] == 'o' ? j->output_dir : f[0] == 'm' ? j->model : f[0] == 'v' ? j->vae
@@ -149,17 +151,19 @@ static int apply_overrides(job *j, const job_override *ov, int n_ov) {
     return 0;
 }
 
-// Checks that need the model's config: class count, tokenizer vs VAE, label range.
+// Checks that need the model: class count, latent kind vs VAE, label range.
 static int check_against_model(job *j, const char *file) {
-    mar_model m;
-    int rc = mar_open(&m, j->model);
+    const family *fam = job_family(j);
+    void *m;
+    int rc = fam->open(&m, j->model);
     if (rc) return disa_err_wrap(rc, "%s: 'model': ", file);
-    int classes = m.cfg.class_num;
-    tokenizer_kind tk = m.cfg.tokenizer;
-    mar_close(&m);
-    if (tk == TOKENIZER_KL16 && !j->vae[0])
+    family_info fi;
+    fam->info(m, &fi);
+    fam->close(m);
+    int classes = fi.class_num;
+    if (fi.latent == LATENT_KL16 && !j->vae[0])
         return disa_err(DISA_EINVAL, "%s: 'vae' is required: %s uses the KL-16 tokenizer", file, j->model);
-    if (tk == TOKENIZER_PATCH && j->vae[0])
+    if (fi.latent == LATENT_PIXELS && j->vae[0])
         return disa_err(DISA_EINVAL, "%s: 'vae' must be null: %s is a pixel-space (patch) model", file, j->model);
     if (j->labels) {
         for (int i = 0; i < j->n_labels; i++)
@@ -207,7 +211,6 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
         }
     }
     snprintf(base.file, sizeof base.file, "%s", path);
-    sample_params_init(&base.p);
     base.png = 1;
     base.eval_bsz = 64;  // main_mar.py --eval_bsz default
     base.seed = 1;       // main_mar.py --seed default
@@ -262,8 +265,15 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
             base.labels[i++] = it->valueint;
         }
     }
+    // The family of the model (after a --model override) names the sampling keys.
+    const char *model_path = base.model;
+    for (int i = 0; i < n_ov; i++)
+        if (strcmp(ov[i].flag, "model") == 0) model_path = ov[i].value;
+    base.family = family_index(family_for_file(model_path));
+    job_family(&base)->params_init(&base.params);
+    base.precision = BLAS_FP32;
     const cJSON *samp = cJSON_GetObjectItemCaseSensitive(root, "sampling");
-    if (samp && (rc = set_sampling(&base.p, path, "sampling", samp)) != 0) goto out;
+    if (samp && (rc = set_sampling(&base, path, "sampling", samp)) != 0) goto out;
 
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(root, "variants");
     int nv = 0;
@@ -321,7 +331,7 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
             const cJSON *vs = cJSON_GetObjectItemCaseSensitive(var, "sampling");
             char spre[80];
             snprintf(spre, sizeof spre, "%s.sampling", pre);
-            if (vs && (rc = set_sampling(&j->p, path, spre, vs)) != 0) goto out;
+            if (vs && (rc = set_sampling(j, path, spre, vs)) != 0) goto out;
             snprintf(j->name, sizeof j->name, "%.60s/%s", base.name, vn->valuestring);
         }
         if ((rc = apply_overrides(j, ov, n_ov)) != 0) goto out;
@@ -346,7 +356,7 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
             rc = disa_err(DISA_EINVAL, "%s: 'num_images' is required (or give --num_images)", path);
             goto out;
         }
-        if ((rc = sample_params_check(&j->p)) != 0) {
+        if ((rc = job_family(j)->params_check(&j->params)) != 0) {
             rc = disa_err_wrap(rc, "%s: %s: ", path, j->name);
             goto out;
         }
@@ -407,6 +417,12 @@ int job_list_check_outputs(const job_list *l) {
     return 0;
 }
 
+const family *job_family(const job *j) { return family_at(j->family); }
+
+const char *job_sampling_str(const job *j, char *buf, int n) {
+    return family_sampling_str(job_family(j), &j->params, j->precision, buf, n);
+}
+
 int job_label(const job *j, int i, int class_num) {
     if (j->labels) return j->labels[i];
     return i / (j->num_images / class_num);
@@ -431,6 +447,6 @@ int job_identity(const job *j, const char *model_hash, const char *vae_hash, cha
                      "sampling=%s\npng=%d\n",
                      model_hash, vae_hash, j->num_images, j->eval_bsz, (unsigned long long)j->seed,
                      j->labels ? "list:" : "official:", (unsigned long long)(j->labels ? lh : 0),
-                     sample_params_str(&j->p, ps, sizeof ps), j->png);
+                     job_sampling_str(j, ps, sizeof ps), j->png);
     return k < n ? 0 : disa_err(DISA_ERANGE, "job identity longer than %d bytes", n);
 }

@@ -154,7 +154,7 @@ int record_write(const job *jb, const char *identity, int world_size) {
     cJSON_AddStringToObject(o, "job_file", jb->file);
     cJSON_AddStringToObject(o, "model", jb->model);
     cJSON_AddStringToObject(o, "vae", jb->vae);
-    cJSON_AddStringToObject(o, "sampling", sample_params_str(&jb->p, ps, sizeof ps));
+    cJSON_AddStringToObject(o, "sampling", job_sampling_str(jb, ps, sizeof ps));
     cJSON_AddNumberToObject(o, "world_size", world_size);
     cJSON_AddStringToObject(o, "blas_core", blas_corename());
     cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);

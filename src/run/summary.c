@@ -3,7 +3,6 @@
 #include "disa/summary.h"
 #include "disa/blas.h"
 #include "disa/err.h"
-#include "disa/flops.h"
 #include "disa/log.h"
 
 #include <cJSON.h>
@@ -144,7 +143,7 @@ static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job", jb->name);
     cJSON_AddStringToObject(o, "output_dir", jb->output_dir);
-    cJSON_AddStringToObject(o, "sampling", sample_params_str(&jb->p, ps, sizeof ps));
+    cJSON_AddStringToObject(o, "sampling", job_sampling_str(jb, ps, sizeof ps));
     int images_done = 0;  // exact: the last unit may be shorter than eval_bsz
     for (int u = 0; u < job_units(jb); u++)
         if (l->done[u]) images_done += job_unit_count(jb, u);
@@ -320,20 +319,20 @@ int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, con
     int rc = 0;
     for (int j = 0; j < jobs->n; j++) {
         const job *jb = &jobs->jobs[j];
-        const vae_model *v = unit_runner_vae(ur, j);
+        const unit_job *uj = &ur->job[j];
         int done = ledgers[j].n_done == job_units(jb);
         *complete &= done;
         // Metrics cover the whole job, so only a complete one gets them.
-        if (done && !fatal && !rc &&
-            score_job(&mts[j], jb, unit_runner_featnet(ur, j), unit_runner_model(ur, j)->cfg.class_num) != 0) {
+        if (done && !fatal && !rc && score_job(&mts[j], jb, uj->feat, uj->info.class_num) != 0) {
             LOG(LOG_ERROR, "%s: metrics: %s", jb->name, disa_errmsg());
             rc = DISA_EIO;
         }
         if (summary_job(&rows[j], jb, j, reports, n_reports, &ledgers[j], &mts[j], world_size, quiet) != 0)
             LOG(LOG_ERROR, "%s", disa_errmsg());
-        flops_image fi;
-        if (flops_per_image(&fi, &unit_runner_model(ur, j)->cfg, &jb->p, jb->eval_bsz, v ? &v->cfg : NULL, 0) == 0)
-            rows[j].flops = fi.total;
+        // The FLOP model of sampling and decoding one image.
+        sample_flops sf;
+        if (uj->fam->flops(&sf, uj->model, &jb->params, jb->eval_bsz) == 0)
+            rows[j].flops = sf.transformer + sf.head + decode_flops(&uj->info, uj->vae);
     }
     if (jobs->n > 1 && !quiet) summary_print_comparison(jobs, mts, rows);
     free(mts);

@@ -5,7 +5,6 @@
 #include "disa/clock.h"
 #include "disa/err.h"
 #include "disa/folder.h"
-#include "disa/image.h"
 #include "disa/refstats.h"
 #include "disa/safetensors.h"
 
@@ -13,132 +12,118 @@
 #include <stdlib.h>
 #include <string.h>
 
-const mar_model *unit_runner_model(const unit_runner *ur, int j) { return &ur->mar[ur->mar_owner[j]]; }
-const vae_model *unit_runner_vae(const unit_runner *ur, int j) {
-    return ur->vae_owner[j] >= 0 ? &ur->vae[ur->vae_owner[j]] : NULL;
-}
-const featnet *unit_runner_featnet(const unit_runner *ur, int j) {
-    return ur->feat_owner[j] >= 0 ? &ur->feat[ur->feat_owner[j]] : NULL;
+void unit_runner_geometry(const unit_runner *ur, int j, int *H, int *W, int *C) {
+    decode_geometry(&ur->job[j].info, ur->job[j].vae, H, W, C);
 }
 
-static int image_geometry(const mar_config *c, const vae_model *v, int *H, int *W, int *C) {
-    if (c->tokenizer == TOKENIZER_PATCH) {
-        *H = *W = c->img_size;
-        *C = c->vae_embed_dim;
+// ----------------------------------------------------------------------------
+// opening
+
+// The earlier job naming the same file as job j under `field`, or -1.
+static int same_file(const job_list *jobs, int j, size_t field) {
+    const char *f = (const char *)&jobs->jobs[j] + field;
+    for (int k = 0; k < j; k++)
+        if (strcmp((const char *)&jobs->jobs[k] + field, f) == 0) return k;
+    return -1;
+}
+
+// Job j's model, decoder and feature net: opened, or shared with an earlier job.
+static int open_job(unit_runner *ur, int j) {
+    const job *jb = &ur->jobs->jobs[j];
+    unit_job *uj = &ur->job[j];
+    int rc, k;
+    uj->fam = job_family(jb);
+    // Every rank checks its own CPU: the nodes of a cluster job may differ.
+    if (jb->precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
+    if ((k = same_file(ur->jobs, j, offsetof(job, model))) >= 0) {
+        uj->model = ur->job[k].model;
     } else {
-        *H = *W = c->seq_h * c->patch_size * vae_upscale(&v->cfg);
-        *C = v->cfg.out_ch;
+        if ((rc = uj->fam->open(&uj->model, jb->model)) != 0) return rc;
+        uj->owns_model = 1;
     }
+    uj->fam->info(uj->model, &uj->info);
+    if (jb->vae[0] && (k = same_file(ur->jobs, j, offsetof(job, vae))) >= 0) {
+        uj->vae = ur->job[k].vae;
+    } else if (jb->vae[0]) {
+        if (!(uj->vae = calloc(1, sizeof *uj->vae))) return disa_err(DISA_ENOMEM, "out of memory");
+        uj->owns_vae = 1;
+        if ((rc = vae_open(uj->vae, jb->vae)) != 0) return rc;
+    }
+    if (jb->features[0] && (k = same_file(ur->jobs, j, offsetof(job, features))) >= 0) {
+        uj->feat = ur->job[k].feat;
+    } else if (jb->features[0]) {
+        if (!(uj->feat = calloc(1, sizeof *uj->feat))) return disa_err(DISA_ENOMEM, "out of memory");
+        uj->owns_feat = 1;
+        if ((rc = featnet_open(uj->feat, jb->features)) != 0) return rc;
+    }
+    // Reference statistics are used only when the run ends; a damaged or mismatched
+    // file must stop the run before the sampling, not after it.
+    if (uj->feat && ur->rank == 0 && jb->reference[0] && (rc = refstats_check(jb->reference, uj->feat->feat_dim)))
+        return rc;
     return 0;
 }
 
-void unit_runner_geometry(const unit_runner *ur, int j, int *H, int *W, int *C) {
-    image_geometry(&unit_runner_model(ur, j)->cfg, unit_runner_vae(ur, j), H, W, C);
-}
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
     memset(ur, 0, sizeof *ur);
     ur->jobs = jobs;
     ur->rank = rank;
-    int n = jobs->n;
-    ur->mar = calloc((size_t)n, sizeof(mar_model));
-    ur->vae = calloc((size_t)n, sizeof(vae_model));
-    ur->mar_owner = calloc((size_t)n, sizeof(int));
-    ur->vae_owner = calloc((size_t)n, sizeof(int));
-    ur->samplers = calloc((size_t)n, sizeof(sampler));
-    ur->feat = calloc((size_t)n, sizeof(featnet));
-    ur->feat_owner = calloc((size_t)n, sizeof(int));
-    if (!ur->feat || !ur->feat_owner) return disa_err(DISA_ENOMEM, "out of memory");
-    size_t max_f = 0, max_l = 0;
-    ur->sampler_ready = calloc((size_t)n, 1);
-    if (!ur->mar || !ur->vae || !ur->mar_owner || !ur->vae_owner || !ur->samplers || !ur->sampler_ready)
-        return disa_err(DISA_ENOMEM, "out of memory");
-    size_t max_tok = 0, max_img = 0, max_dec = 0;
-    for (int j = 0; j < n; j++) {
+    if (!(ur->job = calloc((size_t)jobs->n, sizeof(unit_job)))) return disa_err(DISA_ENOMEM, "out of memory");
+    size_t max_tok = 1, max_lat = 1, max_pix = 1, max_f = 1, max_l = 1, max_dec = 0, max_img = 0;
+    for (int j = 0; j < jobs->n; j++) {
+        int rc = open_job(ur, j);
+        if (rc) return rc;
         const job *jb = &jobs->jobs[j];
-        ur->mar_owner[j] = j;
-        for (int k = 0; k < j; k++)
-            if (strcmp(jobs->jobs[k].model, jb->model) == 0) {
-                ur->mar_owner[j] = ur->mar_owner[k];
-                break;
-            }
-        int rc;
-        // Every rank checks its own CPU: the nodes of a cluster job may differ.
-        if (jb->p.precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
-        if (ur->mar_owner[j] == j && (rc = mar_open(&ur->mar[j], jb->model)) != 0) return rc;
-        ur->vae_owner[j] = -1;
-        if (jb->vae[0]) {
-            ur->vae_owner[j] = j;
-            for (int k = 0; k < j; k++)
-                if (strcmp(jobs->jobs[k].vae, jb->vae) == 0) {
-                    ur->vae_owner[j] = ur->vae_owner[k];
-                    break;
-                }
-            if (ur->vae_owner[j] == j && (rc = vae_open(&ur->vae[j], jb->vae)) != 0) return rc;
-        }
-        ur->feat_owner[j] = -1;
-        if (jb->features[0]) {
-            ur->feat_owner[j] = j;
-            for (int k = 0; k < j; k++)
-                if (strcmp(jobs->jobs[k].features, jb->features) == 0) {
-                    ur->feat_owner[j] = ur->feat_owner[k];
-                    break;
-                }
-            if (ur->feat_owner[j] == j && (rc = featnet_open(&ur->feat[j], jb->features)) != 0) return rc;
-            const featnet *f = &ur->feat[ur->feat_owner[j]];
-            // Reference statistics are used only when the run ends; a damaged or mismatched
-            // file must stop the run before the sampling, not after it.
-            if (rank == 0 && jb->reference[0] && (rc = refstats_check(jb->reference, f->feat_dim)) != 0) return rc;
-            if ((size_t)jb->eval_bsz * f->feat_dim > max_f) max_f = (size_t)jb->eval_bsz * f->feat_dim;
-            if ((size_t)jb->eval_bsz * f->n_logits > max_l) max_l = (size_t)jb->eval_bsz * f->n_logits;
-        }
-        const mar_config *mc = &unit_runner_model(ur, j)->cfg;
+        const unit_job *uj = &ur->job[j];
+        const family_info *fi = &uj->info;
         int H, W, C;
-        image_geometry(mc, unit_runner_vae(ur, j), &H, &W, &C);
-        size_t tok = (size_t)jb->eval_bsz * mc->seq_len * mc->token_dim;
-        size_t img = (size_t)jb->eval_bsz * C * H * W;
-        if (tok > max_tok) max_tok = tok;
-        if (img > max_img) max_img = img;
-        if (unit_runner_vae(ur, j)) {
-            size_t d = vae_decode_scratch_bytes(&unit_runner_vae(ur, j)->cfg, jb->eval_bsz, mc->seq_h * mc->patch_size,
-                                                mc->seq_h * mc->patch_size);
-            if (d > max_dec) max_dec = d;
+        unit_runner_geometry(ur, j, &H, &W, &C);
+        size_t B = (size_t)jb->eval_bsz;
+        max_tok = max_size(max_tok, B * fi->token_dims[0] * fi->token_dims[1]);
+        max_lat = max_size(max_lat, B * fi->C * fi->H * fi->W);
+        max_pix = max_size(max_pix, B * C * H * W);
+        size_t dec, img;
+        decode_sizes(fi, uj->vae, jb->eval_bsz, &dec, &img);
+        max_dec = max_size(max_dec, dec);
+        max_img = max_size(max_img, img);
+        if (uj->feat) {
+            max_f = max_size(max_f, B * uj->feat->feat_dim);
+            max_l = max_size(max_l, B * uj->feat->n_logits);
         }
     }
-    ur->tokens = malloc(sizeof(float) * (max_tok ? max_tok : 1));
-    ur->img = malloc(sizeof(float) * (max_img ? max_img : 1));
-    ur->pix = malloc(max_img ? max_img : 1);
-    ur->feat_buf = malloc(sizeof(float) * (max_f ? max_f : 1));
-    ur->logit_buf = malloc(sizeof(float) * (max_l ? max_l : 1));
-    if (!ur->tokens || !ur->img || !ur->pix || !ur->feat_buf || !ur->logit_buf)
+    ur->tokens = malloc(sizeof(float) * max_tok);
+    ur->latent = malloc(sizeof(float) * max_lat);
+    ur->pix = malloc(max_pix);
+    ur->feat_buf = malloc(sizeof(float) * max_f);
+    ur->logit_buf = malloc(sizeof(float) * max_l);
+    if (!ur->tokens || !ur->latent || !ur->pix || !ur->feat_buf || !ur->logit_buf)
         return disa_err(DISA_ENOMEM, "out of memory for unit buffers");
-    if (max_dec && arena_init(&ur->decode, max_dec, "decode") != 0) return DISA_ENOMEM;
-    return 0;
+    return decoder_init(&ur->dec, max_dec, max_img);
 }
 
 void unit_runner_free(unit_runner *ur) {
-    if (!ur->jobs) return;
-    for (int j = 0; j < ur->jobs->n; j++) {
-        if (ur->sampler_ready && ur->sampler_ready[j]) sampler_free(&ur->samplers[j]);
-        if (ur->mar_owner && ur->mar_owner[j] == j) mar_close(&ur->mar[j]);
-        if (ur->vae_owner && ur->vae_owner[j] == j) vae_close(&ur->vae[j]);
-        if (ur->feat_owner && ur->feat_owner[j] == j) featnet_close(&ur->feat[j]);
+    for (int j = 0; ur->job && j < ur->jobs->n; j++) {
+        unit_job *uj = &ur->job[j];
+        if (uj->sampler) uj->fam->sampler_delete(uj->sampler);
+        if (uj->owns_model) uj->fam->close(uj->model);
+        if (uj->owns_vae) vae_close(uj->vae);
+        if (uj->owns_vae) free(uj->vae);
+        if (uj->owns_feat) featnet_close(uj->feat);
+        if (uj->owns_feat) free(uj->feat);
     }
-    free(ur->mar);
-    free(ur->vae);
-    free(ur->mar_owner);
-    free(ur->vae_owner);
-    free(ur->feat);
-    free(ur->feat_owner);
+    free(ur->job);
+    free(ur->tokens);
+    free(ur->latent);
+    free(ur->pix);
     free(ur->feat_buf);
     free(ur->logit_buf);
-    free(ur->samplers);
-    free(ur->sampler_ready);
-    free(ur->tokens);
-    free(ur->img);
-    free(ur->pix);
-    arena_free(&ur->decode);
+    decoder_free(&ur->dec);
+    memset(ur, 0, sizeof *ur);
 }
+
+// ----------------------------------------------------------------------------
+// one unit
 
 // Peak resident set (VmHWM) and proportional set size (Pss: shared pages divided among
 // the processes mapping them, so ranks sharing the mmapped weights show it) in KiB.
@@ -160,7 +145,7 @@ static void memory_kb(uint64_t *hwm, uint64_t *pss) {
 // in index order, so a resumed run gives the numbers of an uninterrupted one.
 static int write_features(unit_runner *ur, int j, int u, const int *labels, int B, int H, int W, int C) {
     const job *jb = &ur->jobs->jobs[j];
-    featnet *f = &ur->feat[ur->feat_owner[j]];
+    featnet *f = ur->job[j].feat;
     int rc = featnet_run(f, ur->feat_buf, ur->logit_buf, ur->pix, B, H, W, C);
     if (rc) return disa_err_wrap(rc, "%s: features of unit %d: ", jb->name, u);
     int64_t idx[JOB_MAX_EVAL_BSZ], lab[JOB_MAX_EVAL_BSZ];
@@ -182,11 +167,9 @@ static int write_features(unit_runner *ur, int j, int u, const int *labels, int 
     return rc;
 }
 
-int unit_run(unit_runner *ur, int j, int u, mar_poll_fn poll, void *poll_ctx, unit_report *r) {
+int unit_run(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx, unit_report *r) {
     const job *jb = &ur->jobs->jobs[j];
-    const mar_model *m = unit_runner_model(ur, j);
-    const mar_config *mc = &m->cfg;
-    const vae_model *v = unit_runner_vae(ur, j);
+    unit_job *uj = &ur->job[j];
     int first = job_unit_first(jb, u), B = job_unit_count(jb, u), rc;
     double t0 = clock_now();
     memset(r, 0, sizeof *r);
@@ -194,25 +177,18 @@ int unit_run(unit_runner *ur, int j, int u, mar_poll_fn poll, void *poll_ctx, un
     r->unit = u;
     r->rank = ur->rank;
     r->count = B;
-    if (!ur->sampler_ready[j]) {
-        if ((rc = sampler_init(&ur->samplers[j], m, &jb->p, jb->eval_bsz)) != 0) return rc;
-        ur->sampler_ready[j] = 1;
-    }
-    sampler *s = &ur->samplers[j];
-    s->poll = poll;
-    s->poll_ctx = poll_ctx;
+    if (!uj->sampler &&
+        (rc = uj->fam->sampler_new(&uj->sampler, uj->model, &jb->params, jb->precision, jb->eval_bsz)) != 0)
+        return rc;
     int labels[JOB_MAX_EVAL_BSZ];
     uint32_t index[JOB_MAX_EVAL_BSZ];
     for (int b = 0; b < B; b++) {
-        labels[b] = job_label(jb, first + b, mc->class_num);
+        labels[b] = job_label(jb, first + b, uj->info.class_num);
         index[b] = (uint32_t)(first + b);
     }
-    ar_rng_philox rng;
-    if ((rc = ar_rng_philox_init(&rng, jb->seed, index, B)) != 0) return rc;
     sample_stats st = {0};
-    rc = sampler_run(s, &rng.base, labels, B, ur->tokens, &st);
-    ar_rng_philox_free(&rng);
-    if (rc) return rc;
+    if ((rc = uj->fam->sampler_run(uj->sampler, ur->tokens, labels, jb->seed, index, B, &st, poll, poll_ctx)) != 0)
+        return rc;
     r->t_transformer = st.t_transformer;
     r->t_head = st.t_head;
     r->t_other = st.t_other;
@@ -222,46 +198,24 @@ int unit_run(unit_runner *ur, int j, int u, mar_poll_fn poll, void *poll_ctx, un
     r->tokens = st.tokens;
 
     double t1 = clock_now();
-    int H, W, C;
-    image_geometry(mc, v, &H, &W, &C);
-    int p = mc->patch_size, hs = mc->seq_h * p;
-    uint64_t f0 = blas_flops();
-    if (mc->tokenizer == TOKENIZER_PATCH) {
-        mar_unpatchify(ur->img, ur->tokens, B, mc->seq_h, mc->vae_embed_dim, p);
-    } else {
-        // Latent [B, 16, h, w] from the tokens, then the KL-16 decoder.
-        float *lat = malloc(sizeof(float) * (size_t)B * mc->vae_embed_dim * hs * hs);
-        if (!lat) return disa_err(DISA_ENOMEM, "out of memory for latents");
-        mar_unpatchify(lat, ur->tokens, B, mc->seq_h, mc->vae_embed_dim, p);
-        arena_reset(&ur->decode, 0);
-        rc = vae_decode(v, &ur->decode, ur->img, lat, B, hs, hs);
-        free(lat);
-        if (rc) return rc;
-    }
-    image_to_u8(ur->pix, ur->img, B, C, H, W);
+    uj->fam->to_latent(uj->model, ur->latent, ur->tokens, B);
+    if ((rc = decoder_run(&ur->dec, ur->pix, ur->latent, B, &uj->info, uj->vae, &r->flops_decode)) != 0) return rc;
     double t2 = clock_now();
     r->t_decode = t2 - t1;
-    r->flops_decode = blas_flops() - f0;
-
+    int H, W, C;
+    unit_runner_geometry(ur, j, &H, &W, &C);
     if (jb->png) {
-        for (int b = 0; b < B; b++) {
-            char path[JOB_PATH_MAX + 32], idx[16], cls[16], sd[32], steps[512];
-            snprintf(path, sizeof path, "%s/%05d.png", jb->output_dir, first + b);
-            snprintf(idx, sizeof idx, "%d", first + b);
-            snprintf(cls, sizeof cls, "%d", labels[b]);
-            snprintf(sd, sizeof sd, "%llu", (unsigned long long)jb->seed);
-            sample_params_str(&jb->p, steps, sizeof steps);
-            const image_kv kv[] = {{"job", jb->name}, {"index", idx}, {"class", cls}, {"seed", sd}, {"sampling", steps}};
-            if ((rc = png_write_u8(path, ur->pix + (size_t)b * H * W * C, W, H, C, kv, 5)) != 0) return rc;
-        }
+        char sampling[512];
+        png_recipe rec = {jb->name, job_sampling_str(jb, sampling, sizeof sampling), jb->seed};
+        if ((rc = decode_write_pngs(jb->output_dir, ur->pix, B, H, W, C, first, labels, &rec)) != 0)
+            return rc;
     }
     double t3 = clock_now();
     r->t_io = t3 - t2;
-    if (ur->feat_owner[j] >= 0 && (rc = write_features(ur, j, u, labels, B, H, W, C)) != 0) return rc;
+    if (uj->feat && (rc = write_features(ur, j, u, labels, B, H, W, C)) != 0) return rc;
     double t4 = clock_now();
     r->t_features = t4 - t3;
     r->t_total = t4 - t0;
     memory_kb(&r->rss_peak_kb, &r->pss_kb);
     return 0;
 }
-

@@ -9,6 +9,7 @@
 #include "disa/job.h"
 #include "disa/ledger.h"
 #include "disa/record.h"
+#include "disa/sampler.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -58,12 +59,16 @@ static void test_load_overrides_and_variants(void **state) {
     assert_int_equal(l.n, 2);
     assert_string_equal(l.jobs[0].name, "sw/base");
     assert_string_equal(l.jobs[1].output_dir, "out/disa");
-    assert_int_equal(l.jobs[0].p.upper, 100);
-    assert_int_equal(l.jobs[1].p.sampler, GD_SAMPLER_DISA);
+    // The model's family (MAR) holds the sampling settings.
+    assert_string_equal(job_family(&l.jobs[0])->name, "mar");
+    const sample_params *p0 = (const sample_params *)l.jobs[0].params.bytes;
+    const sample_params *p1 = (const sample_params *)l.jobs[1].params.bytes;
+    assert_int_equal(p0->upper, 100);
+    assert_int_equal(p1->sampler, GD_SAMPLER_DISA);
     // Flags win over the file and over every variant.
-    assert_true(l.jobs[0].p.cfg == 3.5 && l.jobs[1].p.cfg == 3.5);
+    assert_true(p0->cfg == 3.5 && p1->cfg == 3.5);
     assert_int_equal(l.jobs[1].seed, 11);
-    assert_int_equal(l.jobs[1].p.num_iter, 8);
+    assert_int_equal(p1->num_iter, 8);
     char a[2048], b[2048];
     assert_int_equal(job_identity(&l.jobs[0], "m", "v", a, sizeof a), 0);
     assert_int_equal(job_identity(&l.jobs[1], "m", "v", b, sizeof b), 0);

@@ -1,0 +1,99 @@
+// family.c: the list of model families and what they share (include/disa/family.h).
+#include "disa/family.h"
+#include "disa/blas.h"
+#include "disa/err.h"
+#include "disa/safetensors.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+extern const family mar_family;
+
+// The families; a new one adds its table here (its index is its place in this list).
+static const family *const k_families[] = {&mar_family};
+
+int family_count(void) { return (int)(sizeof k_families / sizeof *k_families); }
+
+const family *family_at(int index) { return index >= 0 && index < family_count() ? k_families[index] : NULL; }
+
+int family_index(const family *f) {
+    for (int i = 0; i < family_count(); i++)
+        if (k_families[i] == f) return i;
+    return -1;
+}
+
+const char *latent_kind_name(latent_kind k) {
+    return k == LATENT_PIXELS ? "pixels" : k == LATENT_KL16 ? "kl16" : "?";
+}
+
+const family *family_for_file(const char *path) {
+    st_file st;
+    const family *found = k_families[0];
+    if (st_open(&st, path) != 0) return found;
+    cJSON *cfg = cJSON_Parse(st_meta(&st, "config") ? st_meta(&st, "config") : "");
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(cfg, "format");
+    for (int i = 0; cJSON_IsString(fmt) && i < family_count(); i++)
+        if (strcmp(fmt->valuestring, k_families[i]->format) == 0) found = k_families[i];
+    cJSON_Delete(cfg);
+    st_close(&st);
+    return found;
+}
+
+const family *family_for_preset(const char *name) {
+    for (int i = 0; i < family_count(); i++) {
+        void *m;
+        if (k_families[i]->preset(&m, name) == 0) {
+            k_families[i]->close(m);
+            return k_families[i];
+        }
+    }
+    return NULL;
+}
+
+int family_precision_set(int *precision, const char *key, const char *value) {
+    if (strcmp(key, "precision") != 0) return DISA_ENOTFOUND;
+    if (strcmp(value, "fp32") == 0) *precision = BLAS_FP32;
+    else if (strcmp(value, "bf16") == 0) *precision = BLAS_BF16;
+    else return disa_err(DISA_EINVAL, "--precision must be fp32 or bf16, got '%s'", value);
+    return 0;
+}
+
+static int has_key(const family *f, const char *key) {
+    for (int k = 0; f->keys[k]; k++)
+        if (strcmp(f->keys[k], key) == 0) return 1;
+    return 0;
+}
+
+int family_is_sampling_key(const char *key) {
+    if (strcmp(key, "precision") == 0) return 1;
+    for (int i = 0; i < family_count(); i++)
+        if (has_key(k_families[i], key)) return 1;
+    return 0;
+}
+
+int family_sampling_set(const family *f, family_params *p, int *precision, const char *key, const char *value) {
+    int rc = family_precision_set(precision, key, value);
+    if (rc != DISA_ENOTFOUND) return rc;
+    if (has_key(f, key)) return f->params_set(p, key, value);
+    if (family_is_sampling_key(key)) return disa_err(DISA_EINVAL, "'--%s' does not apply to %s models", key, f->name);
+    return DISA_ENOTFOUND;
+}
+
+const char *family_sampling_str(const family *f, const family_params *p, int precision, char *buf, int n) {
+    f->params_str(p, buf, n);
+    if (precision == BLAS_BF16) {
+        size_t used = strlen(buf);
+        if (used + 1 < (size_t)n) snprintf(buf + used, (size_t)n - used, " precision=bf16");
+    }
+    return buf;
+}
+
+const char *family_keys_str(const family *f, char *buf, int n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; f->keys[k] && used < (size_t)n; k++)
+        used += (size_t)snprintf(buf + used, (size_t)n - used, "%s ", f->keys[k]);
+    if (used < (size_t)n) snprintf(buf + used, (size_t)n - used, "precision");
+    return buf;
+}
