@@ -18,9 +18,8 @@
 //     independent of B), input_proj 2 R2 C w, per res block adaLN 2 R2 w 3w + mlp
 //     2 * 2 R2 w w, final adaLN 2 R2 w 2w + linear 2 R2 w 2C.
 //
-// The mask schedule is src/sample/ar.c's: mask_len = max(1, min(n_unknown - 1,
-// floor(L cos(pi/2 (s+1)/K)))), predict n_unknown - mask_len tokens (all remaining at the
-// last step), a step with nothing to predict runs no pass.
+// The mask schedule is the loop's own (mar_mask_step, sampler.h); a step with nothing
+// to predict runs no pass.
 #ifndef DISA_FLOPS_H
 #define DISA_FLOPS_H
 #include <stdint.h>

@@ -91,6 +91,41 @@ typedef struct sampler {
     void *trace_ctx;
 } sampler;
 
+// Arena bytes of a sampler for batches of up to max_batch images (cfg: with the
+// unconditional half); what an AR step needs at most.
+size_t sampler_scratch_bytes(const mar_model *m, int max_batch, int cfg);
+
+// MAR's mask schedule at AR step `step` of K with n_unknown of L tokens unknown
+// (MaskGIT's cosine, then MAR's clamp), for the loop and the FLOP model alike.
+typedef struct mask_step {
+    int mask_len;  // tokens still unknown after the step: max(1, min(n_unknown - 1, floor(L cos(pi/2 (step+1)/K))))
+    int lo;        // predict order[lo .. n_unknown): lo = mask_len, 0 at the last step
+    int n_pred;    // tokens predicted per image (<= 0: the step runs no pass)
+} mask_step;
+mask_step mar_mask_step(int L, int K, int step, int n_unknown);
+
+// One reverse step of the diffusion head (DiffLoss.sample's loop body, DESIGN §6) over R
+// trajectories x [R, C] at spaced index i: with CFG the network runs on [x; x] against
+// [c_cond; c_uncond] (x has 2R rows; the copy is made here) and eps = eps_u + s (eps_c -
+// eps_u); the variance channels come from the conditional half; then the DDPM (noise
+// [R, C], drawn by the caller) or DDIM update of x in place.
+typedef struct head_step_opts {
+    gd_sampler sampler;
+    float temperature;
+    int cfg;            // with the unconditional half
+    float cfg_scale;    // this AR step's CFG scale
+} head_step_opts;
+typedef struct head_work {
+    float *te;          // [w] time embedding
+    float *out;         // [R2, 2C] the network's eps | var_values
+    float *eps, *var;   // [R, C] guided eps, conditional variance values
+} head_work;
+// Work rows for R trajectories from arena a (DISA_ENOMEM when it is too small).
+int head_work_alloc(head_work *w, arena *a, const diffloss_net *h, int R, int cfg);
+// ce [R2, w]: diffloss_cond of the conditioning rows. Fails only when the arena is too small.
+int mar_head_step(const diffloss_net *h, arena *a, const head_work *w, float *x, const float *ce, const float *noise,
+                  const gd_tables *tb, int i, const head_step_opts *o, int R);
+
 // Prepare tables and scratch for batches of up to max_batch images.
 int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max_batch);
 void sampler_free(sampler *s);

@@ -99,6 +99,66 @@ void ar_rng_tape_free(ar_rng_tape *r) {
 // ----------------------------------------------------------------------------
 // sampler
 
+size_t sampler_scratch_bytes(const mar_model *m, int max_batch, int cfg) {
+    const mar_config *c = &m->cfg;
+    int B2 = cfg ? 2 * max_batch : max_batch;
+    size_t rows = (size_t)B2 * c->seq_len;
+    // mar_forward and diffloss_forward at the most rows a step can have, then what run()
+    // takes: z [rows, dec], ce [rows, w], te [w], x and out [rows, C] and [rows, 2C], eps,
+    // var and noise [rows, C] (generous: they need only half the rows with CFG), orders and
+    // pred [B, L] ints, known [B, L] bytes, and alignment slack.
+    return mar_forward_scratch_bytes(c, B2) + diffloss_scratch_bytes(&m->head, (int)rows) +
+           sizeof(float) * (rows * c->dec_dim + rows * m->head.w + rows * 2 * c->token_dim * 2 +
+                            rows * c->token_dim * 3 + m->head.w) +
+           sizeof(int) * (size_t)max_batch * c->seq_len * 3 + (size_t)max_batch * c->seq_len + 64 * 64;
+}
+
+mask_step mar_mask_step(int L, int K, int step, int n_unknown) {
+    mask_step ms;
+    // Mask schedule (MaskGIT cosine): float64 like numpy, then the clamp.
+    double ratio = cos(M_PI / 2.0 * (step + 1) / K);
+    ms.mask_len = (int)floor(L * ratio);
+    if (ms.mask_len > n_unknown - 1) ms.mask_len = n_unknown - 1;
+    if (ms.mask_len < 1) ms.mask_len = 1;
+    // The unknown set is always a prefix of the order: predict order[mask_len..n_unknown)
+    // now (all of the remaining ones at the last step).
+    ms.lo = step >= K - 1 ? 0 : ms.mask_len;
+    ms.n_pred = n_unknown - ms.lo;
+    return ms;
+}
+
+int head_work_alloc(head_work *w, arena *a, const diffloss_net *h, int R, int cfg) {
+    int R2 = cfg ? 2 * R : R, C = h->C;
+    w->te = arena_floats(a, (size_t)h->w);
+    w->out = arena_floats(a, (size_t)R2 * 2 * C);
+    w->eps = arena_floats(a, (size_t)R * C);
+    w->var = arena_floats(a, (size_t)R * C);
+    return w->te && w->out && w->eps && w->var ? 0 : DISA_ENOMEM;
+}
+
+int mar_head_step(const diffloss_net *h, arena *a, const head_work *w, float *x, const float *ce, const float *noise,
+                  const gd_tables *tb, int i, const head_step_opts *o, int R) {
+    const int C = h->C, R2 = o->cfg ? 2 * R : R;
+    if (o->cfg) memcpy(x + (size_t)R * C, x, sizeof(float) * (size_t)R * C);
+    diffloss_time(h, w->te, (float)tb->timestep_map[i]);
+    int rc = diffloss_forward(h, a, w->out, x, w->te, ce, R2);
+    if (rc) return rc;
+    // eps (guided) and the learned variance of the conditional half.
+    for (int r = 0; r < R; r++) {
+        const float *oc = w->out + (size_t)r * 2 * C;
+        const float *ou = o->cfg ? w->out + (size_t)(R + r) * 2 * C : oc;
+        for (int k = 0; k < C; k++) {
+            w->eps[(size_t)r * C + k] = o->cfg ? ou[k] + o->cfg_scale * (oc[k] - ou[k]) : oc[k];
+            w->var[(size_t)r * C + k] = oc[C + k];
+        }
+    }
+    if (o->sampler == GD_SAMPLER_DDIM)
+        gd_ddim_step(x, w->eps, tb, i, R, C);
+    else
+        gd_ddpm_step(x, w->eps, w->var, noise, tb, i, o->temperature, R, C);
+    return 0;
+}
+
 int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max_batch) {
     memset(s, 0, sizeof *s);
     int rc = sample_params_check(p);
@@ -124,14 +184,8 @@ int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max
         if (s->tables[n].n == 0 && (rc = gd_tables_init(&s->tables[n], n, p->sampler)) != 0) goto fail;
         if (s->tables[n].n > s->max_steps) s->max_steps = s->tables[n].n;
     }
-    const mar_config *c = &m->cfg;
-    int B2 = p->cfg != 1.0 ? 2 * max_batch : max_batch;
-    size_t rows = (size_t)B2 * c->seq_len;
-    size_t bytes = mar_forward_scratch_bytes(c, B2) + diffloss_scratch_bytes(&m->head, (int)rows) +
-                   sizeof(float) * (rows * c->dec_dim + rows * m->head.w + rows * 2 * c->token_dim * 2 +
-                                    rows * c->token_dim * 3 + m->head.w) +
-                   sizeof(int) * (size_t)max_batch * c->seq_len * 3 + (size_t)max_batch * c->seq_len + 64 * 64;
-    if ((rc = arena_init(&s->scratch, bytes, "sampler scratch")) != 0) goto fail;
+    if ((rc = arena_init(&s->scratch, sampler_scratch_bytes(m, max_batch, p->cfg != 1.0), "sampler scratch")) != 0)
+        goto fail;
     return 0;
 fail:
     sampler_free(s);
@@ -193,14 +247,8 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
     for (int step = 0; step < K; step++) {
         arena_reset(a, base);
         double ts = clock_now();
-        // Mask schedule (MaskGIT cosine): float64 like numpy, then the clamp.
-        double ratio = cos(M_PI / 2.0 * (step + 1) / K);
-        int mask_len = (int)floor(L * ratio);
-        if (mask_len > n_unknown - 1) mask_len = n_unknown - 1;
-        if (mask_len < 1) mask_len = 1;
-        // The unknown set is always a prefix of the order: predict order[mask_len..n_unknown)
-        // now (all of the remaining ones at the last step), in ascending position.
-        int lo = step >= K - 1 ? 0 : mask_len, n_pred = n_unknown - lo;
+        mask_step ms = mar_mask_step(L, K, step, n_unknown);
+        int mask_len = ms.mask_len, lo = ms.lo, n_pred = ms.n_pred;
         if (n_pred <= 0) {
             n_unknown = mask_len;
             continue;
@@ -232,33 +280,19 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
         int nreq = sample_params_steps_at(p, s->steps, step);
         const gd_tables *tb = &s->tables[nreq];
         float *ce = arena_floats(a, (size_t)R2 * W);
-        float *te = arena_floats(a, (size_t)W);
-        float *x = arena_floats(a, (size_t)R2 * C);      // [x; x] for CFG
-        float *out = arena_floats(a, (size_t)R2 * 2 * C);
-        float *eps = arena_floats(a, (size_t)R * C), *var = arena_floats(a, (size_t)R * C);
+        float *x = arena_floats(a, (size_t)R2 * C);  // [x; x] for CFG
         float *noise = arena_floats(a, (size_t)R * C);
-        if (!ce || !te || !x || !out || !eps || !var || !noise) return DISA_ENOMEM;
+        head_work hw;
+        if (!ce || !x || !noise || head_work_alloc(&hw, a, &m->head, R, cfg) != 0) return DISA_ENOMEM;
         diffloss_cond(&m->head, ce, z, R2);
         if ((rc = rng->normals(rng, x, B, n_pred, C)) != 0) return rc;
+        const head_step_opts ho = {.sampler = p->sampler, .temperature = (float)p->temperature, .cfg = cfg,
+                                   .cfg_scale = cfg_iter};
         for (int i = tb->n - 1; i >= 0; i--) {
-            if (cfg) memcpy(x + (size_t)R * C, x, sizeof(float) * (size_t)R * C);
-            diffloss_time(&m->head, te, (float)tb->timestep_map[i]);
-            if ((rc = diffloss_forward(&m->head, a, out, x, te, ce, R2)) != 0) return rc;
-            // eps (guided) and the learned variance of the conditional half.
-            for (int r = 0; r < R; r++) {
-                const float *oc = out + (size_t)r * 2 * C;
-                const float *ou = cfg ? out + (size_t)(R + r) * 2 * C : oc;
-                for (int k = 0; k < C; k++) {
-                    eps[(size_t)r * C + k] = cfg ? ou[k] + cfg_iter * (oc[k] - ou[k]) : oc[k];
-                    var[(size_t)r * C + k] = oc[C + k];
-                }
-            }
-            // The official loop draws noise at every step, the last one included.
+            // The official loop draws noise at every step, the last one included (the
+            // network draws none, so drawing before it keeps the streams' order).
             if ((rc = rng->normals(rng, noise, B, n_pred, C)) != 0) return rc;
-            if (p->sampler == GD_SAMPLER_DDIM)
-                gd_ddim_step(x, eps, tb, i, R, C);
-            else
-                gd_ddpm_step(x, eps, var, noise, tb, i, (float)p->temperature, R, C);
+            if ((rc = mar_head_step(&m->head, a, &hw, x, ce, noise, tb, i, &ho, R)) != 0) return rc;
             if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
         }
         double t3 = clock_now();

@@ -92,12 +92,8 @@ int flops_sample_run(flops_sample *out, flops_step *steps, const mar_config *c, 
     int n_unknown = L;
     for (int s = 0; s < K; s++) {
         flops_step st = {.step = s};
-        // The mask schedule of sampler_run: float64 cosine, floor, then the clamp.
-        double ratio = cos(M_PI / 2.0 * (s + 1) / K);
-        int mask_len = (int)floor(L * ratio);
-        if (mask_len > n_unknown - 1) mask_len = n_unknown - 1;
-        if (mask_len < 1) mask_len = 1;
-        int lo = s >= K - 1 ? 0 : mask_len, n_pred = n_unknown - lo;
+        mask_step ms = mar_mask_step(L, K, s, n_unknown);  // the schedule of sampler_run
+        int mask_len = ms.mask_len, lo = ms.lo, n_pred = ms.n_pred;
         st.mask_len = mask_len;
         st.n_known = L - n_unknown;
         if (n_pred <= 0) {
