@@ -9,9 +9,9 @@
 // Exit status: 0 written, 1 failure (OUT.png untouched), 2 bad usage.
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 #include "disa/image.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +22,12 @@ static int usage(void) {
 }
 
 static int int_flag(const char *flag, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "disa-grid: --%s must be an integer in %ld..%ld, got '%s'\n", flag, lo, hi, v);
+    long long x;
+    if (flag_int(flag, v, lo, hi, &x) != 0) {
+        fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
         return 2;
     }
-    *out = x;
+    *out = (long)x;
     return 0;
 }
 
@@ -41,7 +39,7 @@ int main(int argc, char **argv) {
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        if (flag_is_help(a)) {
             usage();
             return 0;
         }
@@ -54,17 +52,11 @@ int main(int argc, char **argv) {
             continue;
         }
         char flag[32];
-        const char *val, *eq = strchr(a, '=');
-        if (eq) {
-            snprintf(flag, sizeof flag, "%.*s", (int)(eq - a - 2), a + 2);
-            val = eq + 1;
-        } else {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "disa-grid: %s needs a value\n", a);
-                return usage();
-            }
-            snprintf(flag, sizeof flag, "%s", a + 2);
-            val = argv[++i];
+        const char *val;
+        flag_split(a, 1, flag, sizeof flag, &val);
+        if (flag_value(argc, argv, &i, flag, &val) != 0) {
+            fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
+            return usage();
         }
         long v;
         if (strcmp(flag, "cols") == 0) {

@@ -26,13 +26,13 @@
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/featpass.h"
+#include "disa/flags.h"
 #include "disa/imgsrc.h"
 #include "disa/inception.h"
 #include "disa/metrics.h"
 #include "disa/refstats.h"
 #include "disa/world.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,15 +133,9 @@ fail:
 // ----------------------------------------------------------------------------
 
 static int parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "disa-stats: %s must be an integer in %lld..%lld, got '%s'\n", flag, lo, hi, v);
-        return 2;
-    }
-    *out = x;
-    return 0;
+    if (flag_int(flag + 2, v, lo, hi, out) == 0) return 0;  // flag with its dashes
+    fprintf(stderr, "disa-stats: %s\n", disa_errmsg());
+    return 2;
 }
 
 static int run_main(int argc, char **argv);
@@ -164,8 +158,8 @@ static int run_main(int argc, char **argv) {
     int features = 0, prc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED_V() do { if (!v) { fprintf(stderr, "disa-stats: %s needs a value\n", a); return usage(); } i++; } while (0)
+        const char *v = NULL;
+#define NEED_V() do { if (flag_value(argc, argv, &i, a + 2, &v)) { fprintf(stderr, "disa-stats: %s\n", disa_errmsg()); return usage(); } } while (0)
         if (strcmp(a, "--out") == 0) { NEED_V(); out = v; }
         else if (strcmp(a, "--fid") == 0) { NEED_V(); fid = v; }
         else if (strcmp(a, "--ref") == 0) { NEED_V(); ref = v; }
@@ -179,7 +173,7 @@ static int run_main(int argc, char **argv) {
         else if (strcmp(a, "--splits") == 0) { NEED_V(); if (parse_int(a, v, 1, 1000, &splits)) return 2; }
         else if (strcmp(a, "--adm-split") == 0) { NEED_V(); if (parse_int(a, v, 1, 1LL << 30, &adm_split)) return 2; }
         else if (strcmp(a, "--seed") == 0) { NEED_V(); if (parse_int(a, v, 0, 1LL << 53, &seed)) return 2; }
-        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return usage();
+        else if (flag_is_help(a)) return usage();
         else if (a[0] == '-') {
             fprintf(stderr, "disa-stats: unknown option '%s'\n", a);
             return usage();
