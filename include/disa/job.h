@@ -29,7 +29,7 @@ typedef struct job {
     uint64_t seed;
     int *labels;                   // [num_images], owned; NULL = official plan
     int n_labels;
-    int png, npz;
+    int png;                       // write PNGs (false: features only)
     int family;                    // the model's family: family_at(family)
     int precision;                 // the shared sampling key: BLAS_FP32 or BLAS_BF16
     family_params params;          // the family's own sampling settings

@@ -17,7 +17,7 @@
 
 static const char *const k_top_keys[] = {
     "name", "model", "vae", "features", "reference", "output_dir", "num_images", "eval_bsz", "seed",
-    "labels", "png", "npz", "sampling", "variants", "description", NULL};
+    "labels", "png", "sampling", "variants", "description", NULL};
 static const char *const k_override_flags[] = {
     "output_dir", "num_images", "eval_bsz", "seed", "model", "vae", "features", "reference", NULL};
 
@@ -206,7 +206,7 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
     cJSON_ArrayForEach(it, root) {
         if (!in_list(it->string, k_top_keys)) {
             rc = disa_err(DISA_EINVAL, "%s: unknown key '%s' (known: name model vae features reference output_dir "
-                          "num_images eval_bsz seed labels png npz sampling variants description)", path, it->string);
+                          "num_images eval_bsz seed labels png sampling variants description)", path, it->string);
             goto out;
         }
     }
@@ -241,7 +241,6 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
         base.seed = (uint64_t)sd->valuedouble;
     }
     if ((rc = get_bool(root, "png", &base.png, path)) < 0) goto out;
-    if ((rc = get_bool(root, "npz", &base.npz, path)) < 0) goto out;
     rc = 0;
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
     if (labels && !(cJSON_IsString(labels) && strcmp(labels->valuestring, "official") == 0)) {

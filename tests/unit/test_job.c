@@ -79,6 +79,18 @@ static void test_load_overrides_and_variants(void **state) {
     assert_int_equal(job_load(&l, p, bad, 1), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "--num_iter must be an integer in 1..4096, got '0'"));
     assert_int_equal(l.n, 0);
+    // Keys a job does not use are refused with the list of those it does.
+    p = write_job("npz.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, \"npz\": true}");
+    assert_int_equal(job_load(&l, p, NULL, 0), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "unknown key 'npz' (known: name model vae features reference output_dir "
+                                          "num_images eval_bsz seed labels png sampling variants description)"));
+    // A sampling key of the model's family, with the family's list.
+    p = write_job("key.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, "
+                              "\"output_dir\": \"o\", \"sampling\": {\"steps\": 3}}");
+    assert_int_equal(job_load(&l, p, NULL, 0), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "unknown key 'sampling.steps' (known: num_iter cfg cfg_schedule "
+                                          "temperature diff_sampler diff_upper_steps diff_lower_steps "
+                                          "diff_annealing_strategy precision)"));
 }
 
 static void test_ledger(void **state) {
