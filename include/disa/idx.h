@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 // IDX files (MNIST / Fashion-MNIST): magic 0 0 type ndim, big-endian int32 dims, data.
-// A name ending in ".gz" is decompressed through `gzip -dc` (no shell involved).
+// A name ending in ".gz" is decompressed with zlib while it is read.
 
 typedef struct idx_array {
     int ndim;

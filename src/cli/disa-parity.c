@@ -17,14 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Areas may have no adapters yet in a partial build; the runner then reports their ops
-// as unknown instead of failing to link.
-extern const parity_op parity_ops_nn[] __attribute__((weak));
-extern const parity_op parity_ops_sample[] __attribute__((weak));
-extern const parity_op parity_ops_model[] __attribute__((weak));
-extern const parity_op parity_ops_vae[] __attribute__((weak));
-extern const parity_op parity_ops_metrics[] __attribute__((weak));
-
 struct pcase {
     st_file st;
     const char *path;
@@ -245,7 +237,7 @@ static parity_fn find_op(const char *op) {
     const parity_op *tables[] = {parity_ops_core, parity_ops_nn, parity_ops_sample, parity_ops_model,
                                  parity_ops_vae, parity_ops_metrics};
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
-        for (const parity_op *p = tables[t]; p && p->op; p++)
+        for (const parity_op *p = tables[t]; p->op; p++)
             if (strcmp(p->op, op) == 0) return p->fn;
     return NULL;
 }
