@@ -360,7 +360,8 @@ def gen_sample():
                              ("linear"/"constant"), temperature, sampler
                              ("default"/"disa"/"ddim"), upper, lower, strategy
     out.mask_len [K] I64     next-mask length per AR step (after the clamps)
-    out.n_steps  [K] I64     requested diffusion steps per AR step (before the clip)
+    out.n_steps  [K] I64     diffusion steps the head runs per AR step: the requested count
+                             after the sampler's clip merged duplicate timesteps (DiSA 50 -> 48)
     out.n_pred   [K] I64     tokens predicted per image per AR step
     out.cfg      [K] F32     guidance scale per AR step as the official float32 tensor
     out.tokens_steps [K, B, L, D] F32   tokens after each AR step
@@ -378,6 +379,8 @@ def gen_sample():
         ("s16_ddim_nocfg", SEQ16, "ddim", 5, 1.0, "linear", 1.0, 10, 4, "linear", 2),
         ("s16_ddim_cfg", SEQ16, "ddim", 5, 3.0, "linear", 1.0, 10, 4, "linear", 2),
         ("s64_disa_cfg", SEQ64, "disa", 8, 3.0, "linear", 1.0, 10, 3, "linear", 2),
+        # 50 requested steps run 48 after the 950 clip: out.n_steps is the count run
+        ("s16_disa50_cfg", SEQ16, "disa", 3, 2.0, "linear", 1.0, 50, 5, "linear", 2),
     ]
     for k, (case, arch, sampler, K, cfg, sched, temp, upper, lower, strategy, B) in enumerate(cases):
         model = mar_model(arch, seed=500 + k)
@@ -414,7 +417,8 @@ def gen_sample():
         t = {"in.labels": labels.numpy().astype(np.int64), "in.orders": orders, "in.tape": tape}
         t.update(params_of(model))
         t["out.mask_len"] = np.array(trace64["mask_len"], dtype=np.int64)
-        t["out.n_steps"] = np.array(trace64["n_steps"], dtype=np.int64)
+        t["out.n_steps"] = np.array([gd.make_tables(n, sampler).num_timesteps for n in trace64["n_steps"]],
+                                    dtype=np.int64)
         t["out.n_pred"] = np.array(trace64["n_pred"], dtype=np.int64)
         t["out.cfg"] = np.array(trace64["cfg"], dtype=np.float32)
         t["out.tokens_steps"] = f32(steps_t)
