@@ -169,8 +169,8 @@ typedef struct bench {
     int have_weights;
     const mar_config *c;
     int B, K, cfg;
-    flops_step *sched;    // [K] this config's schedule
-    flops_step *bsched;   // [o.base.num_iter] the baseline's
+    flops_step *schedule;    // [K] this config's schedule
+    flops_step *base_schedule;   // [o.base.num_iter] the baseline's
     flops_sample fs;      // this config's totals
     double sp_sample;     // predicted sampling speedup over the baseline
 } bench;
@@ -262,11 +262,11 @@ static int mode_flop_table(bench *b) {
     J(",\n  \"predicted_speedup\": {\"sampling\": %.4f, \"end_to_end\": %.4f, \"head\": %.4f}", b->sp_sample, sp_total,
       fb.head / fi.head);
 
-    b->sched = calloc((size_t)K, sizeof *b->sched);
-    b->bsched = calloc((size_t)o->base.num_iter, sizeof *b->bsched);
+    b->schedule = calloc((size_t)K, sizeof *b->schedule);
+    b->base_schedule = calloc((size_t)o->base.num_iter, sizeof *b->base_schedule);
     flops_sample fbs;
-    if (!b->sched || !b->bsched || flops_sample_run(&b->fs, b->sched, c, &o->p, B) ||
-        flops_sample_run(&fbs, b->bsched, c, &o->base, B))
+    if (!b->schedule || !b->base_schedule || flops_sample_run(&b->fs, b->schedule, c, &o->p, B) ||
+        flops_sample_run(&fbs, b->base_schedule, c, &o->base, B))
         return failed();
     return 0;
 }
@@ -275,7 +275,7 @@ static int mode_flop_table(bench *b) {
 static void mode_steps(const bench *b) {
     printf("step  n_known  n_pred  rows  diff_steps  transformer_GFLOP  head_GFLOP   (batch %d)\n", b->B);
     for (int s = 0; s < b->K; s++) {
-        const flops_step *st = &b->sched[s];
+        const flops_step *st = &b->schedule[s];
         printf("%4d  %7d  %6d  %4d  %10d  %17.2f  %10.3f\n", s, st->n_known, st->n_pred, st->rows, st->diff_steps,
                st->transformer / 1e9, st->head / 1e9);
     }
@@ -407,13 +407,13 @@ static int time_transformer_points(const bench *b, arena *a, bench_point *tp, in
     const opts *o = &b->o;
     int exec[1024], ne = 0;
     for (int s = 0; s < b->K && ne < 1024; s++)
-        if (b->sched[s].rows) exec[ne++] = s;
+        if (b->schedule[s].rows) exec[ne++] = s;
     *ntp = o->t_points < ne ? o->t_points : ne;
     printf("extrapolate to K %d, batch %d: transformer passes (median of %d)\n", b->K, b->B, o->t_reps);
     J(",\n  \"extrapolate\": {\"num_iter\": %d, \"t_points\": [", b->K);
     for (int i = 0; i < *ntp; i++) {
         int s = exec[*ntp == 1 ? ne / 2 : (int)((long long)i * (ne - 1) / (*ntp - 1))];
-        const flops_step *st = &b->sched[s];
+        const flops_step *st = &b->schedule[s];
         tp[i].n_known = st->n_known;
         int rc = bench_time_transformer(&b->m, a, b->B, b->cfg, st->n_known, st->n_pred, o->t_reps, &tp[i].sec,
                                         &tp[i].flops);
@@ -439,7 +439,7 @@ static int time_head_points(const bench *b, arena *a, bench_head_point *hp, int 
     *nhp = 0;
     printf("  head, one diffusion step (median over >= 3 steps or 0.3 s):\n");
     for (int pass = 0; pass < 2 && !rc; pass++) {
-        const flops_step *sc = pass ? b->bsched : b->sched;
+        const flops_step *sc = pass ? b->base_schedule : b->schedule;
         int k = pass ? o->base.num_iter : b->K;
         for (int s = 0; s < k && !rc; s++) {
             if (!sc[s].rows || bench_find_head(hp, *nhp, sc[s].rows) || *nhp >= cap) continue;
@@ -492,7 +492,7 @@ static void print_extrapolation(const bench *b, const bench_extrap *e, const ben
 // full last decoder block, as an implementation without the row restriction computes it.
 static void json_schedules(const bench *b) {
     for (int pass = 0; pass < 2; pass++) {
-        const flops_step *sc = pass ? b->bsched : b->sched;
+        const flops_step *sc = pass ? b->base_schedule : b->schedule;
         int k = pass ? b->o.base.num_iter : b->K;
         J("\n    \"%s\": [", pass ? "baseline_schedule" : "schedule");
         int first = 1;
@@ -526,8 +526,8 @@ static int mode_extrapolate(bench *b) {
     if (!rc) rc = time_head_points(b, &a, hp, 2048, &nhp);
     if (!rc) {
         bench_extrap e, eb;
-        bench_extrapolate(&e, b->sched, b->K, tp, ntp, hp, nhp);
-        bench_extrapolate(&eb, b->bsched, b->o.base.num_iter, tp, ntp, hp, nhp);
+        bench_extrapolate(&e, b->schedule, b->K, tp, ntp, hp, nhp);
+        bench_extrapolate(&eb, b->base_schedule, b->o.base.num_iter, tp, ntp, hp, nhp);
         print_extrapolation(b, &e, &eb);
         json_schedules(b);
     }
@@ -617,8 +617,8 @@ static int model_modes(bench *b) {
     if (!rc && o->extrap) rc = mode_extrapolate(b);
     if (!rc && o->vae) rc = mode_decode(b);
     if (!rc && o->features) rc = mode_features(b);
-    free(b->sched);
-    free(b->bsched);
+    free(b->schedule);
+    free(b->base_schedule);
     if (b->have_weights) {
         mar_close(&b->m);
     } else {

@@ -12,7 +12,7 @@
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flags.h"
-#include "disa/gen.h"
+#include "disa/generator.h"
 #include "disa/job.h"
 #include "disa/log.h"
 #include "disa/world.h"
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void on_signal(int sig) { gen_request_stop(sig); }
+static void on_signal(int sig) { generator_request_stop(sig); }
 
 static void usage(void) {
     fprintf(stderr,
@@ -35,7 +35,7 @@ static void usage(void) {
 }
 
 // --progress bar|lines|S and --unit_timeout auto|off|S into o; 2 after a message.
-static int parse_mode_flag(gen_opts *o, const char *flag, const char *val) {
+static int parse_mode_flag(generator_opts *o, const char *flag, const char *val) {
     char *end;
     if (strcmp(flag, "progress") == 0) {
         // "bar": a live bar even when stderr is not a terminal (mpirun forwards it
@@ -70,7 +70,7 @@ static int parse_mode_flag(gen_opts *o, const char *flag, const char *val) {
 }
 
 // Parse argv into jobs. Returns 0, or 2 after printing one message.
-static int parse(int argc, char **argv, job_list *jobs, gen_opts *o) {
+static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     const char *files[64], *variant = NULL;
     int n_files = 0, n_ov = 0;
     job_override ov[64];
@@ -173,18 +173,18 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    gen_opts o = {.progress_every = 30.0, .bar = isatty(STDERR_FILENO)};
+    generator_opts o = {.progress_every = 30.0, .bar = isatty(STDERR_FILENO)};
     job_list jobs = {0};
     int status = 0;
     if (rank == 0) status = parse(argc, argv, &jobs, &o);
     // Rank 0 validated everything; the others learn the verdict, then the jobs.
-    status = gen_share(&jobs, &o, status);
+    status = generator_share(&jobs, &o, status);
     if (status) {
         job_list_free(&jobs);
         world_finalize();
         return status;
     }
-    int rc = gen_run(&jobs, &o);
+    int rc = generator_run(&jobs, &o);
     job_list_free(&jobs);
     world_finalize();
     if (rc == 0 || rc == DISA_ECANCELED) return 0;

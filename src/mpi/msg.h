@@ -1,4 +1,4 @@
-// msg.h: the messages between rank 0 (the scheduler, sched.c) and the workers
+// msg.h: the messages between rank 0 (the scheduler, scheduler.c) and the workers
 // (worker.c) of disa-gen; private to src/mpi.
 //
 // Every message is a fixed-size struct sent as MPI_BYTE on MPI_COMM_WORLD:
@@ -25,7 +25,7 @@ typedef struct reply_msg {
     int32_t kind, job, unit, pad;  // kind: reply_kind; job, unit: the assigned unit
 } reply_msg;
 
-// Set by gen_request_stop (a signal handler): stop after the current step, resumably.
-extern volatile sig_atomic_t gen_stop_requested;
+// Set by generator_request_stop (a signal handler): stop after the current step, resumably.
+extern volatile sig_atomic_t generator_stop_requested;
 
 #endif

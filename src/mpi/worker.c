@@ -1,4 +1,4 @@
-// worker.c: the loop of every rank but 0 (sched.h; messages in msg.h).
+// worker.c: the loop of every rank but 0 (roles.h; messages in msg.h).
 //
 //   REQUEST
 //   loop: wait for the REPLY (an ABORT may overtake it: note it, then take the REPLY)
@@ -17,8 +17,8 @@
 // ABORT still in flight. rank 0 finishes only when every worker's BYE arrived, so no
 // DONE is left unread either, and MPI_Finalize never sees an unmatched message. A unit
 // left without DONE (dropped, or the worker died) is not in the ledger: rank 0 requeues
-// it at BYE, or the next run computes it (the argument in sched.c).
-#include "sched.h"
+// it at BYE, or the next run computes it (the argument in scheduler.c).
+#include "roles.h"
 #include "msg.h"
 
 #include "disa/clock.h"
@@ -47,7 +47,7 @@ static int worker_poll(void *ctx) {
             *aborted = 1;
         }
     }
-    return *aborted || gen_stop_requested;
+    return *aborted || generator_stop_requested;
 }
 
 // The REPLY to the outstanding REQUEST, or an ABORT that overtook it (then the REPLY).
@@ -71,7 +71,7 @@ int worker_run(unit_runner *ur) {
         double t0 = clock_now();
         reply_msg m = wait_reply(&aborted);
         if (!first) idle += clock_now() - t0;
-        if (m.kind == REPLY_STOP || aborted || gen_stop_requested) break;
+        if (m.kind == REPLY_STOP || aborted || generator_stop_requested) break;
         send_empty(TAG_REQUEST);  // prefetch the next unit
         unit_report r;
         int rc = unit_run(ur, m.job, m.unit, worker_poll, &aborted, &r);

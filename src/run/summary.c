@@ -198,9 +198,9 @@ static int put_inline(FILE *f, const cJSON *v) {
     if (cJSON_IsString(v)) return put_string(f, v->valuestring);
     if (!cJSON_IsObject(v)) return disa_err(DISA_EINTERNAL, "summary: unexpected JSON value");
     int bad = fputc('{', f) < 0;
-    for (const cJSON *c = v->child; c; c = c->next) {
-        if (c != v->child) bad |= fputs(", ", f) < 0;
-        bad |= put_string(f, c->string) || fputs(": ", f) < 0 || put_inline(f, c);
+    for (const cJSON *member = v->child; member; member = member->next) {
+        if (member != v->child) bad |= fputs(", ", f) < 0;
+        bad |= put_string(f, member->string) || fputs(": ", f) < 0 || put_inline(f, member);
     }
     return bad | (fputc('}', f) < 0);
 }

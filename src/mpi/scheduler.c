@@ -1,5 +1,5 @@
-// sched.c: rank 0 of disa-gen: the queue of units, the ledger, the answers to the
-// workers (msg.h), the watchdog; it also generates units itself (include/disa/gen.h).
+// scheduler.c: rank 0 of disa-gen: the queue of units, the ledger, the answers to the
+// workers (msg.h), the watchdog; it also generates units itself (include/disa/generator.h).
 //
 // Polling order of rank 0. While the queue has a unit, rank 0 runs it; the sampler's
 // poll hook (after every transformer block and diffusion step) answers every pending
@@ -16,7 +16,7 @@
 // every unit of the ledger is verified (folder.h) before it counts. Each unit is queued
 // once per run: requeued only when the worker holding it said BYE without its DONE.
 // Message matching at exit is argued in worker.c.
-#include "sched.h"
+#include "roles.h"
 #include "msg.h"
 
 #include "disa/clock.h"
@@ -37,10 +37,10 @@ typedef struct unit_ref {
     int job, unit;  // -1, -1: none
 } unit_ref;
 
-typedef struct sched {
+typedef struct scheduler {
     unit_runner *ur;
     const job_list *jobs;
-    const gen_opts *o;
+    const generator_opts *o;
     int size;
     ledger *ledgers;        // [n jobs]
     unit_ref *queue;        // [queue_cap] units to do, in order; [queue_next, queue_len) remain
@@ -56,15 +56,15 @@ typedef struct sched {
     unit_report *reports;   // finished units of this invocation
     int n_reports, cap_reports;
     progress prog;
-} sched;
+} scheduler;
 
 // ----------------------------------------------------------------------------
 // bookkeeping
 
-static void queue_push(sched *s, unit_ref u) { s->queue[s->queue_len++] = u; }
+static void queue_push(scheduler *s, unit_ref u) { s->queue[s->queue_len++] = u; }
 
 // A finished unit: ledger line (fsync'd), report kept for the summary, progress.
-static int record(sched *s, const unit_report *r) {
+static int record(scheduler *s, const unit_report *r) {
     const job *jb = &s->jobs->jobs[r->job];
     int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
     if (rc) return rc;
@@ -86,7 +86,7 @@ static void send_empty(int dest, msg_tag tag) {
     MPI_Send(&m, sizeof m, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
 }
 
-static void begin_shutdown(sched *s) {
+static void begin_shutdown(scheduler *s) {
     if (s->shutdown) return;
     s->shutdown = 1;
     for (int w = 1; w < s->size; w++)
@@ -96,7 +96,7 @@ static void begin_shutdown(sched *s) {
         }
 }
 
-static void record_or_stop(sched *s, const unit_report *r) {
+static void record_or_stop(scheduler *s, const unit_report *r) {
     if (record(s, r) == 0) return;
     LOG(LOG_ERROR, "%s", disa_errmsg());
     s->fatal = 1;
@@ -106,7 +106,7 @@ static void record_or_stop(sched *s, const unit_report *r) {
 // ----------------------------------------------------------------------------
 // messages
 
-static void on_request(sched *s, int src) {
+static void on_request(scheduler *s, int src) {
     empty_msg m;
     MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     reply_msg rep = {REPLY_STOP, 0, 0, 0};
@@ -119,7 +119,7 @@ static void on_request(sched *s, int src) {
     MPI_Send(&rep, sizeof rep, MPI_BYTE, src, TAG_REPLY, MPI_COMM_WORLD);
 }
 
-static void on_done(sched *s, int src) {
+static void on_done(scheduler *s, int src) {
     unit_report r;
     MPI_Recv(&r, sizeof r, MPI_BYTE, src, TAG_DONE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     unit_ref *h = s->held[src];
@@ -133,7 +133,7 @@ static void on_done(sched *s, int src) {
     record_or_stop(s, &r);
 }
 
-static void on_bye(sched *s, int src) {
+static void on_bye(scheduler *s, int src) {
     empty_msg m;
     MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_BYE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     s->bye[src] = 1;
@@ -149,7 +149,7 @@ static void on_bye(sched *s, int src) {
     send_empty(src, TAG_FIN);
 }
 
-static void handle(sched *s, const MPI_Status *stt) {
+static void handle(scheduler *s, const MPI_Status *stt) {
     int src = stt->MPI_SOURCE;
     s->last_heard[src] = clock_now();
     switch (stt->MPI_TAG) {
@@ -169,7 +169,7 @@ static void handle(sched *s, const MPI_Status *stt) {
 // instead, naming the rank, and the ledger lets the next run resume. Automatic limit:
 // 10x the slowest finished unit, at least 600 s, armed once every rank had time to
 // finish a unit (model loading and warm-up make first units slow).
-static void watchdog(sched *s) {
+static void watchdog(scheduler *s) {
     double limit = s->o->unit_timeout;
     if (limit < 0) return;
     if (limit == 0) {
@@ -188,8 +188,8 @@ static void watchdog(sched *s) {
 }
 
 // Poll hook of rank 0's own sampling: answer everything pending, then report a stop.
-static int sched_poll(void *ctx) {
-    sched *s = ctx;
+static int scheduler_poll(void *ctx) {
+    scheduler *s = ctx;
     int flag;
     MPI_Status stt;
     for (;;) {
@@ -198,14 +198,14 @@ static int sched_poll(void *ctx) {
         handle(s, &stt);
     }
     watchdog(s);
-    if (gen_stop_requested) begin_shutdown(s);
+    if (generator_stop_requested) begin_shutdown(s);
     return s->shutdown;
 }
 
 // ----------------------------------------------------------------------------
 // the run
 
-static int sched_init(sched *s, unit_runner *ur, int size, const gen_opts *o) {
+static int scheduler_init(scheduler *s, unit_runner *ur, int size, const generator_opts *o) {
     const job_list *jobs = ur->jobs;
     memset(s, 0, sizeof *s);
     s->ur = ur;
@@ -232,7 +232,7 @@ static int sched_init(sched *s, unit_runner *ur, int size, const gen_opts *o) {
     return rc;
 }
 
-static void sched_free(sched *s) {
+static void scheduler_free(scheduler *s) {
     for (int j = 0; s->ledgers && j < s->jobs->n; j++)
         if (s->ledgers[j].done) ledger_close(&s->ledgers[j]);
     free(s->ledgers);
@@ -246,7 +246,7 @@ static void sched_free(sched *s) {
 }
 
 // Every job's folder ready (folder.h) and its units not yet in the ledger queued.
-static int plan(sched *s) {
+static int plan(scheduler *s) {
     const job_list *jobs = s->jobs;
     for (int j = 0; j < jobs->n; j++) {
         const job *jb = &jobs->jobs[j];
@@ -265,12 +265,12 @@ static int plan(sched *s) {
 }
 
 // The loop (see the polling order above).
-static void serve(sched *s) {
+static void serve(scheduler *s) {
     while (!s->fatal && (s->active_workers > 0 || (!s->shutdown && s->queue_next < s->queue_len))) {
         if (!s->shutdown && s->queue_next < s->queue_len) {
             unit_ref u = s->queue[s->queue_next++];
             unit_report r;
-            int rc = unit_run(s->ur, u.job, u.unit, sched_poll, s, &r);
+            int rc = unit_run(s->ur, u.job, u.unit, scheduler_poll, s, &r);
             if (rc == DISA_ECANCELED) continue;
             if (rc) {
                 LOG(LOG_ERROR, "unit %d of %s: %s", u.unit, s->jobs->jobs[u.job].name, disa_errmsg());
@@ -290,14 +290,14 @@ static void serve(sched *s) {
                 nanosleep(&(struct timespec){0, 2000000}, NULL);  // 2 ms: no busy core
             }
         }
-        if (gen_stop_requested) begin_shutdown(s);
+        if (generator_stop_requested) begin_shutdown(s);
     }
 }
 
-int sched_run(unit_runner *ur, int size, const gen_opts *o, int setup_failed, int *status) {
+int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_failed, int *status) {
     const job_list *jobs = ur->jobs;
-    sched s;
-    int rc = sched_init(&s, ur, size, o);
+    scheduler s;
+    int rc = scheduler_init(&s, ur, size, o);
     if (!rc && !setup_failed) rc = plan(&s);
     // Every rank learns whether setup worked before any work starts (HPL's pattern).
     int ok = !rc && !setup_failed;
@@ -319,13 +319,13 @@ int sched_run(unit_runner *ur, int size, const gen_opts *o, int setup_failed, in
         *status = 1;
     } else if (!complete) {
         LOG(LOG_WARN, "stopped%s with %lld of %lld images of this run done; the run is resumable: run the same "
-            "command again", gen_stop_requested ? " by signal" : "", (long long)s.prog.done, (long long)s.prog.total);
+            "command again", generator_stop_requested ? " by signal" : "", (long long)s.prog.done, (long long)s.prog.total);
         *status = 0;
         rc = DISA_ECANCELED;
     } else {
         LOG(LOG_INFO, "done: %lld images in %.1f s", (long long)s.prog.done, wall);
     }
 out:
-    sched_free(&s);
+    scheduler_free(&s);
     return rc;
 }

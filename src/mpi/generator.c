@@ -1,12 +1,13 @@
-// gen.c: disa-gen's ranks: threads, models, then each its role (include/disa/gen.h).
+// generator.c: disa-gen's ranks: threads, models, then each its role
+// (include/disa/generator.h).
 //
-// Roles (libcircle/HPL style): rank 0 runs the scheduler (sched.c), which also
+// Roles (libcircle/HPL style): rank 0 runs the scheduler (scheduler.c), which also
 // generates, and every other rank runs the worker loop (worker.c); their messages are
 // in msg.h. Loading can fail on some ranks only (a missing file on one node, a CPU
 // without bf16): every rank's result goes through an all-true reduction before rank 0
 // prepares the folders, and rank 0's verdict is broadcast before any unit is handed out.
-#include "disa/gen.h"
-#include "sched.h"
+#include "disa/generator.h"
+#include "roles.h"
 #include "msg.h"
 
 #include "disa/blas.h"
@@ -17,9 +18,9 @@
 #include <mpi.h>
 #include <stdlib.h>
 
-volatile sig_atomic_t gen_stop_requested;
+volatile sig_atomic_t generator_stop_requested;
 
-void gen_request_stop(int sig) { gen_stop_requested = sig ? sig : 1; }
+void generator_request_stop(int sig) { generator_stop_requested = sig ? sig : 1; }
 
 // Rank 0's job list to every rank: structs, then each explicit label list.
 static void bcast_jobs(job_list *jobs, int rank) {
@@ -36,7 +37,7 @@ static void bcast_jobs(job_list *jobs, int rank) {
     }
 }
 
-int gen_share(job_list *jobs, gen_opts *o, int status) {
+int generator_share(job_list *jobs, generator_opts *o, int status) {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -49,7 +50,7 @@ int gen_share(job_list *jobs, gen_opts *o, int status) {
     return 0;
 }
 
-int gen_run(const job_list *jobs, const gen_opts *o) {
+int generator_run(const job_list *jobs, const generator_opts *o) {
     int rank, size, status = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -68,7 +69,7 @@ int gen_run(const job_list *jobs, const gen_opts *o) {
     int ok = rc == 0, all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
     if (rank == 0) {
-        rc = sched_run(&ur, size, o, !all_ok, &status);
+        rc = scheduler_run(&ur, size, o, !all_ok, &status);
         if (!all_ok) status = 1;
     } else {
         int go;

@@ -1,15 +1,15 @@
-// gen.h: the distributed generator behind disa-gen (src/mpi).
+// generator.h: the distributed generator behind disa-gen (src/mpi).
 //
 // Rank 0 plans every job (units = fixed index ranges of eval_bsz images), keeps the
-// resume ledger and also generates (sched.c); the other ranks ask for units and report
+// resume ledger and also generates (scheduler.c); the other ranks ask for units and report
 // each finished one (worker.c). What a unit is and does needs no MPI (src/run).
-#ifndef DISA_GEN_H
-#define DISA_GEN_H
+#ifndef DISA_GENERATOR_H
+#define DISA_GENERATOR_H
 #include <stdint.h>
 
 #include "disa/job.h"
 
-typedef struct gen_opts {
+typedef struct generator_opts {
     int threads;            // BLAS threads per rank; 0 = the documented default rule
     int restart;            // discard an existing run of another configuration
     double progress_every;  // seconds between progress lines when not on a terminal
@@ -17,19 +17,19 @@ typedef struct gen_opts {
     double unit_timeout;    // watchdog: > 0 seconds a worker holding a unit may stay silent;
                             // 0 = automatic (10x the slowest unit so far, at least 600 s); < 0 off
     int quiet;
-} gen_opts;
+} generator_opts;
 
 // Rank 0 parses and validates (status 0, or the exit status of a bad command line); every
 // rank learns the verdict, and when it is 0 rank 0's options, log level and jobs
 // (HPL's pattern). Collective; returns the verdict.
-int gen_share(job_list *jobs, gen_opts *o, int status);
+int generator_share(job_list *jobs, generator_opts *o, int status);
 
 // Run every job of `jobs` (the same list on every rank). Collective over
 // MPI_COMM_WORLD. Returns 0 when all images exist, DISA_ECANCELED after a graceful stop
 // (signal; the run is resumable), another code on failure (message already logged).
-int gen_run(const job_list *jobs, const gen_opts *o);
+int generator_run(const job_list *jobs, const generator_opts *o);
 
 // Request a graceful stop (async-signal-safe).
-void gen_request_stop(int sig);
+void generator_request_stop(int sig);
 
 #endif

@@ -1,15 +1,15 @@
-// sched.h: the two roles of disa-gen's ranks (gen.c starts them); private to src/mpi.
-#ifndef DISA_MPI_SCHED_H
-#define DISA_MPI_SCHED_H
+// roles.h: the two roles of disa-gen's ranks (generator.c starts them); private to src/mpi.
+#ifndef DISA_MPI_ROLES_H
+#define DISA_MPI_ROLES_H
 
-#include "disa/gen.h"
+#include "disa/generator.h"
 #include "disa/unit.h"
 
 // Rank 0: prepare every job's folder, tell the workers whether to go (setup_failed: a
 // rank could not load its models), hand out units and run some, and report. *status: 0,
 // 1 (failure) or 2 (bad configuration, e.g. a folder of another run). Returns 0,
 // DISA_ECANCELED (stopped resumably) or an error.
-int sched_run(unit_runner *ur, int size, const gen_opts *o, int setup_failed, int *status);
+int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_failed, int *status);
 
 // Every other rank: after rank 0's go, ask for units and run them until told to stop.
 int worker_run(unit_runner *ur);

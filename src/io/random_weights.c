@@ -1,4 +1,5 @@
-// stgen.c: model files of generated weights (include/disa/safetensors.h: st_write_generated).
+// random_weights.c: model files of deterministic random weights (dgen.h), for tests and
+// benchmarks (include/disa/safetensors.h: st_write_generated).
 #include "disa/dgen.h"
 #include "disa/err.h"
 #include "disa/safetensors.h"
