@@ -181,6 +181,135 @@ static int check_against_model(job *j, const char *file) {
     return 0;
 }
 
+// The top-level fields of a job file into base (the defaults of main_mar.py where it has
+// them). The file's own name names the job when "name" is absent.
+static int parse_fields(job *base, const cJSON *root, const char *path) {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, root) {
+        if (!in_list(it->string, k_top_keys))
+            return disa_err(DISA_EINVAL, "%s: unknown key '%s' (known: name model vae features reference output_dir "
+                            "num_images eval_bsz seed labels png sampling variants description)", path, it->string);
+    }
+    snprintf(base->file, sizeof base->file, "%s", path);
+    base->png = 1;
+    base->eval_bsz = 64;  // main_mar.py --eval_bsz default
+    base->seed = 1;       // main_mar.py --seed default
+    long v;
+    int rc;
+    if ((rc = get_str(root, "name", base->name, sizeof base->name, path)) < 0) return rc;
+    if (rc == 1) {
+        const char *b = strrchr(path, '/');
+        snprintf(base->name, sizeof base->name, "%s", b ? b + 1 : path);
+        char *dot = strrchr(base->name, '.');
+        if (dot) *dot = '\0';
+    }
+    if ((rc = get_str(root, "model", base->model, sizeof base->model, path)) < 0) return rc;
+    if ((rc = get_str(root, "vae", base->vae, sizeof base->vae, path)) < 0) return rc;
+    if ((rc = get_str(root, "features", base->features, sizeof base->features, path)) < 0) return rc;
+    if ((rc = get_str(root, "reference", base->reference, sizeof base->reference, path)) < 0) return rc;
+    if ((rc = get_str(root, "output_dir", base->output_dir, sizeof base->output_dir, path)) < 0) return rc;
+    if ((rc = get_int(root, "num_images", 1, JOB_MAX_IMAGES, &v, path)) < 0) return rc;
+    if (rc == 0) base->num_images = (int)v;
+    if ((rc = get_int(root, "eval_bsz", 1, JOB_MAX_EVAL_BSZ, &v, path)) < 0) return rc;
+    if (rc == 0) base->eval_bsz = (int)v;
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    if (sd) {
+        if (!cJSON_IsNumber(sd) || sd->valuedouble < 0 || sd->valuedouble > 9007199254740991.0 ||
+            sd->valuedouble != (double)(uint64_t)sd->valuedouble)
+            return disa_err(DISA_EINVAL, "%s: 'seed' must be a non-negative integer", path);
+        base->seed = (uint64_t)sd->valuedouble;
+    }
+    if ((rc = get_bool(root, "png", &base->png, path)) < 0) return rc;
+    return 0;
+}
+
+// "labels": "official" (or absent) keeps base->labels NULL, else a list of integers.
+static int parse_labels(job *base, const cJSON *root, const char *path) {
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels"), *it;
+    if (!labels || (cJSON_IsString(labels) && strcmp(labels->valuestring, "official") == 0)) return 0;
+    if (!cJSON_IsArray(labels))
+        return disa_err(DISA_EINVAL, "%s: 'labels' must be \"official\" or an array of class indices", path);
+    base->n_labels = cJSON_GetArraySize(labels);
+    base->labels = malloc(sizeof(int) * (size_t)(base->n_labels ? base->n_labels : 1));
+    if (!base->labels) return disa_err(DISA_ENOMEM, "%s: out of memory", path);
+    int i = 0;
+    cJSON_ArrayForEach(it, labels) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < INT_MIN ||
+            it->valuedouble > INT_MAX)  // range before the cast, as in get_int
+            return disa_err(DISA_EINVAL, "%s: 'labels[%d]' must be an integer", path, i);
+        base->labels[i++] = it->valueint;
+    }
+    return 0;
+}
+
+// Variant k of vars into j (a copy of base with its own label list): its name, folder
+// name check and sampling.
+static int apply_variant(job *j, const job *base, const cJSON *vars, int k, const char *path) {
+    const cJSON *var = cJSON_GetArrayItem(vars, k), *it;
+    char pre[64];
+    snprintf(pre, sizeof pre, "variants[%d]", k);
+    if (!cJSON_IsObject(var)) return disa_err(DISA_EINVAL, "%s: '%s' must be an object", path, pre);
+    const cJSON *vn = cJSON_GetObjectItemCaseSensitive(var, "name");
+    if (!cJSON_IsString(vn) || !vn->valuestring[0] || strchr(vn->valuestring, '/') || strlen(vn->valuestring) > 48)
+        return disa_err(DISA_EINVAL, "%s: '%s.name' must be a folder name (1..48 characters, no '/')", path, pre);
+    cJSON_ArrayForEach(it, var) {
+        if (strcmp(it->string, "name") != 0 && strcmp(it->string, "sampling") != 0)
+            return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: name sampling)", path, pre, it->string);
+    }
+    for (int q = 0; q < k; q++) {
+        const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(vars, q), "name");
+        if (strcmp(other->valuestring, vn->valuestring) == 0)
+            return disa_err(DISA_EINVAL, "%s: variant name '%s' appears twice", path, vn->valuestring);
+    }
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(var, "sampling");
+    char spre[80];
+    snprintf(spre, sizeof spre, "%s.sampling", pre);
+    int rc;
+    if (vs && (rc = set_sampling(j, path, spre, vs)) != 0) return rc;
+    snprintf(j->name, sizeof j->name, "%.60s/%s", base->name, vn->valuestring);
+    return 0;
+}
+
+// Overrides, the variant's folder, then every check of a finished job.
+static int finish_job(job *j, int variant, const job_override *ov, int n_ov, const char *path) {
+    int rc;
+    if ((rc = apply_overrides(j, ov, n_ov)) != 0) return rc;
+    if (variant) {
+        size_t l = strlen(j->output_dir);
+        const char *vn = strrchr(j->name, '/') + 1;
+        if (l + 1 + strlen(vn) >= JOB_PATH_MAX) return disa_err(DISA_ERANGE, "%s: output_dir too long", path);
+        snprintf(j->output_dir + l, JOB_PATH_MAX - l, "/%s", vn);
+    }
+    if (!j->model[0]) return disa_err(DISA_EINVAL, "%s: 'model' is required (a MAR .safetensors file)", path);
+    if (!j->output_dir[0]) return disa_err(DISA_EINVAL, "%s: 'output_dir' is required (or give --output_dir)", path);
+    if (j->num_images < 1) return disa_err(DISA_EINVAL, "%s: 'num_images' is required (or give --num_images)", path);
+    if ((rc = job_family(j)->params_check(&j->params)) != 0) return disa_err_wrap(rc, "%s: %s: ", path, j->name);
+    if ((rc = check_file(path, "model", j->model)) || (rc = check_file(path, "vae", j->vae)) ||
+        (rc = check_file(path, "features", j->features)) || (rc = check_file(path, "reference", j->reference)))
+        return rc;
+    return check_against_model(j, path);
+}
+
+// The jobs of one parsed file into expanded[*n_exp] (one per variant, or one).
+static int expand(job *expanded, int *n_exp, const job *base, const cJSON *vars, int nv, const job_override *ov,
+                  int n_ov, const char *path) {
+    for (int k = 0; k < (nv ? nv : 1); k++) {
+        job *j = &expanded[k];
+        *j = *base;
+        j->labels = NULL;
+        if (base->labels) {
+            j->labels = malloc(sizeof(int) * (size_t)(base->n_labels ? base->n_labels : 1));
+            if (!j->labels) return disa_err(DISA_ENOMEM, "%s: out of memory", path);
+            memcpy(j->labels, base->labels, sizeof(int) * (size_t)base->n_labels);
+        }
+        *n_exp = k + 1;
+        int rc;
+        if (nv && (rc = apply_variant(j, base, vars, k, path)) != 0) return rc;
+        if ((rc = finish_job(j, nv > 0, ov, n_ov, path)) != 0) return rc;
+    }
+    return 0;
+}
+
 int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) {
     size_t len;
     char *text = read_file(path, &len);
@@ -202,68 +331,7 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
         rc = disa_err(DISA_EFORMAT, "%s: the top level must be a JSON object", path);
         goto out;
     }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, root) {
-        if (!in_list(it->string, k_top_keys)) {
-            rc = disa_err(DISA_EINVAL, "%s: unknown key '%s' (known: name model vae features reference output_dir "
-                          "num_images eval_bsz seed labels png sampling variants description)", path, it->string);
-            goto out;
-        }
-    }
-    snprintf(base.file, sizeof base.file, "%s", path);
-    base.png = 1;
-    base.eval_bsz = 64;  // main_mar.py --eval_bsz default
-    base.seed = 1;       // main_mar.py --seed default
-    long v;
-    if ((rc = get_str(root, "name", base.name, sizeof base.name, path)) < 0) goto out;
-    if (rc == 1) {
-        const char *b = strrchr(path, '/');
-        snprintf(base.name, sizeof base.name, "%s", b ? b + 1 : path);
-        char *dot = strrchr(base.name, '.');
-        if (dot) *dot = '\0';
-    }
-    if ((rc = get_str(root, "model", base.model, sizeof base.model, path)) < 0) goto out;
-    if ((rc = get_str(root, "vae", base.vae, sizeof base.vae, path)) < 0) goto out;
-    if ((rc = get_str(root, "features", base.features, sizeof base.features, path)) < 0) goto out;
-    if ((rc = get_str(root, "reference", base.reference, sizeof base.reference, path)) < 0) goto out;
-    if ((rc = get_str(root, "output_dir", base.output_dir, sizeof base.output_dir, path)) < 0) goto out;
-    if ((rc = get_int(root, "num_images", 1, JOB_MAX_IMAGES, &v, path)) < 0) goto out;
-    if (rc == 0) base.num_images = (int)v;
-    if ((rc = get_int(root, "eval_bsz", 1, JOB_MAX_EVAL_BSZ, &v, path)) < 0) goto out;
-    if (rc == 0) base.eval_bsz = (int)v;
-    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(root, "seed");
-    if (sd) {
-        if (!cJSON_IsNumber(sd) || sd->valuedouble < 0 || sd->valuedouble > 9007199254740991.0 ||
-            sd->valuedouble != (double)(uint64_t)sd->valuedouble) {
-            rc = disa_err(DISA_EINVAL, "%s: 'seed' must be a non-negative integer", path);
-            goto out;
-        }
-        base.seed = (uint64_t)sd->valuedouble;
-    }
-    if ((rc = get_bool(root, "png", &base.png, path)) < 0) goto out;
-    rc = 0;
-    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
-    if (labels && !(cJSON_IsString(labels) && strcmp(labels->valuestring, "official") == 0)) {
-        if (!cJSON_IsArray(labels)) {
-            rc = disa_err(DISA_EINVAL, "%s: 'labels' must be \"official\" or an array of class indices", path);
-            goto out;
-        }
-        base.n_labels = cJSON_GetArraySize(labels);
-        base.labels = malloc(sizeof(int) * (size_t)(base.n_labels ? base.n_labels : 1));
-        if (!base.labels) {
-            rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
-            goto out;
-        }
-        int i = 0;
-        cJSON_ArrayForEach(it, labels) {
-            if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < INT_MIN ||
-                it->valuedouble > INT_MAX) {  // range before the cast, as in get_int
-                rc = disa_err(DISA_EINVAL, "%s: 'labels[%d]' must be an integer", path, i);
-                goto out;
-            }
-            base.labels[i++] = it->valueint;
-        }
-    }
+    if ((rc = parse_fields(&base, root, path)) != 0 || (rc = parse_labels(&base, root, path)) != 0) goto out;
     // The family of the model (after a --model override) names the sampling keys.
     const char *model_path = base.model;
     for (int i = 0; i < n_ov; i++)
@@ -273,97 +341,17 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
     base.precision = BLAS_FP32;
     const cJSON *samp = cJSON_GetObjectItemCaseSensitive(root, "sampling");
     if (samp && (rc = set_sampling(&base, path, "sampling", samp)) != 0) goto out;
-
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(root, "variants");
     int nv = 0;
-    if (vars) {
-        if (!cJSON_IsArray(vars) || (nv = cJSON_GetArraySize(vars)) < 1 || nv > JOB_MAX_VARIANTS) {
-            rc = disa_err(DISA_EINVAL, "%s: 'variants' must be an array of 1..%d objects", path, JOB_MAX_VARIANTS);
-            goto out;
-        }
+    if (vars && (!cJSON_IsArray(vars) || (nv = cJSON_GetArraySize(vars)) < 1 || nv > JOB_MAX_VARIANTS)) {
+        rc = disa_err(DISA_EINVAL, "%s: 'variants' must be an array of 1..%d objects", path, JOB_MAX_VARIANTS);
+        goto out;
     }
-    expanded = calloc((size_t)(nv ? nv : 1), sizeof(job));
-    if (!expanded) {
+    if (!(expanded = calloc((size_t)(nv ? nv : 1), sizeof(job)))) {
         rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
         goto out;
     }
-    for (int k = 0; k < (nv ? nv : 1); k++) {
-        job *j = &expanded[k];
-        *j = base;
-        j->labels = NULL;
-        if (base.labels) {
-            j->labels = malloc(sizeof(int) * (size_t)(base.n_labels ? base.n_labels : 1));
-            if (!j->labels) {
-                rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-            memcpy(j->labels, base.labels, sizeof(int) * (size_t)base.n_labels);
-        }
-        n_exp = k + 1;
-        if (nv) {
-            const cJSON *var = cJSON_GetArrayItem(vars, k);
-            char pre[64];
-            snprintf(pre, sizeof pre, "variants[%d]", k);
-            if (!cJSON_IsObject(var)) {
-                rc = disa_err(DISA_EINVAL, "%s: '%s' must be an object", path, pre);
-                goto out;
-            }
-            const cJSON *vn = cJSON_GetObjectItemCaseSensitive(var, "name");
-            if (!cJSON_IsString(vn) || !vn->valuestring[0] || strchr(vn->valuestring, '/') ||
-                strlen(vn->valuestring) > 48) {
-                rc = disa_err(DISA_EINVAL, "%s: '%s.name' must be a folder name (1..48 characters, no '/')", path, pre);
-                goto out;
-            }
-            cJSON_ArrayForEach(it, var) {
-                if (strcmp(it->string, "name") != 0 && strcmp(it->string, "sampling") != 0) {
-                    rc = disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: name sampling)", path, pre, it->string);
-                    goto out;
-                }
-            }
-            for (int q = 0; q < k; q++) {
-                const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(vars, q), "name");
-                if (strcmp(other->valuestring, vn->valuestring) == 0) {
-                    rc = disa_err(DISA_EINVAL, "%s: variant name '%s' appears twice", path, vn->valuestring);
-                    goto out;
-                }
-            }
-            const cJSON *vs = cJSON_GetObjectItemCaseSensitive(var, "sampling");
-            char spre[80];
-            snprintf(spre, sizeof spre, "%s.sampling", pre);
-            if (vs && (rc = set_sampling(j, path, spre, vs)) != 0) goto out;
-            snprintf(j->name, sizeof j->name, "%.60s/%s", base.name, vn->valuestring);
-        }
-        if ((rc = apply_overrides(j, ov, n_ov)) != 0) goto out;
-        if (nv) {
-            size_t l = strlen(j->output_dir);
-            const char *vn = strrchr(j->name, '/') + 1;
-            if (l + 1 + strlen(vn) >= JOB_PATH_MAX) {
-                rc = disa_err(DISA_ERANGE, "%s: output_dir too long", path);
-                goto out;
-            }
-            snprintf(j->output_dir + l, JOB_PATH_MAX - l, "/%s", vn);
-        }
-        if (!j->model[0]) {
-            rc = disa_err(DISA_EINVAL, "%s: 'model' is required (a MAR .safetensors file)", path);
-            goto out;
-        }
-        if (!j->output_dir[0]) {
-            rc = disa_err(DISA_EINVAL, "%s: 'output_dir' is required (or give --output_dir)", path);
-            goto out;
-        }
-        if (j->num_images < 1) {
-            rc = disa_err(DISA_EINVAL, "%s: 'num_images' is required (or give --num_images)", path);
-            goto out;
-        }
-        if ((rc = job_family(j)->params_check(&j->params)) != 0) {
-            rc = disa_err_wrap(rc, "%s: %s: ", path, j->name);
-            goto out;
-        }
-        if ((rc = check_file(path, "model", j->model)) || (rc = check_file(path, "vae", j->vae)) ||
-            (rc = check_file(path, "features", j->features)) || (rc = check_file(path, "reference", j->reference)))
-            goto out;
-        if ((rc = check_against_model(j, path)) != 0) goto out;
-    }
+    if ((rc = expand(expanded, &n_exp, &base, vars, nv, ov, n_ov, path)) != 0) goto out;
     job *grown = realloc(out->jobs, sizeof(job) * (size_t)(out->n + n_exp));
     if (!grown) {
         rc = disa_err(DISA_ENOMEM, "%s: out of memory", path);
