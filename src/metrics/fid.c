@@ -175,6 +175,8 @@ static int triu_sqrt_real(double *R, const double *T, int n) {
     return 0;
 }
 
+// The complex twin of triu_sqrt_real, line for line (scipy's _sqrtm_triu runs one code on
+// either dtype); two copies keep real Schur forms in real arithmetic, as scipy does.
 static int triu_sqrt_complex(zdbl *R, const zdbl *T, int n) {
     blocks *b = malloc(sizeof *b);
     if (!b) return -1;

@@ -340,7 +340,8 @@ fail:
     return rc;
 }
 
-// InceptionD: x[768, 17, 17] -> y[1280, 8, 8].
+// InceptionD: x[768, 17, 17] -> y[1280, 8, 8]. The twin of block_b in shape (conv
+// chains and a stride-2 max pool, concatenated), with its own branches, as in torchvision.
 static int block_d(const inc_d *b, arena *a, float *y, const float *x, int H, int W) {
     int rc = 0, OH = conv2d_out_size(H, 3, 2, 0), OW = conv2d_out_size(W, 3, 2, 0);
     size_t mark = arena_mark(a), P = (size_t)H * W, OP = (size_t)OH * OW;

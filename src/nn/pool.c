@@ -62,6 +62,8 @@ void avgpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*
     }
 }
 
+// The window walk of avgpool2d_forward without its divisor bookkeeping: a twin kept
+// apart so that each inner loop stays one operation.
 void maxpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
                        int N, int C, int H, int W, int kh, int kw, int sh, int sw,
                        int ph, int pw) {

@@ -53,14 +53,15 @@ static int is_stale_tmp(const char *name) {
            strcmp(name, "manifest.tmp") == 0;
 }
 
-// Removes the stale temporary files of `dir`; returns how many (a missing folder has none).
-static int remove_stale_tmp(const char *dir) {
+// Removes the files of `dir` that `match` names; returns how many, or -1 when the folder
+// cannot be listed (errno tells why; a missing folder has nothing to remove).
+static int remove_matching(const char *dir, int (*match)(const char *name)) {
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) return -1;
     struct dirent *e;
     int n = 0;
     while ((e = readdir(d)) != NULL) {
-        if (!is_stale_tmp(e->d_name)) continue;
+        if (!match(e->d_name)) continue;
         char p[JOB_PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (unlink(p) == 0) n++;
@@ -69,18 +70,14 @@ static int remove_stale_tmp(const char *dir) {
     return n;
 }
 
+static int remove_stale_tmp(const char *dir) {
+    int n = remove_matching(dir, is_stale_tmp);
+    return n > 0 ? n : 0;
+}
+
 static int clear_run(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? 0 : disa_err(DISA_EIO, "%s: cannot list: %s", dir, strerror(errno));
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (!is_our_file(e->d_name)) continue;
-        char p[JOB_PATH_MAX + 300];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (unlink(p) == 0) n++;
-    }
-    closedir(d);
+    int n = remove_matching(dir, is_our_file);
+    if (n < 0) return errno == ENOENT ? 0 : disa_err(DISA_EIO, "%s: cannot list: %s", dir, strerror(errno));
     LOG(LOG_INFO, "%s: --restart removed %d files of the previous run", dir, n);
     return 0;
 }
