@@ -62,11 +62,6 @@ uint64_t flops_head_step(const mar_config *c, int rows);
 // or the diffusion tables), DISA_ENOMEM; *out is then zeroed.
 int flops_sample_run(flops_sample *out, flops_step *steps, const mar_config *c, const sample_params *p, int B);
 
-// FLOPs of the FID Inception forward on one image (conv GEMMs on the 299x299 input and,
-// with logits != 0, the 2048 x 1008 logits GEMM): what inception_forward counts.
-// Returns 0 only when out of memory.
-uint64_t flops_inception(int logits);
-
 // Per-image table: the averages over a batch of B of the numbers above plus the KL-16
 // decode (vae_decode_flops; 0 for patch models or v == NULL) and the feature net.
 typedef struct flops_image {

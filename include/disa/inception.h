@@ -97,6 +97,11 @@ int inception_forward(const inception_model *m, arena *a, float *pool, float *lo
 // C = 4 (RGBA) drops alpha, C = 2 (gray + alpha) drops alpha.
 void inception_hwc_to_chw(uint8_t *out /*[3,H,W]*/, const uint8_t *in /*[H,W,C]*/, int H, int W, int C);
 
+// FLOPs of the forward on one image (conv GEMMs on the 299x299 input and, with logits
+// != 0, the 2048 x 1008 logits GEMM): what inception_forward counts. 0 only when out of
+// memory.
+uint64_t inception_flops(int logits);
+
 // Write an Inception file with the official tensor names and random weights (dgen,
 // He-uniform convolutions, BatchNorm near identity), for tests and timing where the
 // real weights are absent. Atomic; errors name the path.

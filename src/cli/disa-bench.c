@@ -591,7 +591,7 @@ static int mode_features(const bench *b) {
         f = blas_flops() - f0;
     }
     double s = bench_median(t, 3);
-    uint64_t pred = flops_inception(1);
+    uint64_t pred = inception_flops(1);
     printf("Inception features: %.3f s per %dx%d image (median of 3), %.2f GFLOP (model %s)\n", s, S, S, f / 1e9,
            f == pred ? "equal" : "DIFFERS");
     pct_line("features", f / s / 1e9, b->o.peak);

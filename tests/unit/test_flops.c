@@ -12,6 +12,7 @@
 #include "disa/dgen.h"
 #include "disa/err.h"
 #include "disa/flops.h"
+#include "disa/inception.h"
 #include "disa/mar.h"
 #include "disa/safetensors.h"
 #include "disa/sampler.h"
@@ -218,10 +219,10 @@ static void test_mar_b_and_inception(void **state) {
     assert_true(base.transformer == disa.transformer);
     // Inception-v3 at 299x299: 5.71 G multiply-adds in its convolutions (torchvision's
     // figure includes its 2048 x 1000 fc, 2 M).
-    double inc = (double)flops_inception(0);
+    double inc = (double)inception_flops(0);
     print_message("Inception convs %.3f GFLOP\n", inc / 1e9);
     assert_true(inc > 2 * 5.65e9 && inc < 2 * 5.75e9);
-    assert_int_equal(flops_inception(1) - flops_inception(0), 2ull * 2048 * 1008);
+    assert_int_equal(inception_flops(1) - inception_flops(0), 2ull * 2048 * 1008);
 }
 
 // The last decoder block runs only on the sampled rows: z for a few rows must equal the
