@@ -100,10 +100,12 @@ $(BUILD)/obj/%.o: %.c
 # an include of it elsewhere fails to build.
 $(BUILD)/obj/src/mpi/%.o: CPPFLAGS += $(MPI_CFLAGS)
 
-# The build id (git describe) goes into run.json; record.o is rebuilt when HEAD moves.
+# The build id (git describe) goes into run.json; record.o is rebuilt when HEAD moves
+# (git-dir: .git is a file in a worktree).
 BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+GIT_DIR   := $(shell git rev-parse --git-dir 2>/dev/null)
 $(BUILD)/obj/src/run/record.o: CPPFLAGS += -DDISA_BUILD_ID='"$(BUILD_ID)"'
-$(BUILD)/obj/src/run/record.o: $(wildcard .git/HEAD .git/index)
+$(BUILD)/obj/src/run/record.o: $(wildcard $(GIT_DIR)/HEAD $(GIT_DIR)/index)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
