@@ -27,6 +27,7 @@
 #include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/family.h"
 #include "disa/flags.h"
 #include "disa/flops.h"
 #include "disa/inception.h"
@@ -204,6 +205,14 @@ static void mode_sgemm(opts *o) {
 // A preset config, or a file (weights needed for --run, --extrapolate, --bf16_check).
 static int open_model(bench *b) {
     const opts *o = &b->o;
+    // The family of the preset or file: what this program measures is MAR's.
+    const family *fam = family_for_preset(o->model);
+    if (!fam) fam = family_for_file(o->model);
+    if (strcmp(fam->name, "mar") != 0) {
+        fprintf(stderr, "disa-bench: --model: %s is a %s model; disa-bench measures MAR models (their AR steps "
+                        "and diffusion head)\n", o->model, fam->name);
+        return 2;
+    }
     if (mar_config_preset(&b->m.cfg, o->model) != 0) {
         if (mar_open(&b->m, o->model) != 0) {
             fprintf(stderr, "disa-bench: --model: not a preset (mar_base, mar_large, mar_huge) and %s\n", disa_errmsg());
