@@ -36,4 +36,10 @@ const char *disa_strerror(int code);
 // Clear the message of this thread.
 void disa_err_clear(void);
 
+// A program's exit status for a library result: 0 for DISA_OK; 2 for what the user can
+// fix in what they gave (a flag, a job field, a model or data file that is missing,
+// damaged or of the wrong kind: EINVAL, EFORMAT, ESHAPE, ENOTFOUND, ERANGE); 1 for a
+// failure of the run itself (I/O errors while writing, memory, MPI, a bug).
+int disa_exit_status(int code);
+
 #endif

@@ -4,9 +4,12 @@
 //   --name value    --name=value (programs that take it)    positional arguments
 //
 // Messages name the flag with its dashes and say what is accepted; the program prefixes
-// its name. Two rules are deliberately kept in one place each: how a flag's value is
-// taken (flag_value: a next argument starting with "--" is, so far, a value too) and
-// what counts as a request for help (flag_is_help).
+// its name. Every program follows the same rules, each kept in one place: how a flag's
+// value is taken (flag_value: a next argument starting with "--" is a forgotten value,
+// refused, unless given as --name=--value), what counts as a request for help
+// (flag_is_help: the usage goes to stdout and the program exits 0), and exit status 2
+// with one message for every usage or input error (an unknown flag is named as unknown,
+// before its value is looked for).
 #ifndef DISA_FLAGS_H
 #define DISA_FLAGS_H
 #include <stddef.h>
@@ -17,7 +20,8 @@
 // 0 when arg does not start with "--" (a positional argument).
 int flag_split(const char *arg, int split_eq, char *name, size_t n, const char **value);
 // The value of flag `name` at argv[*i]: *value if "--name=value" gave one, else the next
-// argument (*i advances). DISA_EINVAL "--NAME needs a value" when there is none.
+// argument (*i advances). DISA_EINVAL "--NAME needs a value" when there is none or the
+// next argument starts with "--".
 int flag_value(int argc, char **argv, int *i, const char *name, const char **value);
 // "-h" or "--help".
 int flag_is_help(const char *arg);

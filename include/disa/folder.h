@@ -30,6 +30,12 @@ typedef struct folder_expect {
     int feat_dim;
 } folder_expect;
 
+// Whether job j's folder can take this run, without touching it: output_dir writable (or
+// creatable), and holding no run of another configuration unless restarting. Every job of
+// a run is checked before any folder is prepared, so a refused run leaves nothing behind.
+// DISA_EINVAL naming 'output_dir' or the differing settings, DISA_EFORMAT, DISA_EIO.
+int folder_check(const job *j, int restart);
+
 // Prepare job j's folder (see above) for a world of world_size ranks; `restart`
 // removes a previous run's files first. On success *l is the open ledger with the
 // verified units marked done (close with ledger_close). Errors: DISA_EINVAL (another

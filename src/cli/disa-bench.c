@@ -40,14 +40,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr,
+static int usage(FILE *f) {
+    fprintf(f,
             "usage: disa-bench --model PRESET|FILE [main_mar.py sampling flags] [--batch B]\n"
             "       [--baseline_sampler S --baseline_steps N --baseline_iter K] [--steps]\n"
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS]\n"
             "       [--run [--run_iter K] [--per-step]] [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
             "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n");
-    return 2;
+    return f == stdout ? 0 : 2;
+}
+
+// parse()'s result for --help: the usage is printed, the program exits 0.
+enum { PARSE_HELP = -1 };
+
+// The flags value_flag takes, so an unknown flag is named before its value is looked for.
+static int is_valued_flag(const char *f) {
+    static const char *const names[] = {"model", "vae", "features", "json", "batch", "sgemm_n", "sgemm_reps",
+                                        "run_iter", "t_points", "t_reps", "threads", "baseline_sampler",
+                                        "baseline_steps", "baseline_iter", "peak", NULL};
+    for (int k = 0; names[k]; k++)
+        if (!strcmp(f, names[k])) return 1;
+    return family_is_sampling_key(f);
 }
 
 // ----------------------------------------------------------------------------
@@ -108,9 +121,13 @@ static int parse(int argc, char **argv, opts *o) {
     const char *bs = "default", *bsteps = "100", *biter = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (flag_is_help(a)) {
+            usage(stdout);
+            return PARSE_HELP;
+        }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "disa-bench: unexpected argument '%s'\n", a);
-            return usage();
+            return usage(stderr);
         }
         const char *f = a + 2, *v = NULL;
         if (!strcmp(f, "steps")) { o->steps = 1; continue; }
@@ -119,7 +136,10 @@ static int parse(int argc, char **argv, opts *o) {
         if (!strcmp(f, "per-step")) { o->per_step = 1; continue; }
         if (!strcmp(f, "extrapolate")) { o->extrap = 1; continue; }
         if (!strcmp(f, "bf16_check")) { o->bf16_check = 1; continue; }
-        if (!strcmp(f, "help")) return usage();
+        if (!is_valued_flag(f)) {
+            fprintf(stderr, "disa-bench: unknown flag '%s' (disa-bench --help lists them)\n", a);
+            return 2;
+        }
         if (flag_value(argc, argv, &i, f, &v) != 0) {
             fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
             return 2;
@@ -128,8 +148,8 @@ static int parse(int argc, char **argv, opts *o) {
         if (rc == DISA_ENOTFOUND) {
             rc = sample_params_set(&o->p, f, v);
             if (rc == DISA_ENOTFOUND) {
-                fprintf(stderr, "disa-bench: unknown flag '%s'\n", a);
-                return usage();
+                fprintf(stderr, "disa-bench: '%s' does not apply to this model's family\n", a);
+                return 2;
             }
             if (rc) fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         }
@@ -137,7 +157,7 @@ static int parse(int argc, char **argv, opts *o) {
     }
     if (!o->model && !o->sgemm) {
         fprintf(stderr, "disa-bench: --model is required (a preset: mar_base, mar_large, mar_huge, or a file)\n");
-        return usage();
+        return usage(stderr);
     }
     // The baseline: the same settings with its own sampler, step count and K.
     o->base = o->p;
@@ -642,7 +662,7 @@ int main(int argc, char **argv) {
     cpu_blas_fix(argv);
     static bench b;
     int rc = parse(argc, argv, &b.o);
-    if (rc) return rc;
+    if (rc) return rc == PARSE_HELP ? 0 : rc;
     opts *o = &b.o;
     if (o->threads) blas_set_threads(o->threads);
     if (o->p.precision == BLAS_BF16 && blas_bf16_available() != 0) {

@@ -7,8 +7,8 @@
 // --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler
 // --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --precision --model --vae;
 // and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet.
-// Exit status: 0 done or stopped resumably (SIGTERM/SIGUSR1), 2 bad arguments or job
-// files (nothing written), 1 other failures.
+// Exit status: 0 done, stopped resumably (SIGTERM/SIGUSR1) or --help; 2 bad arguments,
+// job files or model files (nothing written); 1 failures while running.
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flags.h"
@@ -25,8 +25,8 @@
 
 static void on_signal(int sig) { generator_request_stop(sig); }
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(FILE *f) {
+    fprintf(f,
             "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--threads N] [--progress bar|lines|S] [--log_level L] [--quiet]\n"
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
             "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
@@ -69,7 +69,18 @@ static int parse_mode_flag(generator_opts *o, const char *flag, const char *val)
     return 0;
 }
 
-// Parse argv into jobs. Returns 0, or 2 after printing one message.
+// parse()'s result for --help: the usage is printed and every rank exits 0.
+enum { PARSE_HELP = -1 };
+
+// The flags that take a value, besides the job overrides.
+static int is_valued_flag(const char *flag) {
+    static const char *const names[] = {"threads", "progress", "unit_timeout", "variant", "log_level", NULL};
+    for (int k = 0; names[k]; k++)
+        if (strcmp(flag, names[k]) == 0) return 1;
+    return job_is_override_flag(flag);
+}
+
+// Parse argv into jobs. Returns 0, PARSE_HELP, or 2 after printing one message.
 static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     const char *files[64], *variant = NULL;
     int n_files = 0, n_ov = 0;
@@ -78,6 +89,10 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *val;
         char *flag = flags[n_ov < 64 ? n_ov : 63];
+        if (strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return PARSE_HELP;
+        }
         if (!flag_split(argv[i], 1, flag, 64, &val)) {
             if (n_files == 64) {
                 fprintf(stderr, "disa-gen: at most 64 job files\n");
@@ -95,8 +110,12 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             else o->quiet = 1;
             continue;
         }
-        if (strcmp(flag, "help") == 0) {
-            usage();
+        if (flag_is_help(argv[i])) {
+            usage(stdout);
+            return PARSE_HELP;
+        }
+        if (!is_valued_flag(flag)) {
+            fprintf(stderr, "disa-gen: unknown flag '--%s' (disa-gen --help lists them)\n", flag);
             return 2;
         }
         long long t;
@@ -128,15 +147,11 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             }
             ov[n_ov].flag = flag;
             ov[n_ov++].value = val;
-        } else {
-            fprintf(stderr, "disa-gen: unknown flag '--%s'\n", flag);
-            usage();
-            return 2;
         }
     }
     if (n_files == 0) {
         fprintf(stderr, "disa-gen: no job file given\n");
-        usage();
+        usage(stderr);
         return 2;
     }
     for (int f = 0; f < n_files; f++)
@@ -182,11 +197,11 @@ int main(int argc, char **argv) {
     if (status) {
         job_list_free(&jobs);
         world_finalize();
-        return status;
+        return status == PARSE_HELP ? 0 : status;
     }
     int rc = generator_run(&jobs, &o);
     job_list_free(&jobs);
     world_finalize();
     if (rc == 0 || rc == DISA_ECANCELED) return 0;
-    return rc == DISA_EINVAL ? 2 : 1;
+    return disa_exit_status(rc);
 }

@@ -10,15 +10,16 @@
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flags.h"
+#include "disa/path.h"
 #include "disa/image.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: disa-grid DIR OUT.png [--cols N] [--rows-by index|class] [--max N] [--sep PX]\n");
-    return 2;
+static int usage(FILE *f) {
+    fprintf(f, "usage: disa-grid DIR OUT.png [--cols N] [--rows-by index|class] [--max N] [--sep PX]\n");
+    return f == stdout ? 0 : 2;
 }
 
 static int int_flag(const char *flag, const char *v, long lo, long hi, long *out) {
@@ -39,14 +40,11 @@ int main(int argc, char **argv) {
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (flag_is_help(a)) {
-            usage();
-            return 0;
-        }
+        if (flag_is_help(a)) return usage(stdout);
         if (!(a[0] == '-' && a[1] == '-')) {
             if (npos == 2) {
                 fprintf(stderr, "disa-grid: unexpected argument '%s'\n", a);
-                return usage();
+                return usage(stderr);
             }
             pos[npos++] = a;
             continue;
@@ -54,9 +52,16 @@ int main(int argc, char **argv) {
         char flag[32];
         const char *val;
         flag_split(a, 1, flag, sizeof flag, &val);
+        static const char *const known[] = {"cols", "max", "sep", "rows-by", NULL};
+        int k = 0;
+        while (known[k] && strcmp(known[k], flag) != 0) k++;
+        if (!known[k]) {
+            fprintf(stderr, "disa-grid: unknown flag '%s' (disa-grid --help lists them)\n", a);
+            return 2;
+        }
         if (flag_value(argc, argv, &i, flag, &val) != 0) {
             fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
-            return usage();
+            return 2;
         }
         long v;
         if (strcmp(flag, "cols") == 0) {
@@ -73,16 +78,18 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "disa-grid: --%s\n", disa_errmsg());
                 return 2;
             }
-        } else {
-            fprintf(stderr, "disa-grid: unknown option '%s'\n", a);
-            return usage();
         }
     }
-    if (npos != 2) return usage();
-    grid_report r;
-    if (grid_write(pos[1], pos[0], &p, &r) != 0) {
+    if (npos != 2) return usage(stderr);
+    if (path_check_writable(pos[1], 0, "OUT.png") != 0) {
         fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
-        return 1;
+        return 2;
+    }
+    grid_report r;
+    int rc = grid_write(pos[1], pos[0], &p, &r);
+    if (rc) {
+        fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
+        return disa_exit_status(rc);
     }
     printf("disa-grid: wrote %s: %d x %d px, %d rows x %d cols by %s, %d images from %s\n", pos[1], r.width,
            r.height, r.rows, r.cols, grid_rows_by_name(p.rows_by), r.n, pos[0]);

@@ -5,6 +5,7 @@
 //                        that the OpenBLAS core-type re-exec happened before MPI started.
 #include "disa/blas.h"
 #include "disa/cpu.h"
+#include "disa/flags.h"
 #include "disa/world.h"
 
 #include <stdio.h>
@@ -13,8 +14,12 @@
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
     int use_mpi = argc > 1 && strcmp(argv[1], "--mpi") == 0;
-    if (argc > 1 && !use_mpi) {
-        fprintf(stderr, "disa-info: unknown argument '%s' (usage: disa-info [--mpi])\n", argv[1]);
+    if (argc > 1 && flag_is_help(argv[1])) {
+        printf("usage: disa-info [--mpi]   (CPU features, the BLAS core and threads; per rank under mpirun with --mpi)\n");
+        return 0;
+    }
+    if (argc > 2 || (argc > 1 && !use_mpi)) {
+        fprintf(stderr, "disa-info: unknown argument '%s' (usage: disa-info [--mpi])\n", argv[argc > 2 ? 2 : 1]);
         return 2;
     }
     int rank = 0, size = 1;

@@ -7,6 +7,8 @@
 // Weights come from the deterministic generator (st_write_generated in safetensors.h).
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/flags.h"
+#include "disa/path.h"
 #include "disa/mar.h"
 #include "disa/vae.h"
 
@@ -14,30 +16,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: disa-mkmodel (--preset mar_base|mar_large|mar_huge | --config JSON | --vae kl16) --out FILE "
-                    "[--seed S]\n");
-    return 2;
+static int usage(FILE *f) {
+    fprintf(f, "usage: disa-mkmodel (--preset mar_base|mar_large|mar_huge | --config JSON | --vae kl16) --out FILE "
+               "[--seed S]\n");
+    return f == stdout ? 0 : 2;
 }
-
 
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
     const char *preset = NULL, *config = NULL, *out = NULL, *vae = NULL;
-    unsigned long long seed = 1;
+    uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc) return usage();
-        if (strcmp(argv[i], "--preset") == 0) preset = argv[++i];
-        else if (strcmp(argv[i], "--config") == 0) config = argv[++i];
-        else if (strcmp(argv[i], "--out") == 0) out = argv[++i];
-        else if (strcmp(argv[i], "--vae") == 0) vae = argv[++i];
-        else if (strcmp(argv[i], "--seed") == 0) seed = strtoull(argv[++i], NULL, 10);
-        else {
-            fprintf(stderr, "disa-mkmodel: unknown flag '%s'\n", argv[i]);
-            return usage();
+        if (flag_is_help(argv[i])) return usage(stdout);
+        char flag[32];
+        const char *v;
+        if (!flag_split(argv[i], 1, flag, sizeof flag, &v)) {
+            fprintf(stderr, "disa-mkmodel: unexpected argument '%s'\n", argv[i]);
+            return usage(stderr);
         }
+        const char **dst = !strcmp(flag, "preset") ? &preset : !strcmp(flag, "config") ? &config
+                         : !strcmp(flag, "out") ? &out : !strcmp(flag, "vae") ? &vae : NULL;
+        if (!dst && strcmp(flag, "seed") != 0) {
+            fprintf(stderr, "disa-mkmodel: unknown flag '%s' (disa-mkmodel --help lists them)\n", argv[i]);
+            return 2;
+        }
+        if (flag_value(argc, argv, &i, flag, &v) != 0 || (!dst && flag_u64(flag, v, &seed) != 0)) {
+            fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
+            return 2;
+        }
+        if (dst) *dst = v;
     }
-    if (!out || (!!preset + !!config + !!vae) != 1) return usage();
+    if (!out || (!!preset + !!config + !!vae) != 1) {
+        fprintf(stderr, "disa-mkmodel: give --out and one of --preset, --config, --vae\n");
+        return usage(stderr);
+    }
+    if (path_check_writable(out, 0, "--out") != 0) {
+        fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
+        return 2;
+    }
     mar_model m;
     vae_model v;
     memset(&m, 0, sizeof m);

@@ -9,14 +9,16 @@
 // Exit status: 0 written, 1 failure (OUT.npz untouched), 2 bad usage.
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/flags.h"
+#include "disa/path.h"
 #include "disa/image.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: disa-npz DIR OUT.npz [--labels text|none]\n");
-    return 2;
+static int usage(FILE *f) {
+    fprintf(f, "usage: disa-npz DIR OUT.npz [--labels text|none]\n");
+    return f == stdout ? 0 : 2;
 }
 
 int main(int argc, char **argv) {
@@ -26,8 +28,11 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--labels") == 0 || strncmp(a, "--labels=", 9) == 0) {
-            const char *v = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) return usage();
+            const char *v = a[8] == '=' ? a + 9 : NULL;
+            if (flag_value(argc, argv, &i, "labels", &v) != 0) {
+                fprintf(stderr, "disa-npz: %s\n", disa_errmsg());
+                return 2;
+            }
             if (strcmp(v, "text") == 0) labels = 1;
             else if (strcmp(v, "none") == 0) labels = 0;
             else {
@@ -35,24 +40,28 @@ int main(int argc, char **argv) {
                                 "got '%s'\n", v);
                 return 2;
             }
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage();
-            return 0;
+        } else if (flag_is_help(a)) {
+            return usage(stdout);
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "disa-npz: unknown option '%s'\n", a);
-            return usage();
+            fprintf(stderr, "disa-npz: unknown flag '%s' (disa-npz --help lists them)\n", a);
+            return 2;
         } else if (npos < 2) {
             pos[npos++] = a;
         } else {
             fprintf(stderr, "disa-npz: unexpected argument '%s'\n", a);
-            return usage();
+            return usage(stderr);
         }
     }
-    if (npos != 2) return usage();
-    npz_images_report r;
-    if (npz_write_images(pos[1], pos[0], labels, &r) != 0) {
+    if (npos != 2) return usage(stderr);
+    if (path_check_writable(pos[1], 0, "OUT.npz") != 0) {
         fprintf(stderr, "disa-npz: %s\n", disa_errmsg());
-        return 1;
+        return 2;
+    }
+    npz_images_report r;
+    int rc = npz_write_images(pos[1], pos[0], labels, &r);
+    if (rc) {
+        fprintf(stderr, "disa-npz: %s\n", disa_errmsg());
+        return disa_exit_status(rc);
     }
     printf("disa-npz: wrote %s: arr_0 uint8 [%lld, %d, %d, 3]%s from %s, indices %lld..%lld\n", pos[1],
            (long long)r.n, r.h, r.w, r.labels ? ", arr_1 int64 labels" : "", pos[0], (long long)r.first,

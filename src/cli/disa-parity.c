@@ -9,6 +9,7 @@
 #include "disa/cpu.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 #include "disa/safetensors.h"
 
 #include <math.h>
@@ -295,6 +296,10 @@ out:
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
     int verbose = 0, first = 1;
+    if (argc > 1 && flag_is_help(argv[1])) {
+        printf("usage: disa-parity [-v] GOLDEN.safetensors...   (tests/golden/README.md)\n");
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "-v") == 0) {
         verbose = 1;
         first = 2;
@@ -303,6 +308,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: disa-parity [-v] GOLDEN.safetensors...\n");
         return 2;
     }
+    for (int i = first; i < argc; i++)
+        if (argv[i][0] == '-') {
+            fprintf(stderr, "disa-parity: unknown flag '%s' (usage: disa-parity [-v] GOLDEN.safetensors...)\n", argv[i]);
+            return 2;
+        }
     int pass = 0, fail = 0, worst = 0;
     for (int i = first; i < argc; i++) {
         int r = run_file(argv[i], verbose);

@@ -17,7 +17,9 @@
 #include "disa/err.h"
 #include "disa/family.h"
 #include "disa/flags.h"
+#include "disa/folder.h"
 #include "disa/npy.h"
+#include "disa/path.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,13 +27,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage(void) {
-    fprintf(stderr,
+static int usage(FILE *f) {
+    fprintf(f,
             "usage: disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]\n"
             "       [--num_iter K] [--cfg X] [--cfg_schedule linear|constant] [--temperature T]\n"
             "       [--diff_sampler default|DiSA|DDIM] [--diff_upper_steps U] [--diff_lower_steps L]\n"
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant] [--precision fp32|bf16]\n");
-    return 2;
+    return f == stdout ? 0 : 2;
+}
+
+// parse()'s result for --help: the usage is printed, the program exits 0.
+enum { PARSE_HELP = -1 };
+
+static int is_own_flag(const char *flag) {
+    static const char *const names[] = {"model", "out", "vae", "class", "seed", "num_images", "threads", NULL};
+    for (int k = 0; names[k]; k++)
+        if (strcmp(flag, names[k]) == 0) return 1;
+    return family_is_sampling_key(flag);
 }
 
 typedef struct opts {
@@ -41,16 +53,24 @@ typedef struct opts {
     int n_samp;
 } opts;
 
-// Flags into o. Returns 0, or 2 after printing one message.
+// Flags into o. Returns 0, PARSE_HELP, or 2 after printing one message.
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.cls = -2, .seed = 1, .nimg = 1};
     static char names[64][64];
     for (int i = 1; i < argc; i++) {
         char *flag = names[o->n_samp < 64 ? o->n_samp : 63];
         const char *val;
+        if (flag_is_help(argv[i])) {
+            usage(stdout);
+            return PARSE_HELP;
+        }
         if (!flag_split(argv[i], 1, flag, 64, &val)) {
             fprintf(stderr, "disa-sample: unexpected argument '%s'\n", argv[i]);
-            return usage();
+            return usage(stderr);
+        }
+        if (!is_own_flag(flag)) {
+            fprintf(stderr, "disa-sample: unknown flag '--%s' (disa-sample --help lists them)\n", flag);
+            return 2;
         }
         int rc = flag_value(argc, argv, &i, flag, &val);
         if (!rc) {
@@ -61,10 +81,7 @@ static int parse(int argc, char **argv, opts *o) {
             else if (strcmp(flag, "seed") == 0) rc = flag_int(flag, val, 0, 2147483647L, &o->seed);
             else if (strcmp(flag, "num_images") == 0) rc = flag_int(flag, val, 1, 4096, &o->nimg);
             else if (strcmp(flag, "threads") == 0) rc = flag_int(flag, val, 1, 1024, &o->threads);
-            else if (!family_is_sampling_key(flag)) {
-                fprintf(stderr, "disa-sample: unknown flag '--%s'\n", flag);
-                return usage();
-            } else if (o->n_samp == 64) {
+            else if (o->n_samp == 64) {
                 rc = disa_err(DISA_EINVAL, "too many flags");
             } else {
                 o->samp_key[o->n_samp] = flag;
@@ -78,7 +95,7 @@ static int parse(int argc, char **argv, opts *o) {
     }
     if (!o->model || o->cls == -2) {
         fprintf(stderr, "disa-sample: --model and --class are required\n");
-        return usage();
+        return usage(stderr);
     }
     return 0;
 }
@@ -108,8 +125,7 @@ static int write_outputs(const opts *o, const family *fam, const void *model, co
     family_info fi;
     fam->info(model, &fi);
     int B = (int)o->nimg, rc;
-    if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
-        return disa_err(DISA_EIO, "%s: cannot create folder: %s", o->out, strerror(errno));
+    if ((rc = folder_mkdir(o->out)) != 0) return rc;
     char path[4096];
     snprintf(path, sizeof path, "%s/tokens.npy", o->out);
     int64_t shape[3] = {B, fi.token_dims[0], fi.token_dims[1]};
@@ -157,7 +173,7 @@ int main(int argc, char **argv) {
     cpu_blas_fix(argv);
     opts o;
     int status = parse(argc, argv, &o);
-    if (status) return status;
+    if (status) return status == PARSE_HELP ? 0 : status;
     const family *fam = family_for_file(o.model);
     family_params params;
     int precision;
@@ -167,9 +183,12 @@ int main(int argc, char **argv) {
     vae_model vae = {0};
     int have_vae = 0, B = (int)o.nimg;
     family_info fi;
-    if (fam->open(&model, o.model) != 0) {
+    // Where the outputs go is checked before anything is loaded or sampled.
+    int rc = o.out ? path_check_writable(o.out, 1, "--out") : 0;
+    if (!rc) rc = fam->open(&model, o.model);
+    if (rc) {
         fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
-        return 1;
+        return disa_exit_status(rc);
     }
     fam->info(model, &fi);
     status = 1;
@@ -182,7 +201,10 @@ int main(int argc, char **argv) {
         goto done;
     }
     // A bad --vae fails now, not after the sampling.
-    if (o.vae && fi.latent == LATENT_KL16 && vae_open(&vae, o.vae) != 0) goto fail;
+    if (o.vae && fi.latent == LATENT_KL16 && (rc = vae_open(&vae, o.vae)) != 0) {
+        status = disa_exit_status(rc);
+        goto fail;
+    }
     have_vae = o.vae && fi.latent == LATENT_KL16;
     if (!labels || !index || !tokens) {
         disa_err(DISA_ENOMEM, "out of memory");

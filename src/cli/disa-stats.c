@@ -27,6 +27,7 @@
 #include "disa/err.h"
 #include "disa/featpass.h"
 #include "disa/flags.h"
+#include "disa/path.h"
 #include "disa/imgsrc.h"
 #include "disa/inception.h"
 #include "disa/metrics.h"
@@ -46,8 +47,8 @@ static int shared_pass(featpass *p, featnet *f, const char *src, int64_t limit, 
     return world_reduce_featpass(p, f, featpass_run(p, f, src, &o));
 }
 
-static int usage(void) {
-    fprintf(stderr,
+static int usage(FILE *f) {
+    fprintf(f,
             "usage: disa-stats SOURCE --out REF.npz [--features] [options]\n"
             "       disa-stats --fid SOURCE --ref REF.npz [--prc] [options]\n"
             "       disa-stats --export-png DIR SOURCE [--limit N]\n"
@@ -56,7 +57,7 @@ static int usage(void) {
             "options: --net FILE (Inception safetensors or disa-classifier-1; default $DISA_INCEPTION or\n"
             "         models/inception-v3-compat.safetensors) --limit N --threads T --splits K (10)\n"
             "         --adm-split S (5000)\n");
-    return 2;
+    return f == stdout ? 0 : 2;
 }
 
 // ----------------------------------------------------------------------------
@@ -159,7 +160,7 @@ static int run_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = NULL;
-#define NEED_V() do { if (flag_value(argc, argv, &i, a + 2, &v)) { fprintf(stderr, "disa-stats: %s\n", disa_errmsg()); return usage(); } } while (0)
+#define NEED_V() do { if (flag_value(argc, argv, &i, a + 2, &v)) { fprintf(stderr, "disa-stats: %s\n", disa_errmsg()); return 2; } } while (0)
         if (strcmp(a, "--out") == 0) { NEED_V(); out = v; }
         else if (strcmp(a, "--fid") == 0) { NEED_V(); fid = v; }
         else if (strcmp(a, "--ref") == 0) { NEED_V(); ref = v; }
@@ -173,42 +174,49 @@ static int run_main(int argc, char **argv) {
         else if (strcmp(a, "--splits") == 0) { NEED_V(); if (parse_int(a, v, 1, 1000, &splits)) return 2; }
         else if (strcmp(a, "--adm-split") == 0) { NEED_V(); if (parse_int(a, v, 1, 1LL << 30, &adm_split)) return 2; }
         else if (strcmp(a, "--seed") == 0) { NEED_V(); if (parse_int(a, v, 0, 1LL << 53, &seed)) return 2; }
-        else if (flag_is_help(a)) return usage();
+        else if (flag_is_help(a)) return usage(stdout);
         else if (a[0] == '-') {
-            fprintf(stderr, "disa-stats: unknown option '%s'\n", a);
-            return usage();
+            fprintf(stderr, "disa-stats: unknown flag '%s' (disa-stats --help lists them)\n", a);
+            return 2;
         } else if (!src) src = a;
         else {
             fprintf(stderr, "disa-stats: more than one SOURCE ('%s', '%s')\n", src, a);
-            return usage();
+            return usage(stderr);
         }
 #undef NEED_V
     }
     if (threads) blas_set_threads((int)threads);
-    int rc;
+    // Where the results go is checked before any image is read.
+    int rc = rand_out ? path_check_writable(rand_out, 0, "--make-random-inception")
+             : export_dir ? path_check_writable(export_dir, 1, "--export-png")
+             : out ? path_check_writable(out, 0, "--out") : 0;
+    if (rc) {
+        fprintf(stderr, "disa-stats: %s\n", disa_errmsg());
+        return 2;
+    }
     if (rand_out) {
         rc = g_rank == 0 ? inception_write_random(rand_out, (uint64_t)seed) : 0;
         if (rc == 0 && g_rank == 0)
             printf("wrote random-weight Inception (seed %llu) to %s\n", (unsigned long long)seed, rand_out);
     }
     else if (export_dir) {
-        if (!src) return usage();
+        if (!src) return usage(stderr);
         int64_t n = 0;
         rc = g_rank == 0 ? imgsrc_export_png(export_dir, src, limit, &n) : 0;
         if (rc == 0 && g_rank == 0) printf("wrote %lld PNGs to %s\n", (long long)n, export_dir);
     } else {
         if (fid && src) {
             fprintf(stderr, "disa-stats: give the source either as --fid SOURCE or as SOURCE, not both\n");
-            return usage();
+            return usage(stderr);
         }
-        if (!(fid ? ref : out) || !(fid || src)) return usage();
+        if (!(fid ? ref : out) || !(fid || src)) return usage(stderr);
         if (!net) net = getenv("DISA_INCEPTION");
         if (!net) net = "models/inception-v3-compat.safetensors";
         featnet f;
         if ((rc = featnet_open(&f, net)) != 0) {
             fprintf(stderr, "disa-stats: %s\n---> HINT: pass --net FILE: the FID Inception converted with "
                     "tools/convert_inception.py, or models/fmnist-classifier.safetensors\n", disa_errmsg());
-            return 1;
+            return disa_exit_status(rc);
         }
         if (fid) rc = fid_mode(fid, ref, &f, limit, prc, (int)splits, (int)adm_split);
         else {
@@ -225,7 +233,7 @@ static int run_main(int argc, char **argv) {
     }
     if (rc) {
         fprintf(stderr, "disa-stats: %s\n", disa_errmsg());
-        return 1;
+        return disa_exit_status(rc);
     }
     return 0;
 }

@@ -37,6 +37,14 @@ const char *disa_errmsg(void) { return g_msg; }
 
 void disa_err_clear(void) { g_msg[0] = '\0'; }
 
+int disa_exit_status(int code) {
+    switch (code) {
+    case DISA_OK: return 0;
+    case DISA_EINVAL: case DISA_EFORMAT: case DISA_ESHAPE: case DISA_ENOTFOUND: case DISA_ERANGE: return 2;
+    default: return 1;
+    }
+}
+
 const char *disa_strerror(int code) {
     switch (code) {
     case DISA_OK: return "ok";

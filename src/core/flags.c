@@ -23,6 +23,11 @@ int flag_split(const char *arg, int split_eq, char *name, size_t n, const char *
 int flag_value(int argc, char **argv, int *i, const char *name, const char **value) {
     if (*value) return 0;
     if (*i + 1 >= argc) return disa_err(DISA_EINVAL, "--%s needs a value", name);
+    // "--output_dir --num_images 8" is a forgotten value, not a folder named
+    // "--num_images": a value that starts with "--" is taken only as --name=--value.
+    if (strncmp(argv[*i + 1], "--", 2) == 0)
+        return disa_err(DISA_EINVAL, "--%s needs a value, got the flag '%s' (write --%s=%s if that is the value)",
+                        name, argv[*i + 1], name, argv[*i + 1]);
     *value = argv[++*i];
     return 0;
 }

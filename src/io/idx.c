@@ -5,6 +5,7 @@
 // ".gz" files (as Debian's dataset-fashion-mnist ships them) are read with zlib.
 #include "disa/idx.h"
 #include "disa/err.h"
+#include "disa/path.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,14 +43,17 @@ static int slurp(int fd, uint8_t **out, size_t *n, const char *path) {
 }
 
 static int read_plain(const char *path, uint8_t **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return disa_err(errno == ENOENT ? DISA_ENOTFOUND : DISA_EIO, "%s: cannot open: %s", path, strerror(errno));
-    int rc = slurp(fileno(f), buf, n, path);
+    FILE *f;
+    int rc = path_fopen_regular(&f, path);
+    if (rc) return rc;
+    rc = slurp(fileno(f), buf, n, path);
     fclose(f);
     return rc;
 }
 
 static int read_gzip(const char *path, uint8_t **buf, size_t *n) {
+    int rc0 = path_check_regular(path);  // gzopen would block on a FIFO
+    if (rc0) return rc0;
     gzFile g = gzopen(path, "rb");
     if (!g) return disa_err(errno == ENOENT ? DISA_ENOTFOUND : DISA_EIO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 20, len = 0;

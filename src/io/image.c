@@ -3,6 +3,7 @@
 // astype(uint8) chain, and the '{}.png'.format(str(img_id).zfill(5)) file names.
 #include "disa/image.h"
 #include "disa/err.h"
+#include "disa/path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -110,6 +111,9 @@ int image_dir_list(const char *dir, image_entry **out, size_t *n) {
         }
         char path[4096];
         if ((rc = image_name(path, sizeof path, dir, idx)) != 0) goto fail;
+        // A folder or FIFO under an image's name is a broken results folder: say so here,
+        // the same way in every program, instead of blocking on it or skipping it.
+        if ((rc = path_check_regular(path)) != 0) goto fail;
         e[cnt].index = idx;
         e[cnt].path = strdup(path);
         if (!e[cnt].path) {

@@ -1,6 +1,7 @@
 // imgsrc.c: image sources for statistics (include/disa/imgsrc.h).
 #include "disa/imgsrc.h"
 #include "disa/err.h"
+#include "disa/path.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -42,7 +43,12 @@ static int open_dir(imgsrc *s) {
             closedir(d);
             return disa_err(DISA_ENOMEM, "%s: out of memory listing files", s->path);
         }
-        snprintf(s->files[s->n++], len, "%s/%s", s->path, e->d_name);
+        snprintf(s->files[s->n], len, "%s/%s", s->path, e->d_name);
+        int rc = path_check_regular(s->files[s->n++]);
+        if (rc) {
+            closedir(d);
+            return rc;
+        }
     }
     closedir(d);
     // Before the sort: qsort(NULL, 0, ...) is undefined (UBSan, tests/bad_inputs.md).
@@ -95,11 +101,12 @@ int imgsrc_open(imgsrc *s, const char *path) {
     if (has_suffix_ci(path, ".npz")) {
         s->kind = IMGSRC_NPZ;
         int zerr = 0;
+        int rc = path_check_regular(path);
+        if (rc) return rc;
         if (!(s->za = zip_open(path, ZIP_RDONLY, &zerr))) return disa_err(DISA_EFORMAT, "%s: cannot open as .npz", path);
         if (!(s->zf = zip_fopen(s->za, "arr_0.npy", 0)))
             return disa_err(DISA_ENOTFOUND, "%s: no arr_0 (not an ADM sample batch)", path);
-        int rc = npz_header(s);
-        if (rc) return rc;
+        if ((rc = npz_header(s)) != 0) return rc;
         s->pix = malloc((size_t)s->h * s->w * s->c);
         return s->pix ? 0 : disa_err(DISA_ENOMEM, "out of memory");
     }

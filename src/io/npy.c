@@ -1,6 +1,7 @@
 // npy.c: .npy reader/writer (include/disa/npy.h), following numpy/lib/format.py.
 #include "disa/npy.h"
 #include "disa/err.h"
+#include "disa/path.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -176,8 +177,9 @@ int npy_parse(npy_array *a, const void *buf, size_t size, const char *label) {
 
 int npy_read(npy_array *a, const char *path) {
     memset(a, 0, sizeof *a);
-    FILE *f = fopen(path, "rb");
-    if (!f) return disa_err(errno == ENOENT ? DISA_ENOTFOUND : DISA_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    int rc0 = path_fopen_regular(&f, path);
+    if (rc0) return rc0;
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);

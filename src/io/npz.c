@@ -10,6 +10,7 @@
 // numpy.load) reads. Entries are stored, not deflated, as numpy.savez does.
 #include "disa/image.h"
 #include "disa/err.h"
+#include "disa/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -208,6 +209,8 @@ int npz_read(npy_array *a, const char *path, const char *name) {
     if ((size_t)snprintf(key, sizeof key, "%s%s", name, has_ext ? "" : ".npy") >= sizeof key)
         return disa_err(DISA_EINVAL, "%s: array name too long", path);
     int zerr = 0, rc = 0;
+    int rc0 = path_check_regular(path);  // libzip would block on a FIFO
+    if (rc0) return rc0;
     zip_t *za = zip_open(path, ZIP_RDONLY, &zerr);
     if (!za) return zip_open_error(path, zerr);
     uint8_t *buf = NULL;

@@ -7,6 +7,7 @@
 // after it, and the caller frees whatever the body allocated.
 #include "disa/image.h"
 #include "disa/err.h"
+#include "disa/path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -319,9 +320,7 @@ static int read_png(image_u8 *im, const char *path, int full) {
     png_structp png = NULL;
     png_infop info = NULL;
     int rc = 0;
-    j.base.fp = fopen(path, "rb");
-    if (!j.base.fp)
-        return disa_err(errno == ENOENT ? DISA_ENOTFOUND : DISA_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if ((rc = path_fopen_regular(&j.base.fp, path)) != 0) return rc;
     unsigned char sig[8];
     size_t got = fread(sig, 1, 8, j.base.fp);
     if (got < 8 || png_sig_cmp(sig, 0, 8) != 0) {

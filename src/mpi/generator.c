@@ -65,17 +65,18 @@ int generator_run(const job_list *jobs, const generator_opts *o) {
     unit_runner ur;
     int rc = unit_runner_init(&ur, jobs, rank);
     if (rc) LOG(LOG_ERROR, "loading models: %s", disa_errmsg());
-    // All ranks must have their models before any work: a rank that failed tells the rest.
-    int ok = rc == 0, all_ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    // All ranks must have their models before any work: a rank that failed tells the rest,
+    // and every rank exits with the worst status (2 when a file given was bad).
+    int mine = disa_exit_status(rc), worst;
+    MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (rank == 0) {
-        rc = scheduler_run(&ur, size, o, !all_ok, &status);
-        if (!all_ok) status = 1;
+        rc = scheduler_run(&ur, size, o, worst != 0, &status);
+        if (worst) status = worst;
     } else {
         int go;
         MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        if (go) rc = worker_run(&ur);
-        else status = 1;
+        if (go == 1) rc = worker_run(&ur);
+        else status = worst > -go ? worst : -go;
     }
     unit_runner_free(&ur);
     if (status) return status == 2 ? DISA_EINVAL : DISA_EIO;

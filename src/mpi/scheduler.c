@@ -248,6 +248,11 @@ static void scheduler_free(scheduler *s) {
 // Every job's folder ready (folder.h) and its units not yet in the ledger queued.
 static int plan(scheduler *s) {
     const job_list *jobs = s->jobs;
+    // All refusals first: a sweep whose third folder holds another run creates nothing.
+    for (int j = 0; j < jobs->n; j++) {
+        int rc = folder_check(&jobs->jobs[j], s->o->restart);
+        if (rc) return rc;
+    }
     for (int j = 0; j < jobs->n; j++) {
         const job *jb = &jobs->jobs[j];
         const featnet *f = s->ur->job[j].feat;
@@ -299,12 +304,13 @@ int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_
     scheduler s;
     int rc = scheduler_init(&s, ur, size, o);
     if (!rc && !setup_failed) rc = plan(&s);
-    // Every rank learns whether setup worked before any work starts (HPL's pattern).
-    int ok = !rc && !setup_failed;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!ok) {
+    // Every rank learns whether setup worked before any work starts (HPL's pattern): 1 to
+    // go on, else minus the exit status rank 0 will return, so all ranks return the same.
+    int go = !rc && !setup_failed ? 1 : -(rc ? disa_exit_status(rc) : 1);
+    MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (go != 1) {
         if (rc) LOG(LOG_ERROR, "%s", disa_errmsg());
-        *status = rc == DISA_EINVAL ? 2 : 1;
+        if (rc) *status = disa_exit_status(rc);
         goto out;
     }
     char blas[512];

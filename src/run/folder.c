@@ -2,6 +2,7 @@
 // setup that makes a folder ready to resume (include/disa/folder.h).
 #include "disa/folder.h"
 #include "disa/err.h"
+#include "disa/path.h"
 #include "disa/image.h"
 #include "disa/log.h"
 #include "disa/record.h"
@@ -125,12 +126,21 @@ static int verify_pngs(ledger *l, const job *jb, int H, int W, int C) {
     return bad;
 }
 
-int folder_prepare(ledger *l, const job *jb, int world_size, int restart, const folder_expect *e) {
-    char ident[2048];
+int folder_check(const job *jb, int restart) {
+    char ident[2048], what[256];
     int rc, exists;
+    snprintf(what, sizeof what, "%s: 'output_dir'", jb->name);
+    if ((rc = path_check_writable(jb->output_dir, 1, what)) != 0) return rc;
     if ((rc = record_identity(jb, ident, sizeof ident)) != 0) return rc;
     rc = runinfo_check(jb->output_dir, ident, &exists);
-    if (rc && !restart) return rc;
+    return restart ? 0 : rc;
+}
+
+int folder_prepare(ledger *l, const job *jb, int world_size, int restart, const folder_expect *e) {
+    char ident[2048];
+    int rc;
+    if ((rc = folder_check(jb, restart)) != 0) return rc;
+    if ((rc = record_identity(jb, ident, sizeof ident)) != 0) return rc;
     if (restart && (rc = clear_run(jb->output_dir)) != 0) return rc;
     if ((rc = folder_mkdir(jb->output_dir)) != 0) return rc;
     if ((rc = record_write(jb, ident, world_size)) != 0) return rc;

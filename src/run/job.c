@@ -3,6 +3,7 @@
 // [k * N/classes, (k+1) * N/classes)).
 #include "disa/job.h"
 #include "disa/err.h"
+#include "disa/path.h"
 #include "disa/flags.h"
 #include "disa/blas.h"
 
@@ -396,12 +397,22 @@ int job_list_keep_variant(job_list *l, const char *variant) {
 }
 
 int job_list_check_outputs(const job_list *l) {
-    for (int a = 0; a < l->n; a++)
-        for (int b = a + 1; b < l->n; b++)
-            if (strcmp(l->jobs[a].output_dir, l->jobs[b].output_dir) == 0)
-                return disa_err(DISA_EINVAL, "jobs '%s' and '%s' both write %s; give them different output_dir",
-                                l->jobs[a].name, l->jobs[b].name, l->jobs[a].output_dir);
-    return 0;
+    // Compared by what they point to: "g", "g/" and "./g" are one folder.
+    char (*canon)[PATH_MAX] = malloc(sizeof *canon * (size_t)(l->n > 0 ? l->n : 1));
+    if (!canon) return disa_err(DISA_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int a = 0; a < l->n && !rc; a++) {
+        char what[256];
+        snprintf(what, sizeof what, "%s: 'output_dir'", l->jobs[a].name);
+        if ((rc = path_check_writable(l->jobs[a].output_dir, 1, what)) == 0)
+            rc = path_canonical(canon[a], PATH_MAX, l->jobs[a].output_dir);
+        for (int b = 0; b < a && !rc; b++)
+            if (strcmp(canon[a], canon[b]) == 0)
+                rc = disa_err(DISA_EINVAL, "jobs '%s' and '%s' both write %s; give them different output_dir",
+                              l->jobs[b].name, l->jobs[a].name, canon[a]);
+    }
+    free(canon);
+    return rc;
 }
 
 const family *job_family(const job *j) { return family_at(j->family); }
