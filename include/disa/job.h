@@ -14,6 +14,12 @@
 #define JOB_MAX_IMAGES 10000000
 // Images per work unit at most: the unit pipeline keeps per-image arrays of this size.
 #define JOB_MAX_EVAL_BSZ 4096
+// A job file holds settings and at most a label list: its size is checked before it is
+// read, and no array in it may be longer than JOB_MAX_LABELS (counted before parsing,
+// include/disa/json.h), which bounds the parser's memory at ~130 MB. Longer runs use
+// the official plan ("labels": "official").
+#define JOB_MAX_FILE_BYTES (8u << 20)
+#define JOB_MAX_LABELS 2000000
 #define JOB_PATH_MAX 1024
 
 typedef struct job {

@@ -3,6 +3,7 @@
 // [k * N/classes, (k+1) * N/classes)).
 #include "disa/job.h"
 #include "disa/err.h"
+#include "disa/json.h"
 #include "disa/path.h"
 #include "disa/flags.h"
 #include "disa/blas.h"
@@ -32,39 +33,37 @@ int job_is_override_flag(const char *flag) {
     return in_list(flag, k_override_flags) || family_is_sampling_key(flag);
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            if (cap > (64u << 20)) break;  // a job file is small; refuse megabytes of JSON
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
+// The JSON value as the string a command-line flag would carry. Types are exact: a
+// number written as a string ("4", "0x2") is refused, since a setting that is a number
+// is a number in JSON; and no string-valued setting has a numeric name.
+static int value_str(const cJSON *v, char *buf, size_t n) {
+    if (cJSON_IsNumber(v)) {
+        snprintf(buf, n, "%.17g", v->valuedouble);
+        return 0;
     }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf || err) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= n) return -1;
+    char *end;
+    errno = 0;
+    (void)strtod(v->valuestring, &end);
+    if (v->valuestring[0] && end != v->valuestring && *end == '\0') return -2;
+    snprintf(buf, n, "%s", v->valuestring);
+    return 0;
 }
 
-// The JSON value as the string a command-line flag would carry.
-static int value_str(const cJSON *v, char *buf, size_t n) {
-    if (cJSON_IsString(v)) snprintf(buf, n, "%s", v->valuestring);
-    else if (cJSON_IsNumber(v)) snprintf(buf, n, "%.17g", v->valuedouble);
-    else return -1;
+// Job and variant names: letters, digits, '.', '_', '+', '-', not starting with '.' or
+// '-'. A variant's name is a folder under output_dir, so '/' or ".." would write
+// elsewhere; the same set for job names keeps run.json, logs and tables plain.
+static int check_name(const char *name, size_t max, const char *path, const char *field) {
+    size_t n = strlen(name);
+    int ok = n >= 1 && n <= max && name[0] != '.' && name[0] != '-';
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+             c == '+' || c == '-';
+    }
+    if (!ok)
+        return disa_err(DISA_EINVAL, "%s: '%s' must be 1..%zu of A-Z a-z 0-9 . _ + - and not start with '.' or "
+                        "'-', got \"%s\"", path, field, max, name);
     return 0;
 }
 
@@ -82,8 +81,13 @@ static int set_sampling(job *j, const char *file, const char *prefix, const cJSO
         if (!family_is_sampling_key(it->string))
             return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: %s)", file, prefix, it->string,
                             family_keys_str(job_family(j), known, sizeof known));
-        if (value_str(it, v, sizeof v) != 0)
-            return disa_err(DISA_EINVAL, "%s: '%s.%s' must be a number or a string", file, prefix, it->string);
+        int t = value_str(it, v, sizeof v);
+        if (t == -2)
+            return disa_err(DISA_EINVAL, "%s: '%s.%s' must be a JSON number, not the string \"%s\"", file, prefix,
+                            it->string, it->valuestring);
+        if (t != 0)
+            return disa_err(DISA_EINVAL, "%s: '%s.%s' must be a number or a string of at most %zu characters", file,
+                            prefix, it->string, sizeof v - 1);
         if (set_key(j, it->string, v) != 0)
             return disa_err_wrap(DISA_EINVAL, "%s: '%s.%s': ", file, prefix, it->string);
     }
@@ -198,11 +202,18 @@ static int parse_fields(job *base, const cJSON *root, const char *path) {
     long v;
     int rc;
     if ((rc = get_str(root, "name", base->name, sizeof base->name, path)) < 0) return rc;
+    if (rc == 0 && (rc = check_name(base->name, 64, path, "name")) != 0) return rc;
     if (rc == 1) {
         const char *b = strrchr(path, '/');
-        snprintf(base->name, sizeof base->name, "%s", b ? b + 1 : path);
+        snprintf(base->name, sizeof base->name, "%.64s", b ? b + 1 : path);
         char *dot = strrchr(base->name, '.');
         if (dot) *dot = '\0';
+        // A file name outside the safe set still names the job, made safe.
+        for (char *c = base->name; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+                  *c == '+' || *c == '-' || (*c == '.' && c != base->name)))
+                *c = '_';
+        if (!base->name[0]) snprintf(base->name, sizeof base->name, "job");
     }
     if ((rc = get_str(root, "model", base->model, sizeof base->model, path)) < 0) return rc;
     if ((rc = get_str(root, "vae", base->vae, sizeof base->vae, path)) < 0) return rc;
@@ -251,8 +262,11 @@ static int apply_variant(job *j, const job *base, const cJSON *vars, int k, cons
     snprintf(pre, sizeof pre, "variants[%d]", k);
     if (!cJSON_IsObject(var)) return disa_err(DISA_EINVAL, "%s: '%s' must be an object", path, pre);
     const cJSON *vn = cJSON_GetObjectItemCaseSensitive(var, "name");
-    if (!cJSON_IsString(vn) || !vn->valuestring[0] || strchr(vn->valuestring, '/') || strlen(vn->valuestring) > 48)
-        return disa_err(DISA_EINVAL, "%s: '%s.name' must be a folder name (1..48 characters, no '/')", path, pre);
+    char field[80];
+    snprintf(field, sizeof field, "%s.name", pre);
+    if (!cJSON_IsString(vn)) return disa_err(DISA_EINVAL, "%s: '%s' must be a string (the variant's folder name)", path, field);
+    int rc = check_name(vn->valuestring, 48, path, field);
+    if (rc) return rc;
     cJSON_ArrayForEach(it, var) {
         if (strcmp(it->string, "name") != 0 && strcmp(it->string, "sampling") != 0)
             return disa_err(DISA_EINVAL, "%s: unknown key '%s.%s' (known: name sampling)", path, pre, it->string);
@@ -265,7 +279,6 @@ static int apply_variant(job *j, const job *base, const cJSON *vars, int k, cons
     const cJSON *vs = cJSON_GetObjectItemCaseSensitive(var, "sampling");
     char spre[80];
     snprintf(spre, sizeof spre, "%s.sampling", pre);
-    int rc;
     if (vs && (rc = set_sampling(j, path, spre, vs)) != 0) return rc;
     snprintf(j->name, sizeof j->name, "%.60s/%s", base->name, vn->valuestring);
     return 0;
@@ -313,21 +326,16 @@ static int expand(job *expanded, int *n_exp, const job *base, const cJSON *vars,
 
 int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) {
     size_t len;
-    char *text = read_file(path, &len);
-    if (!text) return disa_err(DISA_ENOTFOUND, "%s: cannot read job file: %s", path, strerror(errno ? errno : EIO));
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    int rc = 0;
+    char *text = NULL;
+    cJSON *root = NULL;
     job base;
     memset(&base, 0, sizeof base);
     job *expanded = NULL;
     int n_exp = 0;
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        int line = 1;
-        for (const char *p = text; at && p < at && *p; p++) line += *p == '\n';
-        rc = disa_err(DISA_EFORMAT, "%s: not valid JSON (near line %d)", path, line);
-        goto out;
-    }
+    int rc = json_read_file(&text, &len, path, JOB_MAX_FILE_BYTES);
+    if (rc == DISA_ERANGE) disa_err_wrap(rc, "job file: ");
+    if (!rc) rc = json_parse_strict(&root, text, len, JOB_MAX_LABELS, path);
+    if (rc) goto out;
     if (!cJSON_IsObject(root)) {
         rc = disa_err(DISA_EFORMAT, "%s: the top level must be a JSON object", path);
         goto out;

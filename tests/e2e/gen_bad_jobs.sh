@@ -4,11 +4,11 @@
 set -eu
 . tests/e2e/lib.inc
 good='"model": "models/tiny-test.safetensors", "num_images": 20, "eval_bsz": 3'
-n=0
+cases=0
 # case NAME 'JSON' 'expected message fragment' [extra flags...]
 case_() {
     name=$1; json=$2; want=$3; shift 3
-    n=$((n + 1))
+    cases=$((cases + 1))
     printf '%s\n' "$json" > "$T/$name.json"
     set +e
     gen 1 "$T/$name.json" --output_dir "$T/out-$name" "$@" > "$T/$name.log" 2>&1
@@ -19,7 +19,7 @@ case_() {
     [ ! -e "$T/out-$name" ] || fail "$name: output folder was created"
     echo "ok $name: $(grep -F -- "$want" "$T/$name.log" | head -n 1)"
 }
-case_ not_json '{"model": ' "not valid JSON (near line 1)"
+case_ not_json '{"model": ' "not valid JSON (at byte offset 10)"
 case_ top_array '[1, 2]' "the top level must be a JSON object"
 case_ unknown_key "{$good, \"colour\": 3}" "unknown key 'colour'"
 case_ wrong_type "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": \"many\"}" "'num_images' must be an integer"
@@ -40,6 +40,49 @@ case_ not_a_model "{\"model\": \"jobs/tiny-test.json\", \"num_images\": 20}" "'m
 case_ bad_flag_value "{$good}" "--cfg must be a number in [1, 100], got 'abc'" --cfg abc
 case_ unknown_flag "{$good}" "unknown flag '--colour'" --colour red
 case_ bad_threads "{$good}" "--threads must be an integer in 1..1024, got '0'" --threads 0
+# One strict JSON policy (include/disa/json.h): duplicates, trailing text, exact types,
+# no NUL, valid UTF-8.
+case_ dup_key "{$good, \"num_images\": 30}" "key 'num_images' appears twice"
+case_ dup_sampling_key "{$good, \"sampling\": {\"cfg\": 2, \"cfg\": 3}}" "key 'sampling.cfg' appears twice"
+case_ trailing "{$good}}}}" "text after the JSON value"
+case_ number_string "{$good, \"sampling\": {\"num_iter\": \"4\"}}" "'sampling.num_iter' must be a JSON number, not the string \"4\""
+case_ hex_string "{$good, \"sampling\": {\"cfg\": \"0x2\"}}" "'sampling.cfg' must be a JSON number, not the string \"0x2\""
+case_ nul_in_sampler "{$good, \"sampling\": {\"diff_sampler\": \"DiSA\\u0000junk\"}}" "contains \\u0000"
+case_ nul_in_dir "{$good, \"output_dir\": \"a\\u0000b\"}" "contains \\u0000"
+case_ bad_utf8 "{$good, \"name\": \"$(printf 'caf\351')\"}" "invalid UTF-8 at byte offset"
+# Names are folder names: nothing outside output_dir, nothing that reads as a flag.
+case_ variant_dotdot "{$good, \"variants\": [{\"name\": \"..\"}]}" "'variants[0].name' must be 1..48 of A-Z a-z 0-9 . _ + -"
+case_ variant_slash "{$good, \"variants\": [{\"name\": \"a/b\"}]}" "'variants[0].name' must be 1..48"
+case_ variant_dash "{$good, \"variants\": [{\"name\": \"-x\"}]}" "not start with '.' or '-', got \"-x\""
+case_ job_name "{$good, \"name\": \"../up\"}" "'name' must be 1..64"
+# Size: refused before reading, with the limit named; a long label list before parsing.
+head -c 9000000 /dev/zero | tr '\0' ' ' > "$T/big.json"
+set +e; gen 1 "$T/big.json" --output_dir "$T/out-big" > "$T/big.log" 2>&1; st=$?; set -e
+[ $st = 2 ] && grep -q "9000000 bytes, larger than the 8388608-byte limit" "$T/big.log" || { cat "$T/big.log"; fail "big job file: status $st"; }
+awk 'BEGIN { printf "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, \"labels\": [0"; for (i = 0; i < 2100000; i++) printf ",1"; print "]}" }' > "$T/labels.json"
+set +e; gen 1 "$T/labels.json" --output_dir "$T/out-labels" > "$T/labels.log" 2>&1; st=$?; set -e
+[ $st = 2 ] && grep -q "has more than 2000000 elements" "$T/labels.log" || { cat "$T/labels.log"; fail "long labels: status $st"; }
+[ ! -e "$T/out-labels" ] || fail "long labels: output folder created"
+# output_dir: the same folder under two spellings; folders that cannot be made.
+printf '{%s, "output_dir": "%s/same"}\n' "$good" "$T" > "$T/same1.json"
+printf '{%s, "name": "other", "output_dir": "%s/same/"}\n' "$good" "$T" > "$T/same2.json"
+set +e; gen 1 "$T/same1.json" "$T/same2.json" > "$T/same.log" 2>&1; st=$?; set -e
+[ $st = 2 ] && grep -q "both write" "$T/same.log" || { cat "$T/same.log"; fail "same folder, two spellings: status $st"; }
+[ ! -e "$T/same" ] || fail "same folder: created"
+: > "$T/afile"
+long=$(printf 'x%.0s' $(seq 300))
+for bad in "$T/afile/sub" /proc/disa-x "$T/$long"; do
+    set +e; gen 1 jobs/tiny-test.json --output_dir "$bad" > "$T/unw.log" 2>&1; st=$?; set -e
+    [ $st = 2 ] && grep -q "'output_dir': " "$T/unw.log" || { cat "$T/unw.log"; fail "unwritable output_dir $bad: status $st"; }
+done
+# A refused sweep leaves nothing: the second folder holds another run, the first is untouched.
+gen 1 jobs/tiny-test.json --output_dir "$T/sweep/b" --num_images 10 --quiet > /dev/null 2>&1 || fail "sweep setup run"
+printf '{%s, "output_dir": "%s/sweep", "variants": [{"name": "a"}, {"name": "b", "sampling": {"cfg": 3.0}}]}\n' "$good" "$T" \
+    > "$T/sweep.json"
+set +e; gen 1 "$T/sweep.json" > "$T/sweep.log" 2>&1; st=$?; set -e
+[ $st = 2 ] && grep -q "another configuration" "$T/sweep.log" || { cat "$T/sweep.log"; fail "refused sweep: status $st"; }
+[ ! -e "$T/sweep/a" ] || fail "a refused sweep created $T/sweep/a"
+cases=$((cases + 6))
 
 # No job file at all.
 set +e
@@ -59,4 +102,4 @@ grep -q "holds a run with another configuration (sampling: 'num_iter=6 cfg=2 " "
 gen 1 jobs/tiny-test.json --output_dir "$T/run" --cfg 3.0 --restart --quiet > /dev/null 2>&1 || fail "--restart failed"
 [ "$(cat "$T/run"/*.png | cksum)" != "$before" ] || fail "--restart did not regenerate"
 check_complete "$T/run" 20
-echo "ok: $n bad job specs and flags, other-config refusal, --restart"
+echo "ok: $cases bad job specs and flags, other-config refusal, --restart"
