@@ -24,5 +24,9 @@ float *tensor_at(const tensor *t, const int64_t *idx);
 // "[2, 3, 4]" into buf; returns buf.
 char *shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 int64_t shape_numel(int ndim, const int64_t *shape);
+// Index of the first NaN or +-Inf in x[0..n), or n when all are finite. Runs at memory
+// speed (branch-free blocks, vectorised): cheap enough for every weight at load and for
+// the sampler's outputs at every step.
+size_t tensor_first_nonfinite(const float *x, size_t n);
 
 #endif

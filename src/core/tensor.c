@@ -1,5 +1,6 @@
 // tensor.c: strided views (include/disa/tensor.h).
 #include "disa/tensor.h"
+#include "disa/vec.h"
 
 #include <stdio.h>
 
@@ -50,4 +51,19 @@ char *shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
         used += (size_t)snprintf(buf + used, n - used, i ? ", %lld" : "%lld", (long long)shape[i]);
     if (used < n) snprintf(buf + used, n - used, "]");
     return buf;
+}
+
+DISA_VEC
+size_t tensor_first_nonfinite(const float *x, size_t n) {
+    const uint32_t *u = (const uint32_t *)x;
+    enum { BLK = 4096 };
+    for (size_t i0 = 0; i0 < n; i0 += BLK) {
+        size_t i1 = i0 + BLK < n ? i0 + BLK : n;
+        uint32_t any = 0;
+        for (size_t i = i0; i < i1; i++) any |= (u[i] & 0x7F800000u) == 0x7F800000u;
+        if (!any) continue;
+        for (size_t i = i0; i < i1; i++)
+            if ((u[i] & 0x7F800000u) == 0x7F800000u) return i;
+    }
+    return n;
 }

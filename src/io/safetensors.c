@@ -379,23 +379,6 @@ int st_get_f32(st_file *f, const char *name, int ndim, const int64_t *shape, con
     return 0;
 }
 
-// Index of the first value that is NaN or +-Inf, or n. Branch-free over blocks so the
-// scan runs at memory speed (MAR-H's weights are 3.8 GB of F32).
-DISA_VEC
-static size_t first_nonfinite(const float *x, size_t n) {
-    const uint32_t *u = (const uint32_t *)x;
-    enum { BLK = 4096 };
-    for (size_t i0 = 0; i0 < n; i0 += BLK) {
-        size_t i1 = i0 + BLK < n ? i0 + BLK : n;
-        uint32_t any = 0;
-        for (size_t i = i0; i < i1; i++) any |= (u[i] & 0x7F800000u) == 0x7F800000u;
-        if (!any) continue;
-        for (size_t i = i0; i < i1; i++)
-            if ((u[i] & 0x7F800000u) == 0x7F800000u) return i;
-    }
-    return n;
-}
-
 int st_bind(st_file *f, st_bind_entry *tab, int n) {
     char msg[8192];
     size_t used = 0;
@@ -406,7 +389,7 @@ int st_bind(st_file *f, st_bind_entry *tab, int n) {
             // A NaN or Inf weight makes every image that touches it black without an error
             // (a damaged download, a diverged checkpoint): refuse it where it is.
             const st_tensor *t = st_find(f, tab[i].name);
-            size_t cnt = t->nbytes / st_dtype_size(t->dtype), at = first_nonfinite(*tab[i].dst, cnt);
+            size_t cnt = t->nbytes / st_dtype_size(t->dtype), at = tensor_first_nonfinite(*tab[i].dst, cnt);
             if (at < cnt) {
                 float v = (*tab[i].dst)[at];
                 nonfinite++;

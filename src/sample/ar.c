@@ -5,8 +5,10 @@
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/err.h"
+#include "disa/tensor.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +54,19 @@ int head_work_alloc(head_work *w, arena *a, const diffloss_net *h, int R, int cf
     w->eps = arena_floats(a, (size_t)R * C);
     w->var = arena_floats(a, (size_t)R * C);
     return w->te && w->out && w->eps && w->var ? 0 : DISA_ENOMEM;
+}
+
+// A NaN or Inf in a step's output would make black images with no error (an untrained or
+// diverged model overflowing, not a damaged file: those are refused at load). Stop the
+// run instead, naming the step and the tensor; the caller adds the unit. Costs one pass
+// over R x C floats per diffusion step.
+static int check_finite(const float *x, size_t n, int row_len, int step, const char *what, int timestep) {
+    size_t at = tensor_first_nonfinite(x, n);
+    if (at == n) return 0;
+    char when[48] = "";
+    if (timestep >= 0) snprintf(when, sizeof when, " at diffusion timestep %d", timestep);
+    return disa_err(DISA_ERANGE, "AR step %d: %s holds %s%s (row %zu, value %zu): the model's activations overflowed",
+                    step, what, x[at] != x[at] ? "NaN" : "Inf", when, at / (size_t)row_len, at % (size_t)row_len);
 }
 
 int mar_head_step(const diffloss_net *h, arena *a, const head_work *w, float *x, const float *ce, const float *noise,
@@ -189,6 +204,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
         st->t_other += t1 - ts;
         rc = mar_forward(m, a, z, tokens, known, L - n_unknown, labels, cfg, pred, n_pred, B, s->poll, s->poll_ctx);
         if (rc) return rc;
+        if ((rc = check_finite(z, (size_t)R2 * D, D, step, "the transformer's output z", -1)) != 0) return rc;
         double t2 = clock_now();
         st->t_transformer += t2 - t1;
         st->flops_transformer += blas_flops() - f0;
@@ -211,6 +227,8 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
             // network draws none, so drawing before it keeps the streams' order).
             if ((rc = rng->normals(rng, noise, B, n_pred, C)) != 0) return rc;
             if ((rc = mar_head_step(&m->head, a, &hw, x, ce, noise, tb, i, &ho, R)) != 0) return rc;
+            if ((rc = check_finite(x, (size_t)R * C, C, step, "the diffusion head's sample x", tb->timestep_map[i])) != 0)
+                return rc;
             if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
         }
         double t3 = clock_now();

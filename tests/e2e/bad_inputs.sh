@@ -12,7 +12,15 @@ MPIGEN="tools/mpirun.sh 1 $B/disa-gen"
 # Under BUILD=build-asan: memory still held at an error exit is not a failure here.
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 export B T O J GEN MPIGEN ASAN_OPTIONS
-mkdir -p "$O" "$J" "$T/badpng" "$T/emptydir"
+mkdir -p "$O" "$J" "$T/badpng" "$T/emptydir" "$T/fifodir" "$T/dirpng/00000.png"
+mkfifo "$T/fifodir/00000.png"
+TAMPER="python3 tests/tools/st_tamper.py models/tiny-test.safetensors"
+$TAMPER "$T/nan.st" value:encoder_blocks.0.attn.qkv.weight:5:nan && $TAMPER "$T/inf.st" value:class_emb.weight:0:inf &&
+$TAMPER "$T/fnan.st" value:diffloss.net.final_layer.linear.bias:1:nan && $TAMPER "$T/eps.st" config:norm_eps:-1 &&
+$TAMPER "$T/depth.st" config:encoder_depth:1 && $TAMPER "$T/ukey.st" config:colour:3 &&
+$TAMPER "$T/extra.st" extra:foo.weight && $TAMPER "$T/trail.st" 'trailer:}}}' &&
+$TAMPER "$T/overflow.st" value:diffloss.net.input_proj.weight:0:3e38 value:diffloss.net.input_proj.weight:1:3e38 \
+    || fail "fixtures made by tests/tools/st_tamper.py"
 
 # Fixtures (the table "Names used in the commands").
 head -c 3000 models/tiny-test.safetensors > "$T/trunc.st"

@@ -83,6 +83,18 @@ set +e; gen 1 "$T/sweep.json" > "$T/sweep.log" 2>&1; st=$?; set -e
 [ $st = 2 ] && grep -q "another configuration" "$T/sweep.log" || { cat "$T/sweep.log"; fail "refused sweep: status $st"; }
 [ ! -e "$T/sweep/a" ] || fail "a refused sweep created $T/sweep/a"
 cases=$((cases + 6))
+# A model whose activations overflow while sampling (finite weights, refused at load only
+# when not finite): the unit stops with a message naming it, the step and the tensor,
+# exit 1, and no PNG of the unit is written.
+python3 tests/tools/st_tamper.py models/tiny-test.safetensors "$T/overflow.st" \
+    value:diffloss.net.input_proj.weight:0:3e38 value:diffloss.net.input_proj.weight:1:3e38 || fail "overflow fixture"
+printf '{"name": "overflow", "model": "%s", "num_images": 10, "eval_bsz": 10, "sampling": {"num_iter": 2}}\n' \
+    "$T/overflow.st" > "$T/overflow.json"
+set +e; gen 1 "$T/overflow.json" --output_dir "$T/out-overflow" > "$T/overflow.log" 2>&1; st=$?; set -e
+[ $st = 1 ] && grep -q "unit 0 of overflow: AR step 0: the diffusion head's sample x holds NaN" "$T/overflow.log" \
+    || { cat "$T/overflow.log"; fail "overflow while sampling: status $st"; }
+! ls "$T/out-overflow" | grep -q '\.png' || fail "overflow: PNGs written for a failed unit"
+cases=$((cases + 1))
 
 # No job file at all.
 set +e
