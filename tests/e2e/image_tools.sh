@@ -40,23 +40,23 @@ expect_status 2 $B/disa-npz
 expect_status 2 $B/disa-npz "$T/run"
 expect_status 2 $B/disa-npz "$T/run" "$T/x.npz" --labels maybe
 expect_status 2 $B/disa-npz "$T/run" "$T/x.npz" --bogus
-expect_status 1 $B/disa-npz "$T/nosuch" "$T/x.npz"
+expect_status 2 $B/disa-npz "$T/nosuch" "$T/x.npz"
 grep -q "cannot open folder" "$T/out.log" || fail "missing folder message"
 [ ! -e "$T/x.npz" ] || fail "x.npz exists after a failure"
-expect_status 1 $B/disa-npz "$T/run" "$T/run/00000.png/x.npz"
+expect_status 2 $B/disa-npz "$T/run" "$T/run/00000.png/x.npz"
 [ ! -e "$T/run/00000.png/x.npz" ] || fail "output under a file"
 # An image of another size fails the whole batch; the earlier batch.npz stays as it was.
 cp "$T/batch.npz" "$T/batch.before"
 mkdir "$T/mixed"
 cp tests/data/png/00000.png "$T/mixed/"
 cp tests/data/png_misc/gray16.png "$T/mixed/00001.png"
-expect_status 1 $B/disa-npz "$T/mixed" "$T/batch.npz"
+expect_status 2 $B/disa-npz "$T/mixed" "$T/batch.npz"
 grep -q "image is 5 x 4" "$T/out.log" || fail "size mismatch message"
 cmp -s "$T/batch.npz" "$T/batch.before" || fail "a failed run changed batch.npz"
 # Labels are required unless --labels none: gray16.png has no class.
 mkdir "$T/nolabel"
 cp tests/data/png_misc/gray16.png "$T/nolabel/00000.png"
-expect_status 1 $B/disa-npz "$T/nolabel" "$T/nl.npz"
+expect_status 2 $B/disa-npz "$T/nolabel" "$T/nl.npz"
 grep -q "no 'class' text" "$T/out.log" || fail "missing class message"
 expect_status 0 $B/disa-npz "$T/nolabel" "$T/nl.npz" --labels none
 
@@ -77,10 +77,10 @@ expect_status 2 $B/disa-grid "$T/run"
 expect_status 2 $B/disa-grid "$T/run" "$T/g.png" --cols 0
 expect_status 2 $B/disa-grid "$T/run" "$T/g.png" --rows-by label
 expect_status 2 $B/disa-grid "$T/run" "$T/g.png" --max
-expect_status 1 $B/disa-grid "$T/nolabel" "$T/g.png" --rows-by class
+expect_status 2 $B/disa-grid "$T/nolabel" "$T/g.png" --rows-by class
 [ ! -e "$T/g.png" ] || fail "g.png exists after a failure"
 cp "$T/grid.png" "$T/grid.before"
-expect_status 1 $B/disa-grid "$T/mixed" "$T/grid.png"
+expect_status 2 $B/disa-grid "$T/mixed" "$T/grid.png"
 cmp -s "$T/grid.png" "$T/grid.before" || fail "a failed run changed grid.png"
 
 left=$(find "$T" -name '*.tmp*' | wc -l)
