@@ -5,7 +5,7 @@
 #                           runtime that holds libFuzzer (libclang_rt.fuzzer), not needed
 #                           by the build or `make test`.
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libopenblas-dev libpng-dev
-libcjson-dev libcmocka-dev libzip-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist"
+libcjson-dev libcmocka-dev libzip-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist gnuplot-nox"
 [ "${1:-}" = fuzz ] && PKGS="clang libclang-rt-14-dev"
 #   sh tools/deps.sh tools  Debian's PyTorch for tools/ (converters, golden generators,
 #                           trainers) and the converter tests, which SKIP without it.
