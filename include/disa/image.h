@@ -112,9 +112,11 @@ typedef struct grid_params {
 } grid_params;
 void grid_params_init(grid_params *p);
 
+#define GRID_MAX_ROW_CLASSES 256
 typedef struct grid_report {
     int rows, cols, n;     // sheet layout and images placed
     int width, height, channels;
+    int64_t row_class[GRID_MAX_ROW_CLASSES];  // rows by class: the class of row r (r < 256)
 } grid_report;
 
 // Write a contact sheet of the images in `dir` to `out` (atomically, as png_write_stream).

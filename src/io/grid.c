@@ -157,6 +157,7 @@ int grid_write(const char *out, const char *dir, const grid_params *p, grid_repo
                 }
                 if (col == p->cols) continue;  // this class's row is full
                 if (pass == 1) s.cell[(size_t)row * p->cols + (size_t)col] = lb[i].e->path;
+                if (pass == 1 && col == 0 && row < GRID_MAX_ROW_CLASSES) rep->row_class[row] = lb[i].cls;
                 col++;
                 placed++;
             }

@@ -171,7 +171,7 @@ typedef struct {
     const char *title;
 } image_ctx;
 
-enum { IMG_LEFT = 110, IMG_TOP = 28, IMG_RIGHT = 6, IMG_BOTTOM = 6 };
+enum { IMG_LEFT = 110, IMG_TOP = 40, IMG_RIGHT = 6, IMG_BOTTOM = 6 };
 
 static int emit_frame(FILE *f, const char *tmp, void *vctx) {
     const image_ctx *c = vctx;

@@ -3,10 +3,14 @@
 #include "disa/summary.h"
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/plot.h"
+#include "disa/path.h"
 #include "disa/log.h"
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +305,66 @@ void summary_print_comparison(const job_list *jobs, const job_metrics *mt, const
     }
 }
 
+// The folder the sweep's variants share (the deepest common ancestor of the parents of
+// their output folders), where comparison.png goes; 0, or -1 when that is only "/".
+static int sweep_folder(char *out, size_t n, const job_list *jobs) {
+    char c[PATH_MAX];
+    for (int j = 0; j < jobs->n; j++) {
+        if (path_canonical(c, sizeof c, jobs->jobs[j].output_dir) != 0) return -1;
+        char *slash = strrchr(c, '/');
+        if (slash) *slash = '\0';  // the parent of the job's folder
+        if (j == 0) {
+            snprintf(out, n, "%s", c);
+            continue;
+        }
+        // Keep the longest prefix of whole components that c and out share.
+        size_t k = 0, last = 0;
+        for (; out[k] && out[k] == c[k]; k++)
+            if (out[k] == '/') last = k;
+        if (!(out[k] == '\0' && (c[k] == '/' || c[k] == '\0'))) out[last] = '\0';
+    }
+    return out[0] ? 0 : -1;
+}
+
+// comparison.png beside the variants: FID against s/image and against diffusion steps per
+// token, and class accuracy against s/image when the feature net is a classifier; the
+// first job (the speedups' reference) drawn as the reference marker. A missing gnuplot
+// is a warning: the table above has the same numbers.
+static void plot_comparison(const job_list *jobs, const job_metrics *mt, const job_row *row) {
+    char dir[PATH_MAX], out[PATH_MAX + 32];
+    if (sweep_folder(dir, sizeof dir, jobs) != 0) return;
+    snprintf(out, sizeof out, "%s/comparison.png", dir);
+    plot_point *p = calloc((size_t)jobs->n * 3, sizeof *p);
+    if (!p) return;
+    int have_fid = 0, have_acc = 0;
+    for (int j = 0; j < jobs->n; j++) {
+        const char *slash = strrchr(jobs->jobs[j].name, '/');
+        const char *label = slash ? slash + 1 : jobs->jobs[j].name;
+        double s = row[j].have ? row[j].s_img : NAN, fid = mt[j].have_fid ? mt[j].fid : NAN;
+        p[j] = (plot_point){s, fid, label, j == 0};
+        p[jobs->n + j] = (plot_point){row[j].steps > 0 ? row[j].steps : NAN, fid, label, j == 0};
+        p[2 * jobs->n + j] = (plot_point){s, mt[j].have_acc ? 100 * mt[j].accuracy : NAN, label, j == 0};
+        have_fid |= mt[j].have_fid;
+        have_acc |= mt[j].have_acc;
+    }
+    plot_panel panels[3];
+    int np = 0;
+    if (have_fid) {
+        panels[np++] = (plot_panel){"FID against time (lower left is better)", "seconds per image (compute)", "FID", p, jobs->n};
+        panels[np++] = (plot_panel){"FID against head steps", "diffusion steps per token (mean)", "FID", p + jobs->n, jobs->n};
+    }
+    if (have_acc)
+        panels[np++] = (plot_panel){"class accuracy against time", "seconds per image (compute)", "class accuracy (%)",
+                                    p + 2 * jobs->n, jobs->n};
+    if (np > 0) {
+        char title[300];
+        snprintf(title, sizeof title, "%d variants; reference %s", jobs->n, jobs->jobs[0].name);
+        if (plot_scatter(out, title, panels, np) == 0) LOG(LOG_INFO, "comparison plot: %s", out);
+        else LOG(LOG_WARN, "comparison plot not drawn: %s", disa_errmsg());
+    }
+    free(p);
+}
+
 // ----------------------------------------------------------------------------
 // the end of a run
 
@@ -335,6 +399,7 @@ int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, con
             rows[j].flops = sf.transformer + sf.head + decode_flops(&uj->info, uj->vae);
     }
     if (jobs->n > 1 && !quiet) summary_print_comparison(jobs, mts, rows);
+    if (jobs->n > 1 && *complete && !fatal) plot_comparison(jobs, mts, rows);
     free(mts);
     free(rows);
     return rc;

@@ -73,6 +73,13 @@ grep -q "3 rows x 3 cols by class, 5 images" "$T/out.log" || fail "class grid su
 expect_status 0 $B/disa-grid "$T/run" "$T/two.png" --max 2 --cols=4 --sep 0
 [ "$(u32be "$T/two.png" 16)" = 32 ] && [ "$(u32be "$T/two.png" 20)" = 6 ] || fail "--max 2 sheet size"
 
+# Enlarged and labelled: the 26 x 20 class sheet at 3x inside gnuplot's frame (110 px of
+# labels on the left, 40 above, 6 right and below).
+expect_status 0 $B/disa-grid "$T/run" "$T/framed.png" --rows-by class --cols 3 --sep 1 --scale 3 --labels a,b,c --title t
+[ "$(u32be "$T/framed.png" 16)" = $((110 + 26 * 3 + 6)) ] || fail "framed width $(u32be "$T/framed.png" 16)"
+[ "$(u32be "$T/framed.png" 20)" = $((40 + 20 * 3 + 6)) ] || fail "framed height $(u32be "$T/framed.png" 20)"
+expect_status 2 $B/disa-grid "$T/run" "$T/g.png" --labels a,b
+grep -q -- "--labels names classes: it needs --rows-by class" "$T/out.log" || fail "--labels without --rows-by class"
 expect_status 2 $B/disa-grid "$T/run"
 expect_status 2 $B/disa-grid "$T/run" "$T/g.png" --cols 0
 expect_status 2 $B/disa-grid "$T/run" "$T/g.png" --rows-by label

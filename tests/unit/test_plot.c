@@ -41,13 +41,13 @@ static void test_labelled_image_exact(void **state) {
     image_u8 im;
     assert_int_equal(png_read_u8(&im, out), 0);
     assert_int_equal(im.c, 3);
-    // The image sits at (110, 28), each source pixel an exact S x S block.
-    assert_true(im.w >= 110 + W * S && im.h >= 28 + H * S);
+    // The image sits at (110, 40), each source pixel an exact S x S block.
+    assert_true(im.w >= 110 + W * S && im.h >= 40 + H * S);
     int bad = 0;
     for (int y = 0; y < H * S; y++)
         for (int x = 0; x < W * S; x++)
             for (int k = 0; k < 3; k++)
-                bad += im.data[((size_t)(28 + y) * im.w + 110 + x) * 3 + k] != pix[((y / S) * W + x / S) * 3 + k];
+                bad += im.data[((size_t)(40 + y) * im.w + 110 + x) * 3 + k] != pix[((y / S) * W + x / S) * 3 + k];
     image_u8_free(&im);
     assert_int_equal(bad, 0);
     assert_int_equal(count_files(".tmp."), 0);
@@ -57,7 +57,7 @@ static void test_labelled_image_exact(void **state) {
     uint8_t gray[4] = {0, 80, 160, 255};
     assert_int_equal(plot_labelled_image(out, gray, 2, 2, 1, 3, NULL, 0, ""), 0);
     assert_int_equal(png_read_u8(&im, out), 0);
-    assert_int_equal(im.data[((size_t)(28 + 4) * im.w + 110 + 4) * 3 + 1], 255);
+    assert_int_equal(im.data[((size_t)(40 + 4) * im.w + 110 + 4) * 3 + 1], 255);
     image_u8_free(&im);
 }
 
