@@ -35,7 +35,34 @@ static int cfg_int(const cJSON *o, const char *key, int lo, int *out, const char
 const char *const mar_config_keys[] = {
     "format", "img_size", "vae_stride", "patch_size", "vae_embed_dim", "encoder_embed_dim", "encoder_depth",
     "encoder_num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mlp_ratio", "buffer_size",
-    "class_num", "diffloss_d", "diffloss_w", "norm_eps", "tokenizer", NULL};
+    "class_num", "diffloss_d", "diffloss_w", "norm_eps", "tokenizer",
+    // What the trainer records about the data (tools/train_fmnist_mar.py --export); checked
+    // below, used by nothing that computes.
+    "dataset", "class_names", "train_steps", "pixel_range", NULL};
+
+// The descriptive keys: types and, for the pixel range, the one value the patch
+// tokenizer's decoding assumes.
+static int check_descriptive(const cJSON *o, int class_num, const char *label) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "dataset");
+    if (v && !cJSON_IsString(v)) return disa_err(DISA_EFORMAT, "%s: config 'dataset' must be a string", label);
+    v = cJSON_GetObjectItemCaseSensitive(o, "class_names");
+    if (v) {
+        int ok = cJSON_IsArray(v) && cJSON_GetArraySize(v) == class_num;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v) ok &= cJSON_IsString(it);
+        if (!ok) return disa_err(DISA_EFORMAT, "%s: config 'class_names' must be %d strings (class_num)", label, class_num);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "train_steps");
+    if (v && !(cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == (double)(int64_t)v->valuedouble))
+        return disa_err(DISA_EFORMAT, "%s: config 'train_steps' must be a non-negative integer", label);
+    v = cJSON_GetObjectItemCaseSensitive(o, "pixel_range");
+    if (v && !(cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(v, 0)) &&
+               cJSON_IsNumber(cJSON_GetArrayItem(v, 1)) && cJSON_GetArrayItem(v, 0)->valuedouble == -1.0 &&
+               cJSON_GetArrayItem(v, 1)->valuedouble == 1.0))
+        return disa_err(DISA_EFORMAT, "%s: config 'pixel_range' must be [-1, 1] (images are decoded from [-1, 1])",
+                        label);
+    return 0;
+}
 
 int mar_config_parse(mar_config *c, const char *json, const char *label) {
     memset(c, 0, sizeof *c);
@@ -111,6 +138,7 @@ int mar_config_parse(mar_config *c, const char *json, const char *label) {
                       label, c->enc_dim, c->dec_dim, c->enc_heads, c->dec_heads);
         goto out;
     }
+    if ((rc = check_descriptive(o, c->class_num, label)) != 0) goto out;
     c->seq_h = c->img_size / grid;
     c->seq_len = c->seq_h * c->seq_h;
     c->token_dim = c->vae_embed_dim * c->patch_size * c->patch_size;
