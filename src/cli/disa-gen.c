@@ -9,7 +9,10 @@
 // and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet.
 // Exit status: 0 done, stopped resumably (SIGTERM/SIGUSR1) or --help; 2 bad arguments,
 // job files or model files (nothing written); 1 failures while running.
+#include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/cpu.h"
+#include "disa/estimate.h"
 #include "disa/err.h"
 #include "disa/flags.h"
 #include "disa/generator.h"
@@ -31,7 +34,8 @@ static void usage(FILE *f) {
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
             "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L] [--diff_annealing_strategy linear|cosine|two-stage|constant]\n"
-            "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n");
+            "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n"
+            "       disa-gen JOB.json... --estimate [--cores N,N...] [--threads T]   (the cost, before running)\n");
 }
 
 // --progress bar|lines|S and --unit_timeout auto|off|S into o; 2 after a message.
@@ -69,12 +73,39 @@ static int parse_mode_flag(generator_opts *o, const char *flag, const char *val)
     return 0;
 }
 
-// parse()'s result for --help: the usage is printed and every rank exits 0.
-enum { PARSE_HELP = -1 };
+// parse()'s results for --help (the usage is printed, every rank exits 0) and for
+// --estimate (rank 0 calibrates and prints the cost, nothing is written).
+enum { PARSE_HELP = -1, PARSE_ESTIMATE = -2 };
+
+// --estimate's core counts: this machine's first, then --cores (default: a 64-core node).
+static int g_cores[17], g_n_cores;
+
+// --cores N,N,...: up to 16 core counts, each 1..10,000,000; 2 after a message.
+static int parse_cores(const char *val) {
+    g_n_cores = 1;
+    for (const char *c = val;; c++) {
+        size_t n = strcspn(c, ",");
+        char one[32];
+        long long k;
+        if (n == 0 || n >= sizeof one || g_n_cores == 17) {
+            fprintf(stderr, "disa-gen: --cores '%s': expected up to 16 comma-separated core counts\n", val);
+            return 2;
+        }
+        memcpy(one, c, n);
+        one[n] = 0;
+        if (flag_int("cores", one, 1, 10000000, &k) != 0) {
+            fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
+            return 2;
+        }
+        g_cores[g_n_cores++] = (int)k;
+        c += n;
+        if (!*c) return 0;
+    }
+}
 
 // The flags that take a value, besides the job overrides.
 static int is_valued_flag(const char *flag) {
-    static const char *const names[] = {"threads", "progress", "unit_timeout", "variant", "log_level", NULL};
+    static const char *const names[] = {"threads", "progress", "unit_timeout", "variant", "log_level", "cores", NULL};
     for (int k = 0; names[k]; k++)
         if (strcmp(flag, names[k]) == 0) return 1;
     return job_is_override_flag(flag);
@@ -83,7 +114,7 @@ static int is_valued_flag(const char *flag) {
 // Parse argv into jobs. Returns 0, PARSE_HELP, or 2 after printing one message.
 static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     const char *files[64], *variant = NULL;
-    int n_files = 0, n_ov = 0;
+    int n_files = 0, n_ov = 0, want_estimate = 0;
     job_override ov[64];
     static char flags[64][64];  // the override names job_load reads
     for (int i = 1; i < argc; i++) {
@@ -101,13 +132,14 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             files[n_files++] = argv[i];
             continue;
         }
-        if (strcmp(flag, "restart") == 0 || strcmp(flag, "quiet") == 0) {
+        if (strcmp(flag, "restart") == 0 || strcmp(flag, "quiet") == 0 || strcmp(flag, "estimate") == 0) {
             if (val) {
                 fprintf(stderr, "disa-gen: --%s takes no value\n", flag);
                 return 2;
             }
             if (flag[0] == 'r') o->restart = 1;
-            else o->quiet = 1;
+            else if (flag[0] == 'q') o->quiet = 1;
+            else want_estimate = 1;
             continue;
         }
         if (flag_is_help(argv[i])) {
@@ -132,6 +164,8 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             o->threads = (int)t;
         } else if (strcmp(flag, "progress") == 0 || strcmp(flag, "unit_timeout") == 0) {
             if (parse_mode_flag(o, flag, val) != 0) return 2;
+        } else if (strcmp(flag, "cores") == 0) {
+            if (parse_cores(val) != 0) return 2;
         } else if (strcmp(flag, "variant") == 0) {
             variant = val;
         } else if (strcmp(flag, "log_level") == 0) {
@@ -159,11 +193,51 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
             return 2;
         }
-    if ((variant && job_list_keep_variant(jobs, variant) != 0) || job_list_check_outputs(jobs) != 0) {
+    if ((variant && job_list_keep_variant(jobs, variant) != 0) || (!want_estimate && job_list_check_outputs(jobs) != 0)) {
         fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
         return 2;
     }
-    return 0;
+    return want_estimate ? PARSE_ESTIMATE : 0;
+}
+
+// --estimate on rank 0: every job's cost from the FLOP model and a calibration of its
+// first unit on this machine (estimate.h), at the job's precision and, where this CPU
+// runs bf16, at the other one too. Writes nothing.
+// The calibration runs in one process with a rank's threads; "here" is all ranks' cores.
+static int run_estimate(const job_list *jobs, const generator_opts *o, int ranks) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = o->threads > 0 ? o->threads : online > ranks ? (int)online / ranks : 1;
+    blas_set_threads(threads);
+    g_cores[0] = threads * ranks;
+    if (g_n_cores == 0) g_n_cores = 1, g_cores[g_n_cores++] = 64;
+    char blas[512];
+    printf("estimate on this machine: %s\n", cpu_blas_describe(blas, sizeof blas));
+    unit_runner ur;
+    double t0 = clock_now();
+    int rc = unit_runner_init(&ur, jobs, 0);
+    double t_load = clock_now() - t0, total[2] = {0, 0};
+    if (!rc) printf("loading the models: %.1f s (once per run and rank)\n\n", t_load);
+    int bf16 = blas_bf16_available() == 0;
+    disa_err_clear();
+    for (int j = 0; !rc && j < jobs->n; j++) {
+        const job *jb = &jobs->jobs[j];
+        for (int k = 0; k < 2 && !rc; k++) {
+            int prec = k == 0 ? jb->precision : (jb->precision == BLAS_BF16 ? BLAS_FP32 : BLAS_BF16);
+            if (k == 1 && prec == BLAS_BF16 && !bf16) break;
+            estimate e;
+            if ((rc = estimate_job(&e, &ur, j, prec, 10.0)) != 0) break;
+            estimate_print(&e, jb, jb->num_images, g_cores, g_n_cores);
+            fflush(stdout);
+            total[k] += e.s_image * e.threads * jb->num_images;
+        }
+        printf("\n");
+    }
+    if (!rc && jobs->n > 1)
+        printf("all %d jobs: %.2f core-hours at their precision (%.1f s wall on the %d cores here)\n", jobs->n,
+               total[0] / 3600, total[0] / g_cores[0] + t_load, g_cores[0]);
+    unit_runner_free(&ur);
+    if (rc) fprintf(stderr, "disa-gen: --estimate: %s\n", disa_errmsg());
+    return rc ? disa_exit_status(rc) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -194,10 +268,17 @@ int main(int argc, char **argv) {
     if (rank == 0) status = parse(argc, argv, &jobs, &o);
     // Rank 0 validated everything; the others learn the verdict, then the jobs.
     status = generator_share(&jobs, &o, status);
+    // --estimate runs on rank 0 only and never goes on to the run.
+    if (status == PARSE_ESTIMATE) {
+        status = rank == 0 ? run_estimate(&jobs, &o, size) : 0;
+        job_list_free(&jobs);
+        world_finalize();
+        return status;
+    }
     if (status) {
         job_list_free(&jobs);
         world_finalize();
-        return status == PARSE_HELP ? 0 : status;
+        return status < 0 ? 0 : status;
     }
     int rc = generator_run(&jobs, &o);
     job_list_free(&jobs);

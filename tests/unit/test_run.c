@@ -9,6 +9,7 @@
 
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/estimate.h"
 #include "disa/folder.h"
 #include "disa/image.h"
 #include "disa/job.h"
@@ -17,6 +18,7 @@
 #include "disa/summary.h"
 #include "disa/unit.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,9 +145,40 @@ static void test_units_any_order_resume_score(void **state) {
     job_list_free(&lb);
 }
 
+// --estimate's calibration: a whole first unit counts exactly the FLOPs the FLOP model
+// predicts for it; a calibration cut off at once still gives a positive time; nothing is
+// written (the output folder is not created).
+static void test_estimate(void **state) {
+    (void)state;
+    blas_set_threads(1);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/est", g_dir);
+    job_list l;
+    load(&l, dir);
+    unit_runner ur;
+    assert_int_equal(unit_runner_init(&ur, &l, 0), 0);
+    estimate e;
+    assert_int_equal(estimate_job(&e, &ur, 0, BLAS_FP32, 600.0), 0);
+    assert_int_equal(e.calib_complete, 1);
+    assert_int_equal(e.threads, 1);
+    assert_true(e.flops_sample > 0 && e.flops_decode == 0 && e.flops_feat > 0);
+    assert_true(fabs(e.flops_measured - e.flops_sample * 8) <= 1e-9 * e.flops_measured);
+    assert_true(e.s_sample > 0 && e.s_feat > 0);
+    assert_true(fabs(e.s_image - (e.s_sample + e.s_decode + e.s_feat)) < 1e-12);
+    estimate cut;
+    assert_int_equal(estimate_job(&cut, &ur, 0, BLAS_FP32, 0.0), 0);
+    assert_int_equal(cut.calib_complete, 0);
+    assert_true(cut.flops_measured < e.flops_measured);
+    assert_true(cut.s_sample > 0 && cut.flops_sample == e.flops_sample);
+    assert_int_equal(access(dir, F_OK), -1);
+    unit_runner_free(&ur);
+    job_list_free(&l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_units_any_order_resume_score),
+        cmocka_unit_test(test_estimate),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
