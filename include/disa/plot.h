@@ -28,7 +28,8 @@ typedef struct plot_panel {
 int plot_available(void);
 
 // `n_panels` panels side by side in one PNG (640 x 440 px per panel, taller beyond 20
-// points), each point a marker with its label in the panel's key, a title over all. Points with a NaN coordinate are left out. Writes OUT.gp (the script with
+// points), each point a marker with its label in the panel's key, a title over all; a panel
+// whose y values span more than a factor of 5 gets a log y axis. Points with a NaN coordinate are left out. Writes OUT.gp (the script with
 // the data inline) and OUT. Errors: DISA_ENOTFOUND (no gnuplot; the script is still
 // written), DISA_EIO (gnuplot failed: its first message is quoted), DISA_EINVAL.
 int plot_scatter(const char *out, const char *title, const plot_panel *panels, int n_panels);

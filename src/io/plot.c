@@ -139,8 +139,18 @@ static int emit_scatter(FILE *f, const char *tmp, void *vctx) {
         put_quoted(f, c->p[k].xlabel ? c->p[k].xlabel : "");
         fprintf(f, "\nset ylabel ");
         put_quoted(f, c->p[k].ylabel ? c->p[k].ylabel : "");
+        // y spanning more than a factor of 5 (an FID of 600 next to ones of 80) on a log scale, so
+        // the close points stay apart.
+        double lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < c->p[k].n; i++) {
+            double y = c->p[k].pts[i].y;
+            if (isnan(y) || isnan(c->p[k].pts[i].x)) continue;
+            lo = y < lo ? y : lo;
+            hi = y > hi ? y : hi;
+        }
+        fprintf(f, "\n%s\n", lo > 0 && hi > 5 * lo ? "set logscale y" : "unset logscale y");
         // Point i is data row i: the reference as a large open square, the others filled.
-        fprintf(f, "\nplot ");
+        fprintf(f, "plot ");
         for (int i = 0; i < c->p[k].n; i++) {
             const plot_point *q = &c->p[k].pts[i];
             fprintf(f, "%s$p%d every ::%d::%d using 1:2 with points pt %d ps %s lc %d title ", i ? ", \\\n     " : "", k,

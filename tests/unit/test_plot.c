@@ -66,7 +66,10 @@ static void test_scatter(void **state) {
     if (plot_available() != 0) skip();
     plot_point pts[] = {{0.21, 99.3, "clipped-100", 1}, {0.15, 113.1, "disa-50-5 \"linear\"", 0},
                         {NAN, 5.0, "left out", 0}};
-    plot_panel p[2] = {{"FID", "s / image", "FID", pts, 3}, {"accuracy", "s / image", "%", pts, 2}};
+    // The second panel's y spans more than a factor of 5: a log axis; the first's does not (the
+    // left-out point's 5.0 does not count).
+    plot_point wide[] = {{0.38, 597.9, "default", 1}, {0.21, 80.7, "clipped", 0}};
+    plot_panel p[2] = {{"FID", "s / image", "FID", pts, 3}, {"FID", "s / image", "FID", wide, 2}};
     char out[256], gp[256];
     snprintf(out, sizeof out, "%s/comparison.png", g_dir);
     snprintf(gp, sizeof gp, "%s/comparison.gp", g_dir);
@@ -86,6 +89,9 @@ static void test_scatter(void **state) {
     assert_non_null(strstr(buf, "0.21 99.3 1 \"clipped-100\""));
     assert_non_null(strstr(buf, "0.15 113.1 0 \"disa-50-5 'linear'\""));
     assert_non_null(strstr(buf, "NaN NaN 0 \"left out\""));  // kept, so markers match across panels
+    char *un = strstr(buf, "unset logscale y"), *lg = strstr(buf, "\nset logscale y");
+    assert_true(un != NULL && lg != NULL && un < lg);
+    assert_null(strstr(lg + 2, "set logscale y"));
     assert_int_equal(count_files(".tmp."), 0);
     assert_int_equal(plot_scatter(out, "x", p, 0), DISA_EINVAL);
 }
