@@ -43,8 +43,8 @@ typedef struct png_recipe {
     uint64_t seed;
 } png_recipe;
 
-// DIR/NNNNN.png for image first + b of pix [B, H, W, C] (each written atomically), with
-// labels[b] as its class.
+// DIR/NNNNN.png for image first + b of pix [B, H, W, C] (each written atomically, the
+// folder fsynced once after the last), with labels[b] as its class.
 int decode_write_pngs(const char *dir, const uint8_t *pix, int B, int H, int W, int C, int first, const int *labels,
                       const png_recipe *r);
 

@@ -72,6 +72,14 @@ void image_u8_free(image_u8 *im);
 int png_write_u8(const char *path, const uint8_t *pix /*[h,w,c]*/, int w, int h, int c,
                  const image_kv *kv, int n_kv);
 
+// png_write_u8 for a batch of images in one folder: everything but the folder's fsync,
+// which the caller does once for the batch with png_sync_dir before relying on any of the
+// names (a crash before it may lose the renames, never leave a partial file under them).
+int png_write_u8_unsynced_dir(const char *path, const uint8_t *pix /*[h,w,c]*/, int w, int h, int c,
+                              const image_kv *kv, int n_kv);
+// fsync the folder `dir` (filesystems that cannot sync a folder are accepted). DISA_EIO.
+int png_sync_dir(const char *dir);
+
 // The same, with rows produced on demand so an image never needs to sit in memory:
 // fn(ctx, y, row) fills row y (w*c bytes), y = 0..h-1 in order, and returns 0 or a
 // negative DISA_E* code (with its message set), which aborts the write.

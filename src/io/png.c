@@ -103,12 +103,10 @@ static int key_ok(const char *k) {
     return 1;
 }
 
-// fsync the folder holding `path`, so the rename itself survives a crash. Filesystems
-// that cannot sync a directory (EINVAL) are accepted.
-static int sync_parent(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    int fd = open(dirname(buf), O_RDONLY | O_DIRECTORY);
+// fsync a folder, so renames into it survive a crash. Filesystems that cannot sync a
+// directory (EINVAL) are accepted.
+static int sync_folder(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -1;
     int r = fsync(fd);
     int e = errno;
@@ -116,8 +114,19 @@ static int sync_parent(const char *path) {
     return r == 0 || e == EINVAL ? 0 : -1;
 }
 
-int png_write_stream(const char *path, int w, int h, int c, const image_kv *kv, int n_kv,
-                     png_row_fn fn, void *ctx) {
+// The folder holding `path`.
+static int sync_parent(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    return sync_folder(dirname(buf));
+}
+
+int png_sync_dir(const char *dir) {
+    return sync_folder(dir) == 0 ? 0 : disa_err(DISA_EIO, "%s: syncing the folder failed: %s", dir, strerror(errno));
+}
+
+static int write_stream(const char *path, int w, int h, int c, const image_kv *kv, int n_kv, png_row_fn fn,
+                        void *ctx, int sync_dir) {
     if (w < 1 || h < 1 || w > PNG_MAX_SIDE * 16 || h > PNG_MAX_SIDE * 16 || (c != 1 && c != 3) || n_kv < 0)
         return disa_err(DISA_EINVAL, "%s: cannot write a %d x %d x %d PNG (sides >= 1, 1 or 3 channels)", path, w,
                         h, c);
@@ -174,7 +183,7 @@ int png_write_stream(const char *path, int w, int h, int c, const image_kv *kv, 
         rc = disa_err(DISA_EIO, "%s: rename from %s failed: %s", path, tmp, strerror(errno));
         goto fail;
     }
-    if (sync_parent(path) != 0) {
+    if (sync_dir && sync_parent(path) != 0) {
         // The file is complete under its final name; only its durability is in doubt.
         rc = disa_err(DISA_EIO, "%s: written, but syncing its folder failed: %s", path, strerror(errno));
     }
@@ -201,10 +210,21 @@ static int mem_row(void *ctx, int y, uint8_t *row /*[w*c]*/) {
     return 0;
 }
 
+int png_write_stream(const char *path, int w, int h, int c, const image_kv *kv, int n_kv, png_row_fn fn,
+                     void *ctx) {
+    return write_stream(path, w, h, c, kv, n_kv, fn, ctx, 1);
+}
+
 int png_write_u8(const char *path, const uint8_t *pix /*[h,w,c]*/, int w, int h, int c,
                  const image_kv *kv, int n_kv) {
     mem_rows m = {pix, (size_t)w * (c > 0 ? c : 0)};
-    return png_write_stream(path, w, h, c, kv, n_kv, mem_row, &m);
+    return write_stream(path, w, h, c, kv, n_kv, mem_row, &m, 1);
+}
+
+int png_write_u8_unsynced_dir(const char *path, const uint8_t *pix /*[h,w,c]*/, int w, int h, int c,
+                              const image_kv *kv, int n_kv) {
+    mem_rows m = {pix, (size_t)w * (c > 0 ? c : 0)};
+    return write_stream(path, w, h, c, kv, n_kv, mem_row, &m, 0);
 }
 
 // ----------------------------------------------------------------------------

@@ -79,8 +79,10 @@ int decode_write_pngs(const char *dir, const uint8_t *pix, int B, int H, int W, 
         const image_kv with_job[] = {{"job", r->job}, {"index", idx}, {"class", cls}, {"seed", sd},
                                      {"sampling", r->sampling}};
         const image_kv *kv = r->job ? with_job : with_job + 1;
-        int rc = png_write_u8(path, pix + (size_t)b * H * W * C, W, H, C, kv, r->job ? 5 : 4);
+        int rc = png_write_u8_unsynced_dir(path, pix + (size_t)b * H * W * C, W, H, C, kv, r->job ? 5 : 4);
         if (rc) return rc;
     }
-    return 0;
+    // One folder fsync for the unit's renames (not one per image): the unit enters the
+    // ledger only after this returns.
+    return png_sync_dir(dir);
 }
