@@ -3,7 +3,8 @@
 // The FLOP model gives the work per image of each phase exactly (family.h, decode.h);
 // what it takes on a CPU is measured by a short calibration of the real pipeline on this
 // machine: the job's sampler on its first unit (the same images the run makes), cut off
-// after a time budget, then decoding and features of two images. Each phase's FLOPs
+// after a time budget, then decoding, PNG writing (in a temporary folder beside the
+// output folder, removed again) and features of two images. Each phase's FLOPs
 // divided by its measured rate gives seconds per image here; the work is linear in the
 // number of images, and the time is taken as inversely proportional to the cores (the
 // measured rate per core times the cores), which holds for disa's rank-per-core layout
@@ -20,6 +21,7 @@ typedef struct estimate {
     double flops_decode, flops_feat;  // per image, as decoder_run and the feature net count them
     double gflops_sample, gflops_decode, gflops_feat;  // measured on this machine
     double s_sample, s_decode, s_feat;                  // seconds per image here, from the two above
+    double s_io;                      // writing its PNG (atomically, as a run does), measured
     double s_image;                   // their sum
     double calib_seconds;             // wall time the calibration took
     int calib_complete;               // the sampler finished its unit within the budget

@@ -5,8 +5,11 @@
 #include "disa/clock.h"
 #include "disa/err.h"
 
+#include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct budget {
     double t_end;
@@ -14,6 +17,33 @@ typedef struct budget {
 
 // The sampler's poll hook: stop once the budget is spent.
 static int over_budget(void *ctx) { return clock_now() > ((const budget *)ctx)->t_end; }
+
+// Seconds per image to write PNGs as a run does (decode_write_pngs: atomic files, one
+// folder fsync per unit) on the filesystem of the job's output folder: B images into a
+// temporary folder beside where it will be, removed again. 0 when no folder can be made
+// there (the run itself would refuse such an output_dir at its start).
+static double time_png_writes(const job *jb, const uint8_t *pix, int B, int H, int W, int C, const int *labels) {
+    char base[4096], tmp[4200], f[4300], sampling[512];
+    snprintf(base, sizeof base, "%s", jb->output_dir);
+    while (access(base, F_OK) != 0 && strcmp(base, ".") != 0 && strcmp(base, "/") != 0) {
+        char up[4096];
+        snprintf(up, sizeof up, "%s", base);
+        snprintf(base, sizeof base, "%s", dirname(up));
+    }
+    snprintf(tmp, sizeof tmp, "%s/.disa-estimate.XXXXXX", base);
+    if (!mkdtemp(tmp)) return 0;
+    png_recipe rec = {jb->name, job_sampling_str(jb, sampling, sizeof sampling), jb->seed};
+    double t0 = clock_now();
+    int rc = decode_write_pngs(tmp, pix, B, H, W, C, 0, labels, &rec);
+    double t = clock_now() - t0;
+    for (int b = 0; b < B; b++) {
+        snprintf(f, sizeof f, "%s/%05d.png", tmp, b);
+        unlink(f);
+    }
+    rmdir(tmp);
+    disa_err_clear();
+    return rc == 0 ? t / B : 0;
+}
 
 int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budget_s) {
     const job *jb = &ur->jobs->jobs[j];
@@ -76,6 +106,7 @@ int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budg
     double t2 = clock_now();
     e->s_decode = (t2 - t1) / Bd;
     e->gflops_decode = t2 > t1 ? (double)fd / (t2 - t1) / 1e9 : 0;
+    if (jb->png) e->s_io = time_png_writes(jb, ur->pix, Bd, H, W, C, labels);
     if (uj->feat) {
         f0 = blas_flops();
         if ((rc = featnet_run(uj->feat, ur->feat_buf, ur->logit_buf, ur->pix, Bd, H, W, C)) != 0) return rc;
@@ -84,7 +115,7 @@ int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budg
         e->s_feat = (t3 - t2) / Bd;
         e->gflops_feat = t3 > t2 ? e->flops_feat * Bd / (t3 - t2) / 1e9 : 0;
     }
-    e->s_image = e->s_sample + e->s_decode + e->s_feat;
+    e->s_image = e->s_sample + e->s_decode + e->s_io + e->s_feat;
     e->calib_seconds = clock_now() - t0;
     return 0;
 }
@@ -106,6 +137,7 @@ void estimate_print(const estimate *e, const job *jb, int64_t images, const int 
     printf("  %-10s %12.3f %12.1f %12.4f\n", "sampling", e->flops_sample / 1e9, e->gflops_sample, e->s_sample);
     if (e->flops_decode > 0)
         printf("  %-10s %12.3f %12.1f %12.4f\n", "decode", e->flops_decode / 1e9, e->gflops_decode, e->s_decode);
+    if (e->s_io > 0) printf("  %-10s %12s %12s %12.4f\n", "PNG files", "", "", e->s_io);
     if (e->s_feat > 0) printf("  %-10s %12.3f %12.1f %12.4f\n", "features", e->flops_feat / 1e9, e->gflops_feat, e->s_feat);
     double core_s = e->s_image * e->threads;
     printf("  %-10s %12.3f %12s %12.4f   (%.4g core-seconds per image)\n", "total",

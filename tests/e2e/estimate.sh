@@ -9,7 +9,8 @@ cat > "$T/e.json" <<JSON
 JSON
 gen 2 "$T/e.json" --estimate --cores 48,4800 --threads 1 > "$T/est.log" 2>&1 || { cat "$T/est.log"; fail "--estimate failed"; }
 [ ! -e "$T/out" ] || fail "--estimate created the output folder"
-for pat in '^e: 100000 images, fp32, calibrated on 1 BLAS thread ' '^  sampling ' '^  features ' '^  total ' \
+! ls -a "$T" | grep -q disa-estimate || fail "--estimate left its PNG timing folder: $(ls -a "$T")"
+for pat in '^e: 100000 images, fp32, calibrated on 1 BLAS thread ' '^  sampling ' '^  PNG files ' '^  features ' '^  total ' \
            'on     2 cores (here)' 'on    48 cores' 'on  4800 cores'; do
     grep -q -- "$pat" "$T/est.log" || { cat "$T/est.log"; fail "no line matching '$pat'"; }
 done

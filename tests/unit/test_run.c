@@ -163,14 +163,18 @@ static void test_estimate(void **state) {
     assert_int_equal(e.threads, 1);
     assert_true(e.flops_sample > 0 && e.flops_decode == 0 && e.flops_feat > 0);
     assert_true(fabs(e.flops_measured - e.flops_sample * 8) <= 1e-9 * e.flops_measured);
-    assert_true(e.s_sample > 0 && e.s_feat > 0);
-    assert_true(fabs(e.s_image - (e.s_sample + e.s_decode + e.s_feat)) < 1e-12);
+    assert_true(e.s_sample > 0 && e.s_feat > 0 && e.s_io > 0);
+    assert_true(fabs(e.s_image - (e.s_sample + e.s_decode + e.s_io + e.s_feat)) < 1e-12);
     estimate cut;
     assert_int_equal(estimate_job(&cut, &ur, 0, BLAS_FP32, 0.0), 0);
     assert_int_equal(cut.calib_complete, 0);
     assert_true(cut.flops_measured < e.flops_measured);
     assert_true(cut.s_sample > 0 && cut.flops_sample == e.flops_sample);
     assert_int_equal(access(dir, F_OK), -1);
+    // The PNG timing's temporary folder (beside the output folder) is gone.
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q disa-estimate", g_dir);
+    assert_int_not_equal(system(cmd), 0);
     unit_runner_free(&ur);
     job_list_free(&l);
 }
