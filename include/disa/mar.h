@@ -119,6 +119,10 @@ size_t diffloss_scratch_bytes(const diffloss_net *h, int N);
 // out[N, 2C] (eps | var_values) = net(x[N, C], t, c) given te and ce from above.
 int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
                      const float *ce, int N);
+// The same with rows at different times: row n uses te[te_row[n] * w ..] of a table of time
+// embeddings (te_row NULL: every row uses te[0..w), as diffloss_forward).
+int diffloss_forward_te(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
+                        const int *te_row, const float *ce, int N);
 
 // token layout ------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 // diffloss.c: the MAR diffusion head, SimpleMLPAdaLN.
 // Mirrors LTH14/mar models/diffloss.py: SimpleMLPAdaLN.forward, ResBlock.forward,
 // FinalLayer.forward, TimestepEmbedder (DESIGN §6). The condition embedding is computed
-// once per AR step and the time embedding once per diffusion step, not per row.
+// once per AR step and the time embedding once per diffusion step (once per distinct
+// time when the rows of one call are at different times), not per row.
 #include "disa/err.h"
 #include "disa/mar.h"
 #include "disa/vec.h"
@@ -49,6 +50,11 @@ static void gate_add(float *x, const float *mod, const float *u, int N, int w) {
 
 int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
                      const float *ce, int N) {
+    return diffloss_forward_te(h, a, out, x, te, NULL, ce, N);
+}
+
+int diffloss_forward_te(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
+                        const int *te_row, const float *ce, int N) {
     const int w = h->w;
     size_t mark = arena_mark(a);
     float *sy = arena_floats(a, (size_t)N * w);       // silu(t_emb + c_emb)
@@ -57,8 +63,10 @@ int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x
     float *t1 = arena_floats(a, (size_t)N * w);
     float *mod = arena_floats(a, (size_t)N * 3 * w);  // shift | scale | gate
     if (!sy || !hx || !u || !t1 || !mod) return DISA_ENOMEM;
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < w; k++) sy[(size_t)n * w + k] = ce[(size_t)n * w + k] + te[k];
+    for (int n = 0; n < N; n++) {
+        const float *tr = te + (te_row ? (size_t)te_row[n] * w : 0);
+        for (int k = 0; k < w; k++) sy[(size_t)n * w + k] = ce[(size_t)n * w + k] + tr[k];
+    }
     silu_forward(sy, sy, (size_t)N * w);
     linear_forward(hx, x, h->in_w, h->in_b, N, h->C, w);
     for (int i = 0; i < h->depth; i++) {
