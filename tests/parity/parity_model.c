@@ -2,6 +2,7 @@
 // (goldens by tools/golden/mar_goldens.py; formats in tests/golden/README.md, "MAR").
 #include "parity.h"
 #include "disa/arena.h"
+#include "disa/dpm.h"
 #include "disa/err.h"
 #include "disa/mar.h"
 #include "disa/sampler.h"
@@ -110,25 +111,33 @@ static int op_mar_forward(pcase *c) {
 
 // op diffloss_net: in.x [N,C], in.t [N], in.c [N,zc]; config in_channels, model_channels,
 // num_res_blocks, z_channels, cfg_scale (optional: forward_with_cfg); out.out [N, 2C].
-static int op_diffloss_net(pcase *c) {
+// A minimal MAR whose head has the sizes of config in_channels, model_channels,
+// num_res_blocks, z_channels; only the head is bound. Returns 0, or 1 after failing the case.
+static int head_from_config(pcase *c, mar_model *m) {
     int C = pc_int(c, "in_channels", 0, 0), W = pc_int(c, "model_channels", 0, 0);
     int depth = pc_int(c, "num_res_blocks", 0, 0), zc = pc_int(c, "z_channels", 0, 0);
-    double scale = pc_num(c, "cfg_scale", 0, 1);
-    int has_cfg = cJSON_GetObjectItemCaseSensitive(pc_config(c), "cfg_scale") != NULL;
-    // A minimal MAR config whose head has these sizes; only the head is bound.
-    mar_model m;
-    memset(&m, 0, sizeof m);
+    memset(m, 0, sizeof *m);
     char json[512];
     snprintf(json, sizeof json,
              "{\"format\":\"disa-mar-1\",\"img_size\":1,\"vae_stride\":1,\"patch_size\":1,\"vae_embed_dim\":%d,"
              "\"encoder_embed_dim\":%d,\"encoder_depth\":0,\"encoder_num_heads\":1,\"decoder_embed_dim\":%d,"
              "\"decoder_depth\":0,\"decoder_num_heads\":1,\"buffer_size\":1,\"class_num\":1,\"diffloss_d\":%d,"
              "\"diffloss_w\":%d,\"tokenizer\":\"patch\"}", C, zc, zc, depth, W);
-    if (mar_config_parse(&m.cfg, json, "diffloss config") != 0) return pc_fail(c, "%s", disa_errmsg());
-    if (bind_model(c, &m, 1)) {
-        free_model(&m);
+    if (mar_config_parse(&m->cfg, json, "diffloss config") != 0) return pc_fail(c, "%s", disa_errmsg());
+    if (bind_model(c, m, 1)) {
+        free_model(m);
         return 1;
     }
+    return 0;
+}
+
+static int op_diffloss_net(pcase *c) {
+    int C = pc_int(c, "in_channels", 0, 0), W = pc_int(c, "model_channels", 0, 0);
+    int zc = pc_int(c, "z_channels", 0, 0);
+    double scale = pc_num(c, "cfg_scale", 0, 1);
+    int has_cfg = cJSON_GetObjectItemCaseSensitive(pc_config(c), "cfg_scale") != NULL;
+    mar_model m;
+    if (head_from_config(c, &m)) return 1;
     int nd;
     int64_t sh[8];
     const float *x = pc_f32(c, "in.x", &nd, sh), *cond = pc_f32(c, "in.c", NULL, NULL);
@@ -161,6 +170,96 @@ static int op_diffloss_net(pcase *c) {
             }
     }
     if (!fails) fails += pc_check(c, "out", out, (size_t)N * 2 * C);
+    arena_free(&a);
+    free_model(&m);
+    return fails;
+}
+
+// op dpm_solve: the DPM solver on the head alone. in.x [N,C] start noise, in.c [N or 2N,
+// zc]; config: the head sizes, steps, order, algorithm, cfg_scale (optional: guided eps of
+// forward_with_cfg, c = [c_cond; c_uncond]); out.xs [steps, N, C] after every update.
+typedef struct solve_ctx {
+    const diffloss_net *h;
+    arena *a;
+    const float *ce;
+    float *te, *xin, *out;
+    int cfg, C;
+    float scale;
+} solve_ctx;
+
+static int solve_eps(void *vctx, float *eps, const float *x, float t_input, int N) {
+    solve_ctx *k = vctx;
+    const int C = k->C, N2 = k->cfg ? 2 * N : N;
+    memcpy(k->xin, x, sizeof(float) * (size_t)N * C);
+    if (k->cfg) memcpy(k->xin + (size_t)N * C, x, sizeof(float) * (size_t)N * C);
+    diffloss_time(k->h, k->te, t_input);
+    int rc = diffloss_forward(k->h, k->a, k->out, k->xin, k->te, k->ce, N2);
+    if (rc) return rc;
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < C; j++) {
+            float ec = k->out[(size_t)r * 2 * C + j], eu = k->cfg ? k->out[(size_t)(N + r) * 2 * C + j] : ec;
+            eps[(size_t)r * C + j] = k->cfg ? eu + k->scale * (ec - eu) : ec;
+        }
+    return 0;
+}
+
+static int op_dpm_solve(pcase *c) {
+    int C = pc_int(c, "in_channels", 0, 0), W = pc_int(c, "model_channels", 0, 0);
+    int steps = pc_int(c, "steps", 0, 0), order = pc_int(c, "order", 0, 0);
+    int cfg = cJSON_GetObjectItemCaseSensitive(pc_config(c), "cfg_scale") != NULL;
+    const cJSON *al = cJSON_GetObjectItemCaseSensitive(pc_config(c), "algorithm");
+    dpm_algorithm algo = cJSON_IsString(al) && strcmp(al->valuestring, "dpmsolver++") == 0 ? DPM_SOLVER_PP : DPM_SOLVER;
+    mar_model m;
+    if (head_from_config(c, &m)) return 1;
+    int nd;
+    int64_t sh[8];
+    const float *x0 = pc_f32(c, "in.x", &nd, sh), *cond = pc_f32(c, "in.c", NULL, NULL);
+    if (!x0 || !cond || nd != 2 || sh[1] != C || steps < 1 || steps > 1000) {
+        free_model(&m);
+        return pc_fail(c, "need in.x [N,%d], in.c and config steps in 1..1000", C);
+    }
+    int N = (int)sh[0], N2 = cfg ? 2 * N : N, fails = 0;
+    size_t NC = (size_t)N * C;
+    solve_ctx k = {.h = &m.head, .cfg = cfg, .C = C, .scale = (float)pc_num(c, "cfg_scale", 1.0, 1)};
+    float *ce = pc_alloc(c, (size_t)N2 * W), *x = pc_alloc(c, NC), *xs = pc_alloc(c, NC * steps);
+    float *hist = pc_alloc(c, 3 * NC);
+    k.te = pc_alloc(c, (size_t)W);
+    k.xin = pc_alloc(c, (size_t)N2 * C);
+    k.out = pc_alloc(c, (size_t)N2 * 2 * C);
+    k.ce = ce;
+    dpm_schedule sc;
+    dpm_plan p;
+    arena a;
+    memset(&p, 0, sizeof p);
+    if (arena_init(&a, diffloss_scratch_bytes(&m.head, N2), "parity") != 0 || dpm_schedule_init(&sc) != 0) {
+        free_model(&m);
+        return pc_fail(c, "%s", disa_errmsg());
+    }
+    k.a = &a;
+    diffloss_cond(&m.head, ce, cond, N2);
+    if (dpm_plan_init(&p, &sc, steps, order, algo) != 0) {
+        fails += pc_fail(c, "%s", disa_errmsg());
+    } else {
+        // Step by step through dpm_model_value / dpm_update, keeping x after each update...
+        memcpy(x, x0, sizeof(float) * NC);
+        for (int j = 0; j < steps && !fails; j++) {
+            float *mk = hist + (size_t)(j % 3) * NC;
+            if (solve_eps(&k, mk, x, p.t_input[j], N) != 0) fails += pc_fail(c, "%s", disa_errmsg());
+            dpm_model_value(mk, x, &p, j, N, C);
+            dpm_update(x, mk, j >= 1 ? hist + (size_t)((j - 1) % 3) * NC : NULL,
+                       j >= 2 ? hist + (size_t)((j - 2) % 3) * NC : NULL, &p, j + 1, N, C);
+            memcpy(xs + (size_t)j * NC, x, sizeof(float) * NC);
+        }
+        if (!fails) fails += pc_check(c, "xs", xs, NC * steps);
+        // ...and dpm_solve, which must give the same bits.
+        memcpy(x, x0, sizeof(float) * NC);
+        if (!fails && dpm_solve(&p, x, hist, solve_eps, &k, N, C) != 0) fails += pc_fail(c, "%s", disa_errmsg());
+        if (!fails) fails += pc_check(c, "x", x, NC);
+        if (!fails && memcmp(x, xs + (size_t)(steps - 1) * NC, sizeof(float) * NC) != 0)
+            fails += pc_fail(c, "dpm_solve differs from the step-by-step loop");
+    }
+    dpm_plan_free(&p);
+    dpm_schedule_free(&sc);
     arena_free(&a);
     free_model(&m);
     return fails;
@@ -263,5 +362,6 @@ const parity_op parity_ops_model[] = {
     {"mar_forward", op_mar_forward},
     {"diffloss_net", op_diffloss_net},
     {"mar_sample", op_mar_sample},
+    {"dpm_solve", op_dpm_solve},
     {NULL, NULL},
 };

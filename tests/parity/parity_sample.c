@@ -13,6 +13,7 @@
 
 #include "disa/diffusion.h"
 #include "disa/disa_sched.h"
+#include "disa/dpm.h"
 #include "disa/err.h"
 #include "disa/nn.h"
 #include "parity.h"
@@ -215,6 +216,63 @@ static int op_timestep_embedding(pcase *c) {
 }
 
 // ----------------------------------------------------------------------------
+// DPM-Solver schedule and plans (exact: the same float32 operations as the official ones)
+
+static int op_dpm_schedule(pcase *c) {
+    dpm_schedule s;
+    if (dpm_schedule_init(&s) != 0) return pc_fail(c, "%s", disa_errmsg());
+    int fails = pc_check(c, "t_array", s.t_array, (size_t)s.K);
+    fails += pc_check(c, "log_alpha", s.log_alpha, (size_t)s.K);
+    dpm_schedule_free(&s);
+    return fails;
+}
+
+static int op_dpm_plan(pcase *c) {
+    int steps = pc_int(c, "steps", 0, 0), order = pc_int(c, "order", 0, 0);
+    const char *name = cfg_str(c, "algorithm");
+    if (!name) return 1;
+    dpm_algorithm algo = strcmp(name, "dpmsolver++") == 0 ? DPM_SOLVER_PP : DPM_SOLVER;
+    if (steps < 1 || steps > 1000) return pc_fail(c, "config steps = %d out of range 1..1000", steps);
+    dpm_schedule s;
+    dpm_plan p;
+    if (dpm_schedule_init(&s) != 0) return pc_fail(c, "%s", disa_errmsg());
+    if (dpm_plan_init(&p, &s, steps, order, algo) != 0) {
+        dpm_schedule_free(&s);
+        return pc_fail(c, "%s", disa_errmsg());
+    }
+    int fails = pc_check(c, "t", p.t, (size_t)steps + 1);
+    fails += pc_check(c, "t_input", p.t_input, (size_t)steps);
+    // The time grid and the network times are exact; the tolerance is for the library
+    // roundings of the scalars (tools/golden/dpm.py: PLAN_RTOL).
+    const float *wt = pc_f32(c, "out.t", NULL, NULL), *wi = pc_f32(c, "out.t_input", NULL, NULL);
+    for (int k = 0; wt && wi && k <= steps; k++)
+        if (p.t[k] != wt[k] || (k < steps && p.t_input[k] != wi[k])) {
+            fails += pc_fail(c, "time %d: t %.9g / %.9g, t_input %.9g / %.9g (C / golden) must be equal", k, p.t[k],
+                             wt[k], k < steps ? p.t_input[k] : 0.0, k < steps ? wi[k] : 0.0);
+            break;
+        }
+    fails += pc_check(c, "alpha", p.alpha, (size_t)steps);
+    fails += pc_check(c, "sigma", p.sigma, (size_t)steps);
+    int64_t *ord = alloc_i64(c, (size_t)steps);
+    float *coef = pc_alloc(c, (size_t)steps * 8);
+    if (!ord || !coef) {
+        fails += pc_fail(c, "out of memory");
+    } else {
+        for (int k = 0; k < steps; k++) {
+            const dpm_update_coef *u = &p.up[k];
+            const float v[8] = {u->a, u->b, u->c, u->d, u->inv_r0, u->inv_r1, u->q, u->inv_r01};
+            ord[k] = u->order;
+            memcpy(coef + (size_t)k * 8, v, sizeof v);
+        }
+        fails += pc_check_i64(c, "order", ord, (size_t)steps);
+        fails += pc_check(c, "coef", coef, (size_t)steps * 8);
+    }
+    dpm_plan_free(&p);
+    dpm_schedule_free(&s);
+    return fails;
+}
+
+// ----------------------------------------------------------------------------
 
 const parity_op parity_ops_sample[] = {
     {"gd_tables", op_gd_tables},
@@ -222,5 +280,7 @@ const parity_op parity_ops_sample[] = {
     {"gd_ddpm_step", op_gd_ddpm_step},
     {"gd_ddim_step", op_gd_ddim_step},
     {"timestep_embedding", op_timestep_embedding},
+    {"dpm_schedule", op_dpm_schedule},
+    {"dpm_plan", op_dpm_plan},
     {NULL, NULL},
 };
