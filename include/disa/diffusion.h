@@ -20,16 +20,22 @@ typedef enum {
     GD_SAMPLER_DEFAULT, // "default": space_timesteps "n", no clip (official clip 1001)
     GD_SAMPLER_DISA,    // "DiSA":    space_timesteps "n", clip 950
     GD_SAMPLER_DDIM,    // "DDIM":    space_timesteps "ddimN", clip 980, DDIM steps
+    GD_SAMPLER_DPM,     // "DPM_Solver":   multistep DPM-Solver (dpm.h), no tables here
+    GD_SAMPLER_DPM_PP,  // "DPM_Solver++": multistep DPM-Solver++ (dpm.h), no tables here
     GD_SAMPLER_COUNT
 } gd_sampler;
 
-// "default", "disa", "ddim"; "?" for a value out of range.
+// "default", "disa", "ddim", "dpm_solver", "dpm_solver++"; "?" for a value out of range.
 const char *gd_sampler_name(gd_sampler s);
-// Case-insensitive "default" | "disa" | "ddim" (so the official "DiSA" and "DDIM" are
-// accepted). Returns 0, or DISA_EINVAL with a message listing the choices.
+// Case-insensitive "default" | "disa" | "ddim" | "dpm_solver" | "dpm_solver++" (so the
+// official "DiSA", "DDIM", "DPM_Solver" and "DPM_Solver++" are accepted). Returns 0, or
+// DISA_EINVAL with a message listing the choices.
 int gd_sampler_parse(const char *s, gd_sampler *out);
-// Largest original timestep the sampler keeps (950, 980), or GD_T_TRAIN - 1 for default.
+// Largest original timestep the sampler keeps (950, 980), or GD_T_TRAIN - 1 for default;
+// 950 for the DPM samplers, whose first network time is 0.95 * 1000.
 int gd_sampler_clip(gd_sampler s);
+// 1 for the two DPM-Solver samplers (they run dpm.h's solver, not these tables).
+int gd_sampler_is_dpm(gd_sampler s);
 
 // Respaced tables. All arrays have n entries, index i = spaced step (0 = least noise);
 // the float64 values are those of the official numpy tables, bit for bit.
@@ -53,7 +59,8 @@ typedef struct gd_tables {
 
 // Build the tables for `n_steps` under sampler `s`.
 // default/DiSA: n_steps in 1..1000; DDIM: n_steps in 2..1000 (no integer stride gives
-// a single DDIM step, as in the official code). On failure returns DISA_EINVAL with a
+// a single DDIM step, as in the official code); the DPM samplers have no tables
+// (DISA_EINVAL). On failure returns DISA_EINVAL with a
 // message naming the bad value, or DISA_ENOMEM, and leaves *t zeroed (gd_tables_free is
 // then a no-op). On success the caller owns the tables until gd_tables_free.
 int gd_tables_init(gd_tables *t, int n_steps, gd_sampler s);

@@ -5,8 +5,10 @@
 
 #include "disa/arena.h"
 #include "disa/diffusion.h"
+#include "disa/adaptive.h"
 #include "disa/disa_sched.h"
 #include "disa/family.h"
+#include "disa/dpm.h"
 #include "disa/mar.h"
 #include "disa/rng.h"
 
@@ -16,10 +18,14 @@ typedef struct sample_params {
     double cfg;              // --cfg: 1.0 disables classifier-free guidance
     int cfg_linear;          // --cfg_schedule: 1 linear, 0 constant
     double temperature;      // --temperature
-    gd_sampler sampler;      // --diff_sampler: default | DiSA | DDIM
+    gd_sampler sampler;      // --diff_sampler: default | DiSA | DDIM | DPM_Solver | DPM_Solver++
     int upper, lower;        // --diff_upper_steps / --diff_lower_steps ("default" uses upper)
-    disa_strategy strategy;  // --diff_annealing_strategy
+    disa_strategy strategy;  // --diff_annealing_strategy (adaptive: LINEAR here and adaptive = 1)
     int precision;           // --precision fp32 | bf16 (BLAS_FP32 / BLAS_BF16): the Linear layers
+    int dpm_order;           // --dpm_order 1..3: the DPM samplers' multistep order (official call: 1)
+    int adaptive;            // --diff_annealing_strategy adaptive (adaptive.h): steps per token from a signal
+    double budget;           // --diff_budget: adaptive's mean requested steps per token, in [lower, upper]
+    adapt_signal signal;     // --diff_adaptive_signal: what adaptive measures
 } sample_params;
 
 // Official defaults: K 64, cfg 1.0 linear, temperature 1.0, DiSA 50 -> 5 linear.
@@ -28,7 +34,8 @@ void sample_params_init(sample_params *p);
 int sample_params_check(const sample_params *p);
 // Set one field from a main_mar.py flag name without dashes ("num_iter", "cfg",
 // "cfg_schedule", "temperature", "diff_sampler", "diff_upper_steps", "diff_lower_steps",
-// "diff_annealing_strategy", and disa's "precision"). Returns 0, DISA_ENOTFOUND for another name, or
+// "diff_annealing_strategy", and disa's "precision", "dpm_order", "diff_budget",
+// "diff_adaptive_signal"). Returns 0, DISA_ENOTFOUND for another name, or
 // DISA_EINVAL with a message naming the flag, the value and what is accepted.
 int sample_params_set(sample_params *p, const char *flag, const char *value);
 // "num_iter=64 cfg=2.9 cfg_schedule=linear ..." into buf.
@@ -36,6 +43,7 @@ const char *sample_params_str(const sample_params *p, char *buf, int n);
 
 // Diffusion steps the head runs at AR step s (after the clip merges duplicates).
 int sample_params_steps_at(const sample_params *p, const int *table, int s);
+
 
 // Where the loop's randomness comes from: per-image Philox streams in production, a
 // recorded tape in parity tests. Rows are always in (image, row) order.
@@ -75,8 +83,12 @@ void ar_rng_tape_free(ar_rng_tape *r);
 typedef struct sampler {
     const mar_model *m;
     sample_params p;
-    int *steps;          // [K] requested diffusion steps per AR step
-    gd_tables *tables;   // indexed by requested step count (lower..upper), NULL elsewhere
+    int *steps;          // [K] requested diffusion steps per AR step (adaptive: upper, the most)
+    gd_tables *tables;   // indexed by requested step count (lower..upper), zeroed elsewhere
+    dpm_schedule dpm;    // DPM samplers: the noise schedule
+    dpm_plan *plans;     // DPM samplers: indexed by step count like tables
+    adapt_state *astate; // adaptive: [max_batch] per-image state, reset by sampler_run
+    int n_blocks;        // adaptive DDPM: noise blocks drawn per AR step (head.h)
     int max_steps;
     int max_batch;
     arena scratch;

@@ -4,8 +4,9 @@
 //   srun build/bin/disa-gen jobs/NAME.json          (inside a SLURM allocation)
 //
 // Flags (main_mar.py names override every job and variant): --output_dir --num_images
-// --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler
-// --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --precision --model --vae;
+// --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler --dpm_order
+// --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --diff_budget
+// --diff_adaptive_signal --precision --model --vae;
 // and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet.
 // Exit status: 0 done, stopped resumably (SIGTERM/SIGUSR1) or --help; 2 bad arguments,
 // job files or model files (nothing written); 1 failures while running.
@@ -32,8 +33,11 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--threads N] [--progress bar|lines|S] [--log_level L] [--quiet]\n"
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
-            "       [--cfg_schedule linear|constant] [--temperature T] [--diff_sampler default|DiSA|DDIM]\n"
-            "       [--diff_upper_steps U] [--diff_lower_steps L] [--diff_annealing_strategy linear|cosine|two-stage|constant]\n"
+            "       [--cfg_schedule linear|constant] [--temperature T]\n"
+            "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
+            "       [--diff_upper_steps U] [--diff_lower_steps L]\n"
+            "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
+            "       [--diff_adaptive_signal cfg|var|eps]\n"
             "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n"
             "       disa-gen JOB.json... --estimate [--cores N,N...] [--threads T]   (the cost, before running)\n");
 }

@@ -2,9 +2,11 @@
 //
 //   disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]
 //               [the family's sampling flags, e.g. MAR's --num_iter K --cfg X
-//                --cfg_schedule linear|constant --temperature T --diff_sampler default|DiSA|DDIM
+//                --cfg_schedule linear|constant --temperature T
+//                --diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++ --dpm_order 1|2|3
 //                --diff_upper_steps U --diff_lower_steps L
-//                --diff_annealing_strategy linear|cosine|two-stage|constant] [--precision fp32|bf16]
+//                --diff_annealing_strategy linear|cosine|two-stage|constant|adaptive
+//                --diff_budget B --diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
 // (the sampler's output, MAR: [B, seq, token_dim]) and the images DIR/00000.png ...
@@ -31,8 +33,10 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]\n"
             "       [--num_iter K] [--cfg X] [--cfg_schedule linear|constant] [--temperature T]\n"
-            "       [--diff_sampler default|DiSA|DDIM] [--diff_upper_steps U] [--diff_lower_steps L]\n"
-            "       [--diff_annealing_strategy linear|cosine|two-stage|constant] [--precision fp32|bf16]\n");
+            "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
+            "       [--diff_upper_steps U] [--diff_lower_steps L]\n"
+            "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
+            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]\n");
     return f == stdout ? 0 : 2;
 }
 

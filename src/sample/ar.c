@@ -5,6 +5,7 @@
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/err.h"
+#include "disa/head.h"
 #include "disa/tensor.h"
 
 #include <math.h>
@@ -101,24 +102,54 @@ int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max
     s->m = m;
     s->p = *p;
     s->max_batch = max_batch;
-    s->steps = calloc((size_t)p->num_iter, sizeof(int));
+    const int K = p->num_iter, dpm = gd_sampler_is_dpm(p->sampler);
+    const int adaptive = p->adaptive && p->sampler != GD_SAMPLER_DEFAULT;
+    s->p.adaptive = adaptive;  // "default" ignores the strategy
+    s->steps = calloc((size_t)K, sizeof(int));
     s->tables = calloc((size_t)p->upper + 1, sizeof(gd_tables));
-    if (!s->steps || !s->tables) {
+    s->plans = dpm ? calloc((size_t)p->upper + 1, sizeof(dpm_plan)) : NULL;
+    s->astate = adaptive ? calloc((size_t)max_batch, sizeof(adapt_state)) : NULL;
+    if (!s->steps || !s->tables || (dpm && !s->plans) || (adaptive && !s->astate)) {
         rc = disa_err(DISA_ENOMEM, "sampler: out of memory");
         goto fail;
     }
-    if (p->sampler == GD_SAMPLER_DEFAULT) {
-        for (int i = 0; i < p->num_iter; i++) s->steps[i] = p->upper;
-    } else if ((rc = disa_steps_for(s->steps, p->num_iter, p->upper, p->lower, p->strategy)) != 0) {
+    if (p->sampler == GD_SAMPLER_DEFAULT || adaptive) {
+        for (int i = 0; i < K; i++) s->steps[i] = p->upper;
+    } else if ((rc = disa_steps_for(s->steps, K, p->upper, p->lower, p->strategy)) != 0) {
         goto fail;
     }
-    for (int i = 0; i < p->num_iter; i++) {
-        int n = s->steps[i];
-        if (s->tables[n].n == 0 && (rc = gd_tables_init(&s->tables[n], n, p->sampler)) != 0) goto fail;
-        if (s->tables[n].n > s->max_steps) s->max_steps = s->tables[n].n;
+    if (dpm && (rc = dpm_schedule_init(&s->dpm)) != 0) goto fail;
+    // Adaptive may give any count in lower..upper to a token; the others use their schedule's.
+    for (int i = 0; i < (adaptive ? p->upper - p->lower + 1 : K); i++) {
+        int n = adaptive ? p->lower + i : s->steps[i];
+        int evals;
+        if (dpm) {
+            if (s->plans[n].steps == 0 && (rc = dpm_plan_init(&s->plans[n], &s->dpm, n, p->dpm_order,
+                                                             p->sampler == GD_SAMPLER_DPM_PP ? DPM_SOLVER_PP : DPM_SOLVER)) != 0)
+                goto fail;
+            evals = n;
+        } else {
+            if (s->tables[n].n == 0 && (rc = gd_tables_init(&s->tables[n], n, p->sampler)) != 0) goto fail;
+            evals = s->tables[n].n;
+        }
+        if (evals > s->max_steps) s->max_steps = evals;
     }
-    if ((rc = arena_init(&s->scratch, sampler_scratch_bytes(m, max_batch, p->cfg != 1.0), "sampler scratch")) != 0)
-        goto fail;
+    if (adaptive) {
+        // The first evaluation measures the signal before the count is known: it must be the
+        // same for every count (checked by sample_params_check; asserted here).
+        float t0 = dpm ? s->plans[p->upper].t_input[0] : (float)s->tables[p->upper].timestep_map[s->tables[p->upper].n - 1];
+        for (int n = p->lower; n <= p->upper; n++) {
+            float tn = dpm ? s->plans[n].t_input[0] : (float)s->tables[n].timestep_map[s->tables[n].n - 1];
+            if (tn != t0) {
+                rc = disa_err(DISA_EINTERNAL, "adaptive: %d steps start at time %g, %d steps at %g", n, tn, p->upper, t0);
+                goto fail;
+            }
+        }
+        s->n_blocks = dpm ? 0 : s->max_steps;
+    }
+    size_t bytes = sampler_scratch_bytes(m, max_batch, p->cfg != 1.0);
+    if (dpm || adaptive) bytes += head_rows_scratch_bytes(s, max_batch * m->cfg.seq_len);
+    if ((rc = arena_init(&s->scratch, bytes, "sampler scratch")) != 0) goto fail;
     return 0;
 fail:
     sampler_free(s);
@@ -129,6 +160,11 @@ void sampler_free(sampler *s) {
     if (s->tables)
         for (int n = 0; n <= s->p.upper; n++)
             if (s->tables[n].n) gd_tables_free(&s->tables[n]);
+    if (s->plans)
+        for (int n = 0; n <= s->p.upper; n++) dpm_plan_free(&s->plans[n]);
+    free(s->plans);
+    dpm_schedule_free(&s->dpm);
+    free(s->astate);
     free(s->tables);
     free(s->steps);
     arena_free(&s->scratch);
@@ -173,6 +209,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
     memset(tokens, 0, sizeof(float) * (size_t)B * L * C);
     memset(known, 0, (size_t)B * L);
     if ((rc = rng->orders(rng, orders, B, L)) != 0) return rc;
+    for (int b = 0; s->astate && b < B; b++) adapt_state_reset(&s->astate[b]);
     int n_unknown = L;
     size_t base = arena_mark(a);
     st->t_other += clock_now() - t0;
@@ -211,30 +248,37 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
 
         // Diffusion head over all rows of all images at once.
         f0 = blas_flops();
-        int nreq = sample_params_steps_at(p, s->steps, step);
-        const gd_tables *tb = &s->tables[nreq];
         float *ce = arena_floats(a, (size_t)R2 * W);
         float *x = arena_floats(a, (size_t)R2 * C);  // [x; x] for CFG
         float *noise = arena_floats(a, (size_t)R * C);
         head_work hw;
         if (!ce || !x || !noise || head_work_alloc(&hw, a, &m->head, R, cfg) != 0) return DISA_ENOMEM;
         diffloss_cond(&m->head, ce, z, R2);
-        if ((rc = rng->normals(rng, x, B, n_pred, C)) != 0) return rc;
-        const head_step_opts ho = {.sampler = p->sampler, .temperature = (float)p->temperature, .cfg = cfg,
-                                   .cfg_scale = cfg_iter};
-        for (int i = tb->n - 1; i >= 0; i--) {
-            // The official loop draws noise at every step, the last one included (the
-            // network draws none, so drawing before it keeps the streams' order).
-            if ((rc = rng->normals(rng, noise, B, n_pred, C)) != 0) return rc;
-            if ((rc = mar_head_step(&m->head, a, &hw, x, ce, noise, tb, i, &ho, R)) != 0) return rc;
-            if ((rc = check_finite(x, (size_t)R * C, C, step, "the diffusion head's sample x", tb->timestep_map[i])) != 0)
-                return rc;
-            if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
+        int n_evals;
+        if (gd_sampler_is_dpm(p->sampler) || p->adaptive) {
+            // A step count per row (the DPM plans, adaptive's choices): head.c.
+            if ((rc = head_rows_run(s, rng, x, ce, B, n_pred, step, cfg, cfg_iter, &n_evals, st)) != 0) return rc;
+            if ((rc = check_finite(x, (size_t)R * C, C, step, "the diffusion head's sample x", -1)) != 0) return rc;
+        } else {
+            const gd_tables *tb = &s->tables[sample_params_steps_at(p, s->steps, step)];
+            n_evals = tb->n;
+            if ((rc = rng->normals(rng, x, B, n_pred, C)) != 0) return rc;
+            const head_step_opts ho = {.sampler = p->sampler, .temperature = (float)p->temperature, .cfg = cfg,
+                                       .cfg_scale = cfg_iter};
+            for (int i = tb->n - 1; i >= 0; i--) {
+                // The official loop draws noise at every step, the last one included (the
+                // network draws none, so drawing before it keeps the streams' order).
+                if ((rc = rng->normals(rng, noise, B, n_pred, C)) != 0) return rc;
+                if ((rc = mar_head_step(&m->head, a, &hw, x, ce, noise, tb, i, &ho, R)) != 0) return rc;
+                rc = check_finite(x, (size_t)R * C, C, step, "the diffusion head's sample x", tb->timestep_map[i]);
+                if (rc) return rc;
+                if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
+            }
+            st->head_row_steps += (uint64_t)R * tb->n;
         }
         double t3 = clock_now();
         st->t_head += t3 - t2;
         st->flops_head += blas_flops() - f0;
-        st->head_row_steps += (uint64_t)R * tb->n;
         st->tokens += (uint64_t)R;
 
         for (int b = 0; b < B; b++)
@@ -245,7 +289,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
             }
         n_unknown = lo;
         st->ar_steps++;
-        if (s->trace) s->trace(s->trace_ctx, step, mask_len, tb->n, n_pred, cfg_iter, tokens);
+        if (s->trace) s->trace(s->trace_ctx, step, mask_len, n_evals, n_pred, cfg_iter, tokens);
         st->t_other += clock_now() - t3;
     }
     arena_reset(a, 0);

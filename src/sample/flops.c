@@ -4,6 +4,7 @@
 // up as a failure of tests/unit/test_flops.c.
 #include "disa/flops.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,8 +83,15 @@ int flops_sample_run(flops_sample *out, flops_step *steps, const mar_config *c, 
         rc = disa_err(DISA_ENOMEM, "flops: out of memory");
         goto fail;
     }
+    const int adaptive = p->adaptive && p->sampler != GD_SAMPLER_DEFAULT;
     if (p->sampler == GD_SAMPLER_DEFAULT) {
         for (int s = 0; s < K; s++) req[s] = p->upper;
+    } else if (adaptive) {
+        // The counts are chosen per token while sampling (adaptive.h); the model gives
+        // every token the budget rounded, the most the rule spends on average. The
+        // engine's own count is the measurement.
+        int n = (int)nearbyint(p->budget);
+        for (int s = 0; s < K; s++) req[s] = n < p->lower ? p->lower : n > p->upper ? p->upper : n;
     } else if ((rc = disa_steps_for(req, K, p->upper, p->lower, p->strategy)) != 0) {
         goto fail;
     }
@@ -100,7 +108,9 @@ int flops_sample_run(flops_sample *out, flops_step *steps, const mar_config *c, 
             continue;
         }
         int n = req[s];
-        if (!distinct[n]) {
+        if (!distinct[n] && gd_sampler_is_dpm(p->sampler)) {
+            distinct[n] = n;  // a DPM solver evaluates the network once per step
+        } else if (!distinct[n]) {
             gd_tables t;
             if ((rc = gd_tables_init(&t, n, p->sampler)) != 0) goto fail;
             distinct[n] = t.n;

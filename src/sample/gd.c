@@ -33,7 +33,8 @@
 // ----------------------------------------------------------------------------
 // sampler enum
 
-static const char *const k_sampler_names[GD_SAMPLER_COUNT] = {"default", "disa", "ddim"};
+static const char *const k_sampler_names[GD_SAMPLER_COUNT] = {"default", "disa", "ddim", "dpm_solver",
+                                                               "dpm_solver++"};
 
 const char *gd_sampler_name(gd_sampler s) {
     if ((int)s < 0 || s >= GD_SAMPLER_COUNT) return "?";
@@ -53,15 +54,22 @@ int gd_sampler_parse(const char *s, gd_sampler *out) {
                 *out = (gd_sampler)k;
                 return 0;
             }
-    return disa_err(DISA_EINVAL, "unknown diffusion sampler '%s' (expected default, disa or ddim)",
+    return disa_err(DISA_EINVAL,
+                    "unknown diffusion sampler '%s' (expected default, disa, ddim, dpm_solver or dpm_solver++)",
                     s ? s : "(null)");
+}
+
+int gd_sampler_is_dpm(gd_sampler s) {
+    return s == GD_SAMPLER_DPM || s == GD_SAMPLER_DPM_PP;
 }
 
 int gd_sampler_clip(gd_sampler s) {
     // create_diffusion(clip_timesteps=...): DiffLoss passes 1001 for "default" (a no-op),
     // keeps the 950 default for "DiSA" and passes 980 for "DDIM".
     switch (s) {
-    case GD_SAMPLER_DISA: return 950;
+    case GD_SAMPLER_DISA:
+    case GD_SAMPLER_DPM:
+    case GD_SAMPLER_DPM_PP: return 950;
     case GD_SAMPLER_DDIM: return 980;
     default: return GD_T_TRAIN - 1;
     }
@@ -142,6 +150,9 @@ int gd_tables_init(gd_tables *t, int n_steps, gd_sampler s) {
     if ((int)s < 0 || s >= GD_SAMPLER_COUNT)
         return disa_err(DISA_EINVAL, "gd_tables_init: unknown sampler %d (expected 0..%d)",
                         (int)s, GD_SAMPLER_COUNT - 1);
+    if (gd_sampler_is_dpm(s))
+        return disa_err(DISA_EINVAL, "gd_tables_init: the %s sampler has no respaced tables (see dpm.h)",
+                        gd_sampler_name(s));
     if (n_steps < 1 || n_steps > GD_T_TRAIN)
         return disa_err(DISA_EINVAL,
                         "gd_tables_init: %s sampler: step count must be in 1..%d, got %d",

@@ -13,12 +13,14 @@
 
 _Static_assert(sizeof(sample_params) <= FAMILY_PARAMS_BYTES, "sample_params must fit a job's family_params");
 
-// main_mar.py's sampling flags, in the order the messages list them.
+// main_mar.py's sampling flags, then disa's own (dpm.h, adaptive.h), in the order the
+// messages list them.
 static const char *const k_keys[] = {"num_iter",         "cfg",
                                      "cfg_schedule",     "temperature",
                                      "diff_sampler",     "diff_upper_steps",
                                      "diff_lower_steps", "diff_annealing_strategy",
-                                     NULL};
+                                     "dpm_order",        "diff_budget",
+                                     "diff_adaptive_signal", NULL};
 
 static sample_params *P(family_params *p) { return (sample_params *)p->bytes; }
 static const sample_params *CP(const family_params *p) { return (const sample_params *)p->bytes; }

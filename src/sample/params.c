@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void sample_params_init(sample_params *p) {
     // main_mar.py defaults of the DiSA fork: the "default" sampler with 25 steps.
@@ -19,6 +20,11 @@ void sample_params_init(sample_params *p) {
     p->lower = 5;
     p->strategy = DISA_STRATEGY_LINEAR;
     p->precision = BLAS_FP32;
+    // DiffLoss.sample calls the DPM solvers with order=1.
+    p->dpm_order = 1;
+    p->adaptive = 0;
+    p->budget = 0;
+    p->signal = ADAPT_SIGNAL_CFG;
 }
 
 int sample_params_check(const sample_params *p) {
@@ -35,6 +41,28 @@ int sample_params_check(const sample_params *p) {
     if (p->upper < p->lower || p->upper > 1000)
         return disa_err(DISA_ERANGE, "--diff_upper_steps must be in %d..1000 (>= --diff_lower_steps), got %d",
                         p->lower, p->upper);
+    if (p->dpm_order < 1 || p->dpm_order > 3)
+        return disa_err(DISA_ERANGE, "--dpm_order must be 1, 2 or 3, got %d", p->dpm_order);
+    // The multistep solver needs at least `order` steps; every AR step runs >= lower.
+    if (gd_sampler_is_dpm(p->sampler) && p->lower < p->dpm_order)
+        return disa_err(DISA_ERANGE,
+                        "--dpm_order %d needs at least %d diffusion steps at every AR step, but --diff_lower_steps is %d",
+                        p->dpm_order, p->dpm_order, p->lower);
+    // "default" ignores the strategy (it always runs upper steps), adaptive included.
+    if (p->adaptive && p->sampler != GD_SAMPLER_DEFAULT) {
+        if (p->sampler == GD_SAMPLER_DDIM)
+            return disa_err(DISA_EINVAL, "--diff_annealing_strategy adaptive needs --diff_sampler DiSA, DPM_Solver or "
+                                         "DPM_Solver++ (DDIM's first timestep depends on its step count)");
+        // One DiSA step keeps only timestep 0: the first evaluation would differ by count.
+        if (p->sampler == GD_SAMPLER_DISA && p->lower < 2)
+            return disa_err(DISA_ERANGE, "--diff_annealing_strategy adaptive with DiSA needs --diff_lower_steps >= 2, "
+                                         "got %d (a single step starts at t = 0, not 950)", p->lower);
+        if (!(p->budget >= p->lower && p->budget <= p->upper))
+            return disa_err(DISA_ERANGE,
+                            "--diff_budget must be in [%d, %d] (--diff_lower_steps..--diff_upper_steps) for "
+                            "--diff_annealing_strategy adaptive, got %g%s",
+                            p->lower, p->upper, p->budget, p->budget == 0 ? " (not set)" : "");
+    }
     return 0;
 }
 
@@ -63,7 +91,15 @@ int sample_params_set(sample_params *p, const char *flag, const char *v) {
     }
     if (strcmp(flag, "diff_sampler") == 0) {
         if (gd_sampler_parse(v, &p->sampler) != 0)
-            return disa_err(DISA_EINVAL, "--diff_sampler must be default, DiSA or DDIM, got '%s'", v);
+            return disa_err(DISA_EINVAL, "--diff_sampler must be default, DiSA, DDIM, DPM_Solver or DPM_Solver++, got '%s'",
+                            v);
+        return 0;
+    }
+    if (strcmp(flag, "dpm_order") == 0) return parse_int(flag, v, 1, 3, &p->dpm_order);
+    if (strcmp(flag, "diff_budget") == 0) return flag_num(flag, v, 1.0, 1000.0, &p->budget);
+    if (strcmp(flag, "diff_adaptive_signal") == 0) {
+        if (adapt_signal_parse(v, &p->signal) != 0)
+            return disa_err(DISA_EINVAL, "--diff_adaptive_signal must be cfg, var or eps, got '%s'", v);
         return 0;
     }
     if (strcmp(flag, "precision") == 0) {
@@ -73,9 +109,15 @@ int sample_params_set(sample_params *p, const char *flag, const char *v) {
         return 0;
     }
     if (strcmp(flag, "diff_annealing_strategy") == 0) {
-        if (disa_strategy_parse(v, &p->strategy) != 0)
+        // adaptive is not a DiSA schedule: strategy stays at its default (adaptive.h)
+        p->adaptive = strcasecmp(v, "adaptive") == 0;
+        if (p->adaptive) {
+            p->strategy = DISA_STRATEGY_LINEAR;
+        } else if (disa_strategy_parse(v, &p->strategy) != 0) {
             return disa_err(DISA_EINVAL,
-                            "--diff_annealing_strategy must be linear, cosine, two-stage or constant, got '%s'", v);
+                            "--diff_annealing_strategy must be linear, cosine, two-stage, constant or adaptive, got '%s'",
+                            v);
+        }
         return 0;
     }
     return DISA_ENOTFOUND;
@@ -86,11 +128,16 @@ const char *sample_params_str(const sample_params *p, char *buf, int n) {
              "num_iter=%d cfg=%g cfg_schedule=%s temperature=%g diff_sampler=%s diff_upper_steps=%d "
              "diff_lower_steps=%d diff_annealing_strategy=%s",
              p->num_iter, p->cfg, p->cfg_linear ? "linear" : "constant", p->temperature,
-             gd_sampler_name(p->sampler), p->upper, p->lower, disa_strategy_name(p->strategy));
-    // fp32 adds nothing, so the identity of runs started before the flag existed holds.
-    if (p->precision == BLAS_BF16) {
-        size_t used = strlen(buf);
-        if (used + 1 < (size_t)n) snprintf(buf + used, (size_t)n - used, " precision=bf16");
-    }
+             gd_sampler_name(p->sampler), p->upper, p->lower,
+             p->adaptive ? "adaptive" : disa_strategy_name(p->strategy));
+    // Settings that do not apply add nothing, so the identity of runs started before these
+    // flags existed holds.
+    size_t used = strlen(buf);
+    if (p->adaptive && used + 1 < (size_t)n)
+        used += (size_t)snprintf(buf + used, (size_t)n - used, " diff_budget=%g diff_adaptive_signal=%s", p->budget,
+                                 adapt_signal_name(p->signal));
+    if (gd_sampler_is_dpm(p->sampler) && used + 1 < (size_t)n)
+        used += (size_t)snprintf(buf + used, (size_t)n - used, " dpm_order=%d", p->dpm_order);
+    if (p->precision == BLAS_BF16 && used + 1 < (size_t)n) snprintf(buf + used, (size_t)n - used, " precision=bf16");
     return buf;
 }

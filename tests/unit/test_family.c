@@ -52,7 +52,7 @@ static void test_lookup(void **state) {
     char buf[512];
     assert_string_equal(family_keys_str(mar, buf, sizeof buf),
                         "num_iter cfg cfg_schedule temperature diff_sampler diff_upper_steps diff_lower_steps "
-                        "diff_annealing_strategy precision");
+                        "diff_annealing_strategy dpm_order diff_budget diff_adaptive_signal precision");
 }
 
 static void test_shared_and_foreign_keys(void **state) {

@@ -1,6 +1,6 @@
 // Unit tests of src/sample/flops.c: the analytic FLOP model must equal what the engine
 // counts (blas_flops() per phase in sample_stats) for real sampler_run calls on a small
-// random-weight MAR built in memory, under every sampler, with and without CFG, with
+// random-weight MAR built in memory, under every sampler (the DPM solvers included), with and without CFG, with
 // skipped AR steps (K > seq_len), and its per-step schedule must be the one the sampler
 // traces. The Inception count is checked against the published Inception-v3 cost.
 #include <setjmp.h>
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "testmodel.h"
 #include "tmpdir.h"
 
 static char g_flops_dir[64];
@@ -33,27 +34,12 @@ static char g_model[96];
                "\"decoder_depth\":1,\"decoder_num_heads\":3,\"mlp_ratio\":4.0,\"buffer_size\":4,\"class_num\":10," \
                "\"diffloss_d\":2,\"diffloss_w\":40,\"tokenizer\":\"patch\",\"norm_eps\":1e-6}"
 
-// Write the random-weight model as disa-mkmodel does (dgen, Xavier-range Linear weights).
 static int setup(void **state) {
     (void)state;
     snprintf(g_flops_dir, sizeof g_flops_dir, "%s/disa-flops-XXXXXX", tmp_root());
     if (!mkdtemp(g_flops_dir)) return -1;
     snprintf(g_model, sizeof g_model, "%s/m.safetensors", g_flops_dir);
-    mar_model m;
-    memset(&m, 0, sizeof m);
-    if (mar_config_parse(&m.cfg, CONFIG, "test") != 0) return -1;
-    st_bind_entry *tab;
-    char *names;
-    int n;
-    if (mar_tensor_table(&m, &tab, &names, &n) != 0) return -1;
-    char json[1024];
-    int rc = st_write_generated(tab, n, 77, mar_config_to_json(&m.cfg, json, sizeof json), g_model, NULL);
-    free(tab);
-    free(names);
-    free(m.enc);
-    free(m.dec);
-    free(m.head.blocks);
-    return rc ? -1 : 0;
+    return testmodel_write(g_model, CONFIG, 77);
 }
 
 static int teardown(void **state) {
@@ -194,6 +180,24 @@ static void test_ddim_and_skipped_steps(void **state) {
     check_case("DiSA 10->4, K 100 > 64 tokens, cfg 3, B 2", &p, 2);
 }
 
+static void test_dpm(void **state) {
+    (void)state;
+    sample_params p;
+    sample_params_init(&p);
+    set(&p, "num_iter", "6");
+    set(&p, "cfg", "3.0");
+    set(&p, "diff_sampler", "DPM_Solver++");
+    set(&p, "diff_upper_steps", "12");
+    set(&p, "diff_lower_steps", "3");
+    set(&p, "dpm_order", "3");
+    check_case("DPM-Solver++ order 3, 12->3 linear, K 6, cfg 3, B 3", &p, 3);
+    set(&p, "diff_sampler", "DPM_Solver");
+    set(&p, "dpm_order", "1");
+    set(&p, "cfg", "1.0");
+    set(&p, "diff_annealing_strategy", "cosine");
+    check_case("DPM-Solver order 1, 12->3 cosine, K 6, no cfg, B 2", &p, 2);
+}
+
 static void test_mar_b_and_inception(void **state) {
     (void)state;
     // DESIGN §10: MAR-B at K = 64 is ~11 TFLOP transformer, ~3.4 TFLOP head at 100 steps
@@ -279,6 +283,7 @@ int main(void) {
         cmocka_unit_test(test_last_block_rows),
         cmocka_unit_test(test_default_no_cfg),
         cmocka_unit_test(test_ddim_and_skipped_steps),
+        cmocka_unit_test(test_dpm),
         cmocka_unit_test(test_mar_b_and_inception),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -90,7 +90,7 @@ static void test_load_overrides_and_variants(void **state) {
     assert_int_equal(job_load(&l, p, NULL, 0), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "unknown key 'sampling.steps' (known: num_iter cfg cfg_schedule "
                                           "temperature diff_sampler diff_upper_steps diff_lower_steps "
-                                          "diff_annealing_strategy precision)"));
+                                          "diff_annealing_strategy dpm_order diff_budget diff_adaptive_signal precision)"));
 }
 
 static void test_ledger(void **state) {

@@ -61,8 +61,13 @@ static void test_sampler_names(void **state) {
     assert_int_equal(s, GD_SAMPLER_DDIM);
     assert_int_equal(gd_sampler_parse("default", &s), 0);
     assert_int_equal(s, GD_SAMPLER_DEFAULT);
-    assert_int_equal(gd_sampler_parse("DPM_Solver", &s), DISA_EINVAL);
-    assert_msg_has("'DPM_Solver'");
+    assert_int_equal(gd_sampler_parse("DPM_Solver", &s), 0);
+    assert_int_equal(s, GD_SAMPLER_DPM);
+    assert_int_equal(gd_sampler_parse("DPM_Solver++", &s), 0);
+    assert_int_equal(s, GD_SAMPLER_DPM_PP);
+    assert_true(gd_sampler_is_dpm(s) && !gd_sampler_is_dpm(GD_SAMPLER_DISA));
+    assert_int_equal(gd_sampler_parse("DPM_Solver+", &s), DISA_EINVAL);
+    assert_msg_has("'DPM_Solver+'");
     assert_int_equal(gd_sampler_parse("dis", &s), DISA_EINVAL);
     assert_int_equal(gd_sampler_parse(NULL, &s), DISA_EINVAL);
     assert_string_equal(gd_sampler_name(GD_SAMPLER_COUNT), "?");
@@ -222,7 +227,10 @@ static void test_tables_errors(void **state) {
     assert_int_equal(gd_tables_init(&t, 1, GD_SAMPLER_DDIM), DISA_EINVAL);
     assert_msg_has("ddim1");
     assert_int_equal(gd_tables_init(&t, 50, GD_SAMPLER_COUNT), DISA_EINVAL);
-    assert_msg_has("sampler 3");
+    assert_msg_has("sampler 5");
+    assert_int_equal(gd_tables_init(&t, 50, GD_SAMPLER_DPM), DISA_EINVAL);
+    assert_msg_has("dpm_solver sampler has no respaced tables");
+    assert_null(t.betas);
     assert_int_equal(gd_tables_init(&t, -5, GD_SAMPLER_DDIM), DISA_EINVAL);
     assert_msg_has("got -5");
 
