@@ -296,7 +296,8 @@ static int op_mar_sample(pcase *c) {
     const char *keys[][2] = {{"num_iter", "num_iter"}, {"cfg", "cfg"}, {"cfg_schedule", "cfg_schedule"},
                              {"temperature", "temperature"}, {"sampler", "diff_sampler"},
                              {"upper", "diff_upper_steps"}, {"lower", "diff_lower_steps"},
-                             {"strategy", "diff_annealing_strategy"}};
+                             {"strategy", "diff_annealing_strategy"}, {"dpm_order", "dpm_order"},
+                             {"budget", "diff_budget"}, {"signal", "diff_adaptive_signal"}};
     int fails = 0;
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfgj, keys[k][0]);
@@ -344,6 +345,11 @@ static int op_mar_sample(pcase *c) {
             fails += pc_check(c, "cfg", tr.cfg, K);
             fails += pc_check(c, "tokens_steps", tr.tokens, tr.per * K);
             fails += pc_check(c, "tokens", tokens, tr.per);
+            // adaptive: the evaluations of every token, summed (the counts are per token)
+            if (pc_i64(c, "out.row_steps", NULL, NULL)) {
+                int64_t rs = (int64_t)st.head_row_steps;
+                fails += pc_check_i64(c, "row_steps", &rs, 1);
+            }
             mar_unpatchify(image, tokens, B, mc->seq_h, mc->vae_embed_dim, mc->patch_size);
             fails += pc_check(c, "image", image, tr.per);
         }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "disa/adaptive.h"
 #include "disa/diffusion.h"
 #include "disa/disa_sched.h"
 #include "disa/dpm.h"
@@ -273,6 +274,33 @@ static int op_dpm_plan(pcase *c) {
 }
 
 // ----------------------------------------------------------------------------
+// adaptive step choices from recorded signals (exact)
+
+static int op_adapt_steps(pcase *c) {
+    int nd, nk;
+    int64_t sh[8], shk[8];
+    const float *g = pc_f32(c, "in.g", &nd, sh);
+    const int64_t *tokens = pc_i64(c, "in.tokens", &nk, shk);
+    int L = pc_int(c, "L", 0, 0), lower = pc_int(c, "lower", 0, 0), upper = pc_int(c, "upper", 0, 0);
+    double budget = pc_num(c, "budget", 0, 0);
+    if (!g || !tokens || nd != 2 || sh[1] != L || nk != 1) return pc_fail(c, "need in.g [B, L = %d] and in.tokens [K]", L);
+    int B = (int)sh[0], K = (int)shk[0], sum = 0;
+    for (int s = 0; s < K; s++) sum += (int)tokens[s];
+    if (sum != L) return pc_fail(c, "in.tokens sums to %d, not L = %d", sum, L);
+    int64_t *out = alloc_i64(c, (size_t)B * L);
+    int *n = (int *)pc_alloc(c, (size_t)L);  // sizeof(int) == sizeof(float)
+    if (!out || !n) return pc_fail(c, "out of memory");
+    for (int b = 0; b < B; b++) {
+        adapt_state st;
+        adapt_state_reset(&st);
+        for (int s = 0, pos = 0; s < K; pos += (int)tokens[s], s++)
+            adapt_choose(n + pos, g + (size_t)b * L + pos, (int)tokens[s], L, lower, upper, budget, &st);
+        for (int i = 0; i < L; i++) out[(size_t)b * L + i] = n[i];
+    }
+    return pc_check_i64(c, "n", out, (size_t)B * L);
+}
+
+// ----------------------------------------------------------------------------
 
 const parity_op parity_ops_sample[] = {
     {"gd_tables", op_gd_tables},
@@ -282,5 +310,6 @@ const parity_op parity_ops_sample[] = {
     {"timestep_embedding", op_timestep_embedding},
     {"dpm_schedule", op_dpm_schedule},
     {"dpm_plan", op_dpm_plan},
+    {"adapt_steps", op_adapt_steps},
     {NULL, NULL},
 };

@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 import stio  # noqa: E402
 from marref import diffusion as gd  # noqa: E402
+from marref import dpm  # noqa: E402
 from marref import model as M  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'tests', 'golden')
@@ -282,15 +283,28 @@ def gen_diffloss_net():
 # ----------------------------------------------------------------------------
 # mar_sample
 
-def split_tape(tape, model, K, steps, sampler, B, guided, n_pred):
+def step_draws(model, n_steps, sampler, guided, adaptive=None):
+    """The draws of one AR step, each as "is it doubled for the CFG halves": the start noise
+    (never), then one block per distinct timestep (DDPM, DDIM; doubled with CFG, as the
+    official randn_like(x)), none for the DPM solvers. Adaptive (lower, upper): the start
+    noise and n_blocks blocks of the conditional rows only (DiffLoss.sample_adaptive)."""
+    if adaptive is not None:
+        return [False] * (1 + model.diffloss.n_blocks(sampler, *adaptive))
+    if sampler in dpm.SAMPLER_ALGO:
+        return [False]
+    return [False] + [guided] * gd.make_tables(n_steps, sampler).num_timesteps
+
+
+def split_tape(tape, K, B, n_pred, draws):
     """Recorded draws -> (orders [B, L] I64, per-image tape [B, T] F32).
 
     Per image, per AR step s: the start noise of its n_pred[s] rows (positions
     ascending, row-major [n, C]), then for each of the nt_s reverse steps (spaced index
-    nt_s-1 down to 0) the noise of its rows. nt_s is the number of distinct timesteps of
-    steps[s] after the sampler's clip. Rows of the unconditional half that the official
-    loop draws with CFG, and nothing else, are left out: they cannot change the result.
-    DDIM steps draw noise too (official ddim_sample); it is in the tape and unused."""
+    nt_s-1 down to 0) the noise of its rows (draws[s]: step_draws). nt_s is the number of
+    distinct timesteps of steps[s] after the sampler's clip. Rows of the unconditional
+    half that the official loop draws with CFG, and nothing else, are left out: they cannot
+    change the result. DDIM steps draw noise too (official ddim_sample); it is in the tape
+    and unused."""
     kinds = [k for k, _ in tape]
     assert kinds[0] == "orders" and kinds.count("orders") == 1
     orders = tape[0][1].astype(np.int64)
@@ -298,13 +312,12 @@ def split_tape(tape, model, K, steps, sampler, B, guided, n_pred):
     pos = 1
     for s in range(K):
         n = n_pred[s]
-        nt = gd.make_tables(steps[s], sampler).num_timesteps
-        for j in range(nt + 1):
+        for doubled in draws[s]:
             k, a = tape[pos]
             pos += 1
             assert k == "randn"
-            want = B * n * (2 if guided and j > 0 else 1)
-            assert a.shape[0] == want, (s, j, a.shape, want)
+            want = B * n * (2 if doubled else 1)
+            assert a.shape[0] == want, (s, a.shape, want)
             for b in range(B):
                 per[b].append(a[b * n:(b + 1) * n].reshape(-1))
     assert pos == len(tape)
@@ -340,13 +353,8 @@ class ImageTapeRandomness(M.Randomness):
         return torch.from_numpy(a)
 
 
-def draw_plan(K, steps, sampler, guided, n_pred):
-    plan = []
-    for s in range(K):
-        nt = gd.make_tables(steps[s], sampler).num_timesteps
-        plan.append((n_pred[s], False))
-        plan += [(n_pred[s], guided)] * nt
-    return plan
+def draw_plan(K, n_pred, draws):
+    return [(n_pred[s], doubled) for s in range(K) for doubled in draws[s]]
 
 
 def gen_sample():
@@ -358,7 +366,8 @@ def gen_sample():
     param.*                  full MAR state_dict incl. diffloss.net.*
     config                   disa-mar-1 model config + num_iter, cfg, cfg_schedule
                              ("linear"/"constant"), temperature, sampler
-                             ("default"/"disa"/"ddim"), upper, lower, strategy
+                             ("default"/"disa"/"ddim"/"dpm_solver"/"dpm_solver++"), upper,
+                             lower, strategy (also "adaptive"), dpm_order, budget, signal
     out.mask_len [K] I64     next-mask length per AR step (after the clamps)
     out.n_steps  [K] I64     diffusion steps the head runs per AR step: the requested count
                              after the sampler's clip merged duplicate timesteps (DiSA 50 -> 48)
@@ -367,9 +376,10 @@ def gen_sample():
     out.tokens_steps [K, B, L, D] F32   tokens after each AR step
     out.tokens   [B, L, D] F32           final tokens
     out.image    [B, C, H, W] F32        unpatchify(out.tokens)
+    out.row_steps [1] I64    adaptive: network evaluations summed over all tokens
     """
     cases = [
-        # name, arch, sampler, K, cfg, sched, temp, upper, lower, strategy, B
+        # name, arch, sampler, K, cfg, sched, temp, upper, lower, strategy, B[, options]
         ("s16_default_nocfg", SEQ16, "default", 4, 1.0, "linear", 1.0, 8, 8, "linear", 2),
         ("s16_default_cfg", SEQ16, "default", 4, 3.0, "linear", 1.0, 8, 8, "linear", 2),
         ("s16_disa_nocfg_t09", SEQ16, "disa", 6, 1.0, "linear", 0.9, 12, 3, "linear", 2),
@@ -379,25 +389,50 @@ def gen_sample():
         ("s16_ddim_nocfg", SEQ16, "ddim", 5, 1.0, "linear", 1.0, 10, 4, "linear", 2),
         ("s16_ddim_cfg", SEQ16, "ddim", 5, 3.0, "linear", 1.0, 10, 4, "linear", 2),
         ("s64_disa_cfg", SEQ64, "disa", 8, 3.0, "linear", 1.0, 10, 3, "linear", 2),
-        # 50 requested steps run 48 after the 950 clip: out.n_steps is the count run
-        ("s16_disa50_cfg", SEQ16, "disa", 3, 2.0, "linear", 1.0, 50, 5, "linear", 2),
+        # The DPM solvers: the official call (order 1, no CFG), then disa's guided eps and
+        # higher orders; the temperature is not used by them.
+        ("s16_dpm_nocfg_o1", SEQ16, "dpm_solver", 5, 1.0, "linear", 1.0, 10, 4, "linear", 2, {"dpm_order": 1}),
+        ("s16_dpmpp_nocfg_o1", SEQ16, "dpm_solver++", 5, 1.0, "linear", 0.9, 10, 4, "cosine", 2, {"dpm_order": 1}),
+        ("s16_dpm_cfg_o2", SEQ16, "dpm_solver", 6, 3.0, "linear", 1.0, 12, 3, "linear", 2, {"dpm_order": 2}),
+        ("s16_dpmpp_cfg_o3", SEQ16, "dpm_solver++", 5, 2.5, "constant", 1.0, 11, 3, "two-stage", 3, {"dpm_order": 3}),
+        ("s64_dpmpp_cfg_o2", SEQ64, "dpm_solver++", 8, 3.0, "linear", 1.0, 10, 3, "linear", 2, {"dpm_order": 2}),
+        # Adaptive (tools/marref/adaptive.py): counts per token, rows leaving early, the
+        # noise blocks of the upper count; several tokens per AR step in the s64 case; no
+        # CFG gives the cfg signal 0 and every token its even share.
+        ("s16_adaptive_disa_cfg", SEQ16, "disa", 6, 3.0, "linear", 1.0, 12, 3, "adaptive", 2,
+         {"budget": 6.3, "signal": "cfg"}),
+        ("s64_adaptive_disa_var", SEQ64, "disa", 5, 2.0, "linear", 0.95, 10, 2, "adaptive", 2,
+         {"budget": 5.2, "signal": "var"}),
+        ("s16_adaptive_dpmpp_cfg_o2", SEQ16, "dpm_solver++", 5, 3.0, "linear", 1.0, 9, 2, "adaptive", 2,
+         {"dpm_order": 2, "budget": 4.4, "signal": "cfg"}),
+        ("s16_adaptive_disa_nocfg", SEQ16, "disa", 4, 1.0, "linear", 1.0, 8, 2, "adaptive", 2,
+         {"budget": 5.3, "signal": "cfg"}),
+        # 50 requested steps run 48 after the 950 clip: out.n_steps is the count run;
+        # generated as the tenth case, its seeds stay
+        ("s16_disa50_cfg", SEQ16, "disa", 3, 2.0, "linear", 1.0, 50, 5, "linear", 2, {"seed": 9}),
     ]
-    for k, (case, arch, sampler, K, cfg, sched, temp, upper, lower, strategy, B) in enumerate(cases):
+    for k, (case, arch, sampler, K, cfg, sched, temp, upper, lower, strategy, B, *opt) in enumerate(cases):
+        opt = opt[0] if opt else {}
+        k = opt.get("seed", k)
+        dpm_order = opt.get("dpm_order", 1)
         model = mar_model(arch, seed=500 + k)
         labels = torch.from_numpy(np.random.default_rng(600 + k).integers(0, arch["class_num"], B).astype(np.int64))
         kw = dict(num_iter=K, cfg=cfg, cfg_schedule=sched, labels=labels, temperature=temp,
-                  diff_sampler=sampler, upper_steps=upper, lower_steps=lower, annealing=strategy)
+                  diff_sampler=sampler, upper_steps=upper, lower_steps=lower, annealing=strategy,
+                  dpm_order=dpm_order, budget=opt.get("budget"), signal=opt.get("signal", "cfg"))
         np.random.seed(700 + k)
         torch.manual_seed(700 + k)
         rec = M.Randomness(record=True)
         trace32 = {}
         out32 = model.sample_tokens(B, rng=rec, trace=trace32, **kw)
-        steps = gd.steps_for_sampler(K, sampler, upper, lower, strategy)
         guided = cfg != 1.0
-        orders, tape = split_tape(rec.tape, model, K, steps, sampler, B, guided, trace32["n_pred"])
+        adaptive = (lower, upper) if strategy == "adaptive" else None
+        steps = [upper] * K if adaptive else gd.steps_for_sampler(K, sampler, upper, lower, strategy)
+        draws = [step_draws(model, steps[s], sampler, guided, adaptive) for s in range(K)]
+        orders, tape = split_tape(rec.tape, K, B, trace32["n_pred"], draws)
 
         # the per-image tape must reproduce the recorded float32 run exactly
-        plan = draw_plan(K, steps, sampler, guided, trace32["n_pred"])
+        plan = draw_plan(K, trace32["n_pred"], draws)
         again = model.sample_tokens(B, rng=ImageTapeRandomness(orders, tape, plan), **kw)
         assert torch.equal(again, out32), f"{case}: per-image tape replay differs"
 
@@ -407,6 +442,13 @@ def gen_sample():
             out64 = m64.sample_tokens(B, rng=ImageTapeRandomness(orders, tape, plan), trace=trace64,
                                       dtype=torch.float64, **kw)
         assert trace64["mask_len"] == trace32["mask_len"] and trace64["n_pred"] == trace32["n_pred"]
+        margin = None
+        if adaptive:
+            # The counts of the float32 and float64 runs must agree, and no value may sit
+            # near a rounding edge, or the C run could round the other way.
+            assert trace64["n"] == trace32["n"], f"{case}: adaptive counts differ between float32 and float64"
+            margin = min(abs(abs(v - np.floor(v)) - 0.5) for r in trace64["raw"] for v in r)
+            assert margin > 1e-3, f"{case}: a value {margin:.1e} from a rounding edge; pick another seed"
         err = (out32.double() - out64).abs().max().item()
         scale = out64.abs().max().item()
         # the loop feeds tokens back and divides by sqrt(alpha_bar) at high noise:
@@ -417,18 +459,32 @@ def gen_sample():
         t = {"in.labels": labels.numpy().astype(np.int64), "in.orders": orders, "in.tape": tape}
         t.update(params_of(model))
         t["out.mask_len"] = np.array(trace64["mask_len"], dtype=np.int64)
-        t["out.n_steps"] = np.array([gd.make_tables(n, sampler).num_timesteps for n in trace64["n_steps"]],
-                                    dtype=np.int64)
+        # the count the head runs: distinct timesteps after the clip, a DPM solver's steps;
+        # adaptive's trace already holds the most evaluations of a row
+        run = (lambda n: n) if adaptive or sampler in dpm.SAMPLER_ALGO else \
+            (lambda n: gd.make_tables(n, sampler).num_timesteps)
+        t["out.n_steps"] = np.array([run(n) for n in trace64["n_steps"]], dtype=np.int64)
         t["out.n_pred"] = np.array(trace64["n_pred"], dtype=np.int64)
         t["out.cfg"] = np.array(trace64["cfg"], dtype=np.float32)
         t["out.tokens_steps"] = f32(steps_t)
         t["out.tokens"] = f32(tokens)
         t["out.image"] = f32(out64)
+        if adaptive:
+            evals = (lambda n: n) if sampler in dpm.SAMPLER_ALGO else \
+                (lambda n: model.diffloss.tables(n, sampler).num_timesteps)
+            t["out.row_steps"] = np.array([sum(evals(n) for r in trace64["n"] for n in r)], dtype=np.int64)
         conf = dict(export_cfg(model))
         conf.update(num_iter=K, cfg=cfg, cfg_schedule=sched, temperature=temp, sampler=sampler,
                     upper=upper, lower=lower, strategy=strategy, batch=B)
+        if sampler in dpm.SAMPLER_ALGO:
+            conf["dpm_order"] = dpm_order
+        if adaptive:
+            conf.update(budget=opt["budget"], signal=opt["signal"])
+        steps_txt = (f"adaptive budget {opt['budget']} ({opt['signal']}) counts {trace64['n']}, "
+                     f"{margin:.3f} from a rounding edge" if adaptive else f"steps {steps}")
         save(f"mar_sample_{case}", "mar_sample", t, conf,
-             f"sample_tokens {sampler} K={K} cfg={cfg} {sched} T={temp} steps {steps} "
+             f"sample_tokens {sampler}{' order %d' % dpm_order if sampler in dpm.SAMPLER_ALGO else ''} "
+             f"K={K} cfg={cfg} {sched} T={temp} {steps_txt} "
              f"({model.seq_len} tokens of {model.token_embed_dim}, B={B}); "
              f"float32 run vs float64: {err / max(scale, 1e-30):.1e} normwise",
              rtol=rtol, atol=rtol * 1e-2)

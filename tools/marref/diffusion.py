@@ -184,7 +184,7 @@ def disa_steps(K, upper, lower, strategy):
 
 def steps_for_sampler(K, sampler, upper, lower, strategy):
     """Step count per AR step as MAR_DiSA uses it: "default" always runs `upper` steps
-    (the annealing strategy is ignored), "disa"/"ddim" anneal."""
+    (the annealing strategy is ignored), "disa"/"ddim"/"dpm_solver"/"dpm_solver++" anneal."""
     if sampler == "default":
         return [upper] * K
     return disa_steps(K, upper, lower, strategy)

@@ -18,7 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import adaptive as ad
 from . import diffusion as gd
+from . import dpm
 
 
 # ----------------------------------------------------------------------------
@@ -234,11 +236,21 @@ class DiffLoss(nn.Module):
         self.net = SimpleMLPAdaLN(target_channels, width, target_channels * 2, z_channels, depth)
         self.train_tables = gd.train_tables()
         self._tables = {}
+        self._dpm = None
 
     def tables(self, n, sampler):
         key = (n, sampler)
         if key not in self._tables:
             self._tables[key] = gd.make_tables(n, sampler)
+        return self._tables[key]
+
+    def dpm_plan(self, n, sampler, order):
+        """The DPM-Solver plan for n steps (tools/marref/dpm.py)."""
+        if self._dpm is None:
+            self._dpm = dpm.Schedule()
+        key = (n, sampler, order)
+        if key not in self._tables:
+            self._tables[key] = dpm.Plan(self._dpm, n, order, dpm.SAMPLER_ALGO[sampler])
         return self._tables[key]
 
     def forward(self, target, z, mask=None):
@@ -248,15 +260,25 @@ class DiffLoss(nn.Module):
             loss = (loss * mask).sum() / mask.sum()
         return loss.mean()
 
-    def sample(self, z, temperature, cfg, n_steps, sampler, rng):
+    def sample(self, z, temperature, cfg, n_steps, sampler, rng, dpm_order=1):
         """Run one reverse diffusion for the rows of z (DiffLoss.sample).
 
         With CFG z is [c_cond; c_uncond] (2n rows); the start noise is n draws repeated
         for both halves, every step draws 2n rows (the official randn_like(x)), and only
         the first half of the result is meaningful. DDIM also draws (and ignores) its
-        per-step noise, as the official ddim_sample does, so tapes line up."""
+        per-step noise, as the official ddim_sample does, so tapes line up.
+
+        dpm_solver / dpm_solver++: the multistep solver of tools/marref/dpm.py from n start
+        draws, no other draws, temperature unused. With CFG it is fed the guided eps of
+        forward_with_cfg (the official DPM path runs the plain network on both halves:
+        disa's extension), and the result is returned for both halves."""
         C = self.in_channels
         guided = not bool(cfg == 1.0)
+        if sampler in dpm.SAMPLER_ALGO:
+            x = rng.randn((z.shape[0] // 2 if guided else z.shape[0], C)).to(z.dtype)
+            plan = self.dpm_plan(n_steps, sampler, dpm_order)
+            x = dpm.sample(plan, x, lambda x_, ti: dpm.guided_eps(self.net, x_, ti, z, cfg, guided))
+            return torch.cat([x, x], dim=0) if guided else x
         if guided:
             noise = rng.randn((z.shape[0] // 2, C)).to(z.dtype)
             x = torch.cat([noise, noise], dim=0)
@@ -275,6 +297,87 @@ class DiffLoss(nn.Module):
             else:
                 x = gd.ddpm_step(tab, i, x, eps, var_values, step_noise, temperature)
         return x
+
+
+    def n_blocks(self, sampler, lower, upper):
+        """Noise blocks an adaptive DDPM step draws after the start noise: the most distinct
+        steps of any count in lower..upper (none for the DPM solvers)."""
+        if sampler in dpm.SAMPLER_ALGO:
+            return 0
+        return max(self.tables(n, sampler).num_timesteps for n in range(lower, upper + 1))
+
+    def sample_adaptive(self, z, temperature, cfg, sampler, rng, B, P, lower, upper, budget, signal, states,
+                        dpm_order=1, trace=None):
+        """One AR step's head under --diff_annealing_strategy adaptive (adaptive.py), for
+        B images of P rows (z as in sample(); with CFG [c_cond; c_uncond]).
+
+        Draws: the start noise of the B * P rows, then (DDPM) n_blocks blocks of B * P
+        normals, block j serving every row's j-th reverse step, whatever the counts. The
+        first evaluation is at the time every count in lower..upper shares (950); its
+        output gives the signals, per image adaptive.choose the counts, and then each row
+        runs its own count's schedule from there, reusing that first output. trace, when a
+        dict, receives the counts (list "n"), the values before rounding ("raw") and the
+        signals ("g") of every row."""
+        C = self.in_channels
+        guided = not bool(cfg == 1.0)
+        is_dpm = sampler in dpm.SAMPLER_ALGO
+        R = B * P
+        x = rng.randn((R, C)).to(z.dtype)
+        blocks = [rng.randn((R, C)).to(z.dtype) for _ in range(self.n_blocks(sampler, lower, upper))]
+
+        def net(xr, t, rows):
+            """(eps, var, out_c, out_u) of the rows `rows` at network time t."""
+            zr = torch.cat([z[rows], z[R + rows]], 0) if guided else z[rows]
+            xin = torch.cat([xr, xr], 0) if guided else xr
+            tt = t.reshape(1).expand(xin.shape[0]) if torch.is_tensor(t) else torch.full((xin.shape[0],), t)
+            out = self.net(xin, tt, zr)
+            n = xr.shape[0]
+            oc, ou = out[:n], (out[n:] if guided else None)
+            eps = ou[:, :C] + cfg * (oc[:, :C] - ou[:, :C]) if guided else oc[:, :C]
+            return eps, oc[:, C:], oc, ou
+
+        def first_time(n):
+            if is_dpm:
+                return self.dpm_plan(n, sampler, dpm_order).t_input[0]
+            tab = self.tables(n, sampler)
+            return int(tab.timestep_map[tab.num_timesteps - 1])
+
+        t0 = first_time(upper)
+        assert all(first_time(n) == t0 for n in range(lower, upper + 1))
+        allr = torch.arange(R)
+        eps0, var0, oc0, ou0 = net(x, t0, allr)
+        g = ad.signals(oc0, ou0, eps0, signal)
+        counts, raws = [], []
+        for b in range(B):
+            c, r = ad.choose(g[b * P:(b + 1) * P], states[b].L, lower, upper, budget, states[b])
+            counts += c
+            raws += r
+        if trace is not None:
+            trace.setdefault("n", []).append(list(counts))
+            trace.setdefault("raw", []).append(list(raws))
+            trace.setdefault("g", []).append([float(v) for v in g])
+        out = x.clone()
+        for m in sorted(set(counts)):
+            rows = torch.tensor([r for r in range(R) if counts[r] == m], dtype=torch.int64)
+            xr = x[rows]
+            if is_dpm:
+                plan = self.dpm_plan(m, sampler, dpm_order)
+                k = [0]
+
+                def eps_fn(x_, t_):
+                    k[0] += 1
+                    return eps0[rows] if k[0] == 1 else net(x_, t_, rows)[0]
+                xr = dpm.sample(plan, xr, eps_fn)
+            else:
+                tab = self.tables(m, sampler)
+                for j, i in enumerate(reversed(range(tab.num_timesteps))):
+                    if j == 0:
+                        e, v = eps0[rows], var0[rows]
+                    else:
+                        e, v, _, _ = net(xr, int(tab.timestep_map[i]), rows)
+                    xr = gd.ddpm_step(tab, i, xr, e, v, blocks[j][rows], temperature)
+            out[rows] = xr
+        return torch.cat([out, out], dim=0) if guided else out
 
 
 # ----------------------------------------------------------------------------
@@ -444,15 +547,28 @@ class MAR(nn.Module):
     @torch.no_grad()
     def sample_tokens(self, bsz, num_iter=64, cfg=1.0, cfg_schedule="linear", labels=None,
                       temperature=1.0, diff_sampler="default", upper_steps=50, lower_steps=5,
-                      annealing="linear", rng=None, dtype=torch.float32, trace=None):
+                      annealing="linear", rng=None, dtype=torch.float32, trace=None, dpm_order=1,
+                      budget=None, signal="cfg"):
         """Sample token latents and return them unpatchified [B, C, H, W].
 
         diff_sampler: "default" (upper_steps every AR step, no clip), "disa" (annealed
         count, 950 clip), "ddim" (annealed count, ddimN spacing, 980 clip, with CFG as
-        MAR_DiSA does). rng: Randomness (default: fresh, not recording). trace: optional
-        dict; receives per-step lists mask_len, n_steps, cfg, n_pred and tokens."""
+        MAR_DiSA does), "dpm_solver" / "dpm_solver++" (annealed count, multistep of
+        dpm_order, guided with CFG). annealing "adaptive" (not with "default"): the counts
+        per token from `signal` under `budget` (DiffLoss.sample_adaptive). rng: Randomness
+        (default: fresh, not recording). trace: optional dict; receives per-step lists
+        mask_len, n_steps (adaptive: the most evaluations of a row), cfg, n_pred and
+        tokens, and for adaptive the counts "n" and "raw"."""
         rng = rng or Randomness()
-        steps = gd.steps_for_sampler(num_iter, diff_sampler, upper_steps, lower_steps, annealing)
+        adaptive = annealing == "adaptive" and diff_sampler != "default"
+        if adaptive:
+            steps = [upper_steps] * num_iter
+            states = [ad.State() for _ in range(bsz)]
+            for st in states:
+                st.L = self.seq_len
+        else:
+            steps = gd.steps_for_sampler(num_iter, diff_sampler, upper_steps, lower_steps,
+                                         "linear" if annealing == "adaptive" else annealing)
         mask = torch.ones(bsz, self.seq_len)
         tokens = torch.zeros(bsz, self.seq_len, self.token_embed_dim, dtype=dtype)
         orders = rng.orders(bsz, self.seq_len)
@@ -490,7 +606,17 @@ class MAR(nn.Module):
                 cfg_iter = cfg
             else:
                 raise NotImplementedError(cfg_schedule)
-            sampled = self.diffloss.sample(z, temperature, cfg_iter, steps[step], diff_sampler, rng)
+            if adaptive:
+                P = int(mask_to_pred[0].sum().item())
+                sampled = self.diffloss.sample_adaptive(z, temperature, cfg_iter, diff_sampler, rng, bsz, P,
+                                                        lower_steps, upper_steps, budget, signal, states,
+                                                        dpm_order, trace)
+                evals = max(self.diffloss.dpm_plan(n, diff_sampler, dpm_order).steps if diff_sampler in dpm.SAMPLER_ALGO
+                            else self.diffloss.tables(n, diff_sampler).num_timesteps for n in trace["n"][-1]) \
+                    if trace is not None else 0
+            else:
+                sampled = self.diffloss.sample(z, temperature, cfg_iter, steps[step], diff_sampler, rng, dpm_order)
+                evals = steps[step]
             if guided:
                 sampled, _ = sampled.chunk(2, dim=0)
                 mask_to_pred, _ = mask_to_pred.chunk(2, dim=0)
@@ -498,7 +624,7 @@ class MAR(nn.Module):
             tokens = cur_tokens.clone()
             if trace is not None:
                 trace.setdefault("mask_len", []).append(int(mask_len[0].item()))
-                trace.setdefault("n_steps", []).append(int(steps[step]))
+                trace.setdefault("n_steps", []).append(int(evals))
                 trace.setdefault("cfg", []).append(float(torch.as_tensor(cfg_iter, dtype=torch.float32).reshape(-1)[0]))
                 trace.setdefault("n_pred", []).append(int(mask_to_pred[0].sum().item()))
                 trace.setdefault("tokens", []).append(tokens.clone())
