@@ -19,6 +19,11 @@
 
 #include "disa/sampler.h"
 
+// eps [R,C] and var [R,C] from the head's output out [R2, 2C] (eps | var_values; with CFG
+// R2 = 2R, conditional rows first): the guided eps of forward_with_cfg,
+// eps_u + cfg_iter (eps_c - eps_u), and the conditional half's var_values.
+void head_split_out(float *eps, float *var, const float *out, int R, int C, int cfg, float cfg_iter);
+
 // Bytes of sampler scratch head_rows_run needs for up to `rows` rows (B * n_pred).
 size_t head_rows_scratch_bytes(const sampler *s, int rows);
 

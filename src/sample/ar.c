@@ -78,14 +78,7 @@ int mar_head_step(const diffloss_net *h, arena *a, const head_work *w, float *x,
     int rc = diffloss_forward(h, a, w->out, x, w->te, ce, R2);
     if (rc) return rc;
     // eps (guided) and the learned variance of the conditional half.
-    for (int r = 0; r < R; r++) {
-        const float *oc = w->out + (size_t)r * 2 * C;
-        const float *ou = o->cfg ? w->out + (size_t)(R + r) * 2 * C : oc;
-        for (int k = 0; k < C; k++) {
-            w->eps[(size_t)r * C + k] = o->cfg ? ou[k] + o->cfg_scale * (oc[k] - ou[k]) : oc[k];
-            w->var[(size_t)r * C + k] = oc[C + k];
-        }
-    }
+    head_split_out(w->eps, w->var, w->out, R, C, o->cfg, o->cfg_scale);
     if (o->sampler == GD_SAMPLER_DDIM)
         gd_ddim_step(x, w->eps, tb, i, R, C);
     else

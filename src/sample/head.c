@@ -24,6 +24,17 @@ static float time_of(const sampler *s, int n, int j) {
     return (float)t->timestep_map[t->n - 1 - j];
 }
 
+void head_split_out(float *eps, float *var, const float *out, int R, int C, int cfg, float cfg_iter) {
+    for (int r = 0; r < R; r++) {
+        const float *oc = out + (size_t)r * 2 * C;
+        const float *ou = cfg ? out + (size_t)(R + r) * 2 * C : oc;
+        for (int k = 0; k < C; k++) {
+            eps[(size_t)r * C + k] = cfg ? ou[k] + cfg_iter * (oc[k] - ou[k]) : oc[k];
+            var[(size_t)r * C + k] = oc[C + k];
+        }
+    }
+}
+
 size_t head_rows_scratch_bytes(const sampler *s, int rows) {
     const int C = s->m->cfg.token_dim, W = s->m->head.w;
     size_t R = (size_t)rows, R2 = 2 * R, G = (size_t)(s->p.upper - s->p.lower + 2);
@@ -120,14 +131,7 @@ int head_rows_run(sampler *s, ar_rng *rng, float *xout, float *ce, int B, int P,
         memcpy(xin, x, sizeof(float) * AC);
         if (cfg) memcpy(xin + AC, x, sizeof(float) * AC);
         if ((rc = diffloss_forward_te(&m->head, a, out, xin, te, te_row, ce, cfg ? 2 * A : A)) != 0) return rc;
-        for (int r = 0; r < A; r++) {
-            const float *oc = out + (size_t)r * 2 * C;
-            const float *ou = cfg ? out + (size_t)(A + r) * 2 * C : oc;
-            for (int k = 0; k < C; k++) {
-                eps[(size_t)r * C + k] = cfg ? ou[k] + cfg_iter * (oc[k] - ou[k]) : oc[k];
-                var[(size_t)r * C + k] = oc[C + k];
-            }
-        }
+        head_split_out(eps, var, out, A, C, cfg, cfg_iter);
         if (j == 0 && p->adaptive) {
             // All rows ran (A == R, original order): measure, choose per image, then sort.
             adapt_signal_rows(g, out, cfg ? out + (size_t)R * 2 * C : NULL, eps, R, C, p->signal);
