@@ -24,7 +24,7 @@ case_ top_array '[1, 2]' "the top level must be a JSON object"
 case_ unknown_key "{$good, \"colour\": 3}" "unknown key 'colour'"
 case_ wrong_type "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": \"many\"}" "'num_images' must be an integer"
 case_ out_of_range "{$good, \"sampling\": {\"diff_lower_steps\": 0}}" "'sampling.diff_lower_steps': --diff_lower_steps must be an integer in 1..1000, got '0'"
-case_ bad_sampler "{$good, \"sampling\": {\"diff_sampler\": \"euler\"}}" "--diff_sampler must be default, DiSA or DDIM, got 'euler'"
+case_ bad_sampler "{$good, \"sampling\": {\"diff_sampler\": \"euler\"}}" "--diff_sampler must be default, DiSA, DDIM, DPM_Solver or DPM_Solver++, got 'euler'"
 case_ unknown_sampling_key "{$good, \"sampling\": {\"steps\": 3}}" "unknown key 'sampling.steps'"
 case_ upper_below_lower "{$good, \"sampling\": {\"diff_upper_steps\": 3, \"diff_lower_steps\": 5}}" "--diff_upper_steps must be in 5..1000"
 case_ missing_model '{"model": "models/none.safetensors", "num_images": 20}' "'model': models/none.safetensors: No such file or directory"
@@ -37,6 +37,21 @@ case_ vae_for_pixels "{$good, \"vae\": \"models/tiny-test.safetensors\"}" "'vae'
 case_ dup_variant "{$good, \"variants\": [{\"name\": \"a\"}, {\"name\": \"a\"}]}" "variant name 'a' appears twice"
 case_ bad_variant_key "{$good, \"variants\": [{\"name\": \"a\", \"cfg\": 2}]}" "unknown key 'variants[0].cfg'"
 case_ not_a_model "{\"model\": \"jobs/tiny-test.json\", \"num_images\": 20}" "'model': jobs/tiny-test.json: header length"
+# The DPM solvers' order and the adaptive strategy's budget, checked before any work.
+case_ dpm_order_steps "{$good, \"sampling\": {\"diff_sampler\": \"DPM_Solver++\", \"dpm_order\": 3, \"diff_upper_steps\": 10, \"diff_lower_steps\": 2}}" \
+    "--dpm_order 3 needs at least 3 diffusion steps at every AR step, but --diff_lower_steps is 2"
+case_ dpm_order_range "{$good, \"sampling\": {\"diff_sampler\": \"DPM_Solver\", \"dpm_order\": 4}}" \
+    "'sampling.dpm_order': --dpm_order must be an integer in 1..3, got '4'"
+case_ budget_range "{$good, \"sampling\": {\"diff_sampler\": \"DiSA\", \"diff_annealing_strategy\": \"adaptive\", \"diff_upper_steps\": 20, \"diff_lower_steps\": 5, \"diff_budget\": 25}}" \
+    "--diff_budget must be in [5, 20] (--diff_lower_steps..--diff_upper_steps) for --diff_annealing_strategy adaptive, got 25"
+case_ budget_missing "{$good, \"sampling\": {\"diff_sampler\": \"DiSA\", \"diff_annealing_strategy\": \"adaptive\"}}" \
+    "--diff_budget must be in [5, 25]"
+case_ adaptive_ddim "{$good, \"sampling\": {\"diff_sampler\": \"DDIM\", \"diff_annealing_strategy\": \"adaptive\", \"diff_budget\": 10}}" \
+    "--diff_annealing_strategy adaptive needs --diff_sampler DiSA, DPM_Solver or DPM_Solver++"
+case_ bad_strategy "{$good, \"sampling\": {\"diff_annealing_strategy\": \"sometimes\"}}" \
+    "--diff_annealing_strategy must be linear, cosine, two-stage, constant or adaptive, got 'sometimes'"
+case_ bad_signal "{$good}" "--diff_adaptive_signal must be cfg, var or eps, got 'entropy'" \
+    --diff_annealing_strategy adaptive --diff_budget 12 --diff_adaptive_signal entropy
 case_ bad_flag_value "{$good}" "--cfg must be a number in [1, 100], got 'abc'" --cfg abc
 case_ unknown_flag "{$good}" "unknown flag '--colour'" --colour red
 case_ bad_threads "{$good}" "--threads must be an integer in 1..1024, got '0'" --threads 0
@@ -94,7 +109,16 @@ set +e; gen 1 "$T/overflow.json" --output_dir "$T/out-overflow" > "$T/overflow.l
 [ $st = 1 ] && grep -q "unit 0 of overflow: AR step 0: the diffusion head's sample x holds NaN" "$T/overflow.log" \
     || { cat "$T/overflow.log"; fail "overflow while sampling: status $st"; }
 ! ls "$T/out-overflow" | grep -q '\.png' || fail "overflow: PNGs written for a failed unit"
-cases=$((cases + 1))
+# The same under a DPM solver (its per-row head loop) and under the adaptive strategy.
+k=0
+for s in "--diff_sampler DPM_Solver++" "--diff_sampler DiSA --diff_annealing_strategy adaptive --diff_budget 10"; do
+    k=$((k + 1))
+    set +e; gen 1 "$T/overflow.json" --output_dir "$T/out-overflow$k" $s > "$T/overflow$k.log" 2>&1; st=$?; set -e
+    [ $st = 1 ] && grep -q "unit 0 of overflow: AR step 0: the diffusion head's sample x holds NaN" "$T/overflow$k.log" \
+        || { cat "$T/overflow$k.log"; fail "overflow while sampling ($s): status $st"; }
+    ! ls "$T/out-overflow$k" | grep -q '\.png' || fail "overflow ($s): PNGs written for a failed unit"
+done
+cases=$((cases + 3))
 
 # No job file at all.
 set +e
