@@ -3,7 +3,7 @@ annealing strategies and samplers at 3-4 budgets each, run by disa-gen, summaris
 Markdown table (models/README.md, "Steps per token against quality").
 
     python3 tools/sweep_budget.py [--images 1000] [--seeds 1 2] [--np 2] [--out results/sweep]
-                                  [--only REGEX] [--restart] [--build build]
+                                  [--only REGEX] [--restart] [--build build] [--estimate]
 
 Every point samples --images images per seed with the demo's settings (jobs/demo.json:
 model, classifier, reference statistics, K, CFG, temperature), so the table reads like
@@ -19,6 +19,8 @@ DiSA at 22 steps and more):
   dpm        DPM_Solver (order 1, the official call), linear       8->3, 15->5, 25->5, 50->5
   dpm++      DPM_Solver++ order 2, linear                           8->3, 15->5, 25->5, 50->5
 
+--estimate prints what disa-gen --estimate predicts for the whole sweep on this machine (the
+FLOP model of every point, calibrated by sampling a first unit) and runs nothing.
 A run writes OUT/seedS/<job>.json and the images under OUT/seedS/<point>/, and resumes
 where it stopped (disa-gen's ledger) unless --restart. The table goes to OUT/table.md
 and the numbers to OUT/points.json; FID and class accuracy are the mean over seeds
@@ -89,6 +91,8 @@ def main():
     ap.add_argument("--restart", action="store_true")
     ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
     ap.add_argument("--job", default="jobs/demo.json", help="the job whose settings the points share")
+    ap.add_argument("--estimate", action="store_true",
+                    help="write the job files and print disa-gen --estimate's cost of the sweep; run nothing")
     a = ap.parse_args()
     os.chdir(ROOT)
     demo = json.load(open(a.job))
@@ -111,13 +115,17 @@ def main():
         with open(path, "w") as f:
             json.dump(job, f, indent=1)
         jobs.append(path)
-    cmd = ["sh", "tools/mpirun.sh", str(a.np), os.path.join(a.build, "bin", "disa-gen")] + jobs + ["--progress", "60"]
-    if a.restart:
-        cmd.append("--restart")
+    cmd = ["sh", "tools/mpirun.sh", str(a.np), os.path.join(a.build, "bin", "disa-gen")] + jobs
+    if a.estimate:
+        cmd.append("--estimate")
+    else:
+        cmd += ["--progress", "60"] + (["--restart"] if a.restart else [])
     print("sweep_budget:", " ".join(cmd), flush=True)
     rc = subprocess.call(cmd)
     if rc:
         sys.exit(f"sweep_budget: disa-gen exited {rc}")
+    if a.estimate:
+        return
 
     rows = []
     for name, strat, setting, smp in pts:
