@@ -15,7 +15,7 @@ DiSA at 22 steps and more):
   linear     DiSA upper -> 5                                        upper = 15, 25, 35, 50
   cosine     DiSA upper -> 5                                        upper = 15, 25, 35, 50
   two-stage  DiSA upper -> 5                                        upper = 15, 25, 35, 50
-  adaptive   DiSA 50 -> 5, --diff_budget = linear's mean at each upper above
+  adaptive   DiSA 50 -> 5, var signal, --diff_budget = linear's mean at each upper above
   dpm        DPM_Solver (order 1, the official call), linear       8->3, 15->5, 25->5, 50->5
   dpm++      DPM_Solver++ order 2, linear                           8->3, 15->5, 25->5, 50->5
 
@@ -60,9 +60,9 @@ def points(K, L):
     for u in UPPERS:
         steps = [5 + int((K - 1 - s) / (K - 1) * (u - 5)) for s in range(K)] if K > 1 else [u]
         b = round(_weighted_mean(K, L, steps), 4)
-        pts.append((f"adaptive-{b:g}", "adaptive", f"budget {b:g} (50 -> 5)",
+        pts.append((f"adaptive-{b:g}", "adaptive (var)", f"budget {b:g} (50 -> 5)",
                     {"diff_sampler": "DiSA", "diff_upper_steps": 50, "diff_lower_steps": 5,
-                     "diff_annealing_strategy": "adaptive", "diff_budget": b}))
+                     "diff_annealing_strategy": "adaptive", "diff_budget": b, "diff_adaptive_signal": "var"}))
     for name, smp, order in (("dpm", "DPM_Solver", 1), ("dpmpp", "DPM_Solver++", 2)):
         for u, lo in ((8, 3), (15, 5), (25, 5), (50, 5)):
             pts.append((f"{name}-o{order}-{u}-{lo}", f"{smp} order {order}", f"linear {u} -> {lo}",

@@ -24,7 +24,7 @@ void sample_params_init(sample_params *p) {
     p->dpm_order = 1;
     p->adaptive = 0;
     p->budget = 0;
-    p->signal = ADAPT_SIGNAL_CFG;
+    p->signal = ADAPT_SIGNAL_VAR;  // chosen by measurement: docs/samplers.md
 }
 
 int sample_params_check(const sample_params *p) {

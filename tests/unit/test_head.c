@@ -94,16 +94,18 @@ static void test_adaptive_constant_is_constant(void **state) {
 
 static void test_batch_independence(void **state) {
     (void)state;
-    const char *samplers[] = {"DiSA", "DPM_Solver"};
+    const char *samplers[] = {"DiSA", "DPM_Solver", "DiSA", "DPM_Solver"};
+    const char *signals[] = {"cfg", "cfg", "var", "eps"};
     uint32_t index[3] = {7, 8, 9};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         sample_params p;
-        base(&p, samplers[k], k ? "5" : "16");
+        base(&p, samplers[k], k % 2 ? "5" : "16");
         set(&p, "dpm_order", "3");
         set(&p, "diff_upper_steps", "30");
         set(&p, "diff_lower_steps", "3");
         set(&p, "diff_annealing_strategy", "adaptive");
         set(&p, "diff_budget", "9.5");
+        set(&p, "diff_adaptive_signal", signals[k]);
         float batch[3 * L * C], one[L * C];
         sample_stats sb, s1;
         run(&p, index, 3, batch, &sb);
@@ -119,9 +121,10 @@ static void test_batch_independence(void **state) {
         }
         // The counts are the image's own; the values differ only by GEMM blocking.
         assert_int_equal(steps, sb.head_row_steps);
-        if (worst > 1e-4 * scale) fail_msg("%s: image alone vs in a batch differ by %g (scale %g)", samplers[k], worst, scale);
+        if (worst > 1e-4 * scale)
+            fail_msg("%s, %s: image alone vs in a batch differ by %g (scale %g)", samplers[k], signals[k], worst, scale);
         // The budget holds per image (DPM: evaluations are the requested counts).
-        if (k == 1) assert_true(sb.head_row_steps <= 3 * (uint64_t)floor(9.5 * L));
+        if (k % 2) assert_true(sb.head_row_steps <= 3 * (uint64_t)floor(9.5 * L));
     }
 }
 
