@@ -155,11 +155,16 @@ typedef struct featnet {
     arena scratch;
     uint8_t *buf;             // [batch, in_c, H, W] conversion buffer
     size_t buf_cap;
+    int shape_only;           // featnet_open_shape: dimensions without weights
 } featnet;
 
 // Open `path`: a file whose config metadata has format "disa-classifier-1" is a
 // sequential CNN, anything else must bind as the Inception. Errors name the path.
 int featnet_open(featnet *f, const char *path);
+// The kind and dimensions of `path` without the Inception's weights (its folded copy is
+// private to each process): for disa-gen --simulate. A classifier is opened whole (it
+// is small). featnet_run on an Inception opened this way fails with DISA_EINTERNAL.
+int featnet_open_shape(featnet *f, const char *path);
 void featnet_close(featnet *f);
 // feat[n, feat_dim] and logits[n, n_logits] (either may be NULL) of n images hwc[n, H,
 // W, C] (C = 1, 2, 3 or 4, as PNG decoders give them). For Inception, gray is

@@ -10,14 +10,21 @@ const char *featnet_kind_name(featnet_kind k) {
     return k == FEATNET_INCEPTION ? "inception-v3-compat" : k == FEATNET_SEQCNN ? "sequential-cnn" : "?";
 }
 
-int featnet_open(featnet *f, const char *path) {
-    memset(f, 0, sizeof *f);
+// Whether `path` declares the sequential-CNN classifier format (else: the Inception).
+static int is_classifier(const char *path, int *is_cnn) {
     st_file st;
     int rc = st_open(&st, path);
     if (rc) return rc;
     const char *cfg = st_meta(&st, "config");
-    int is_cnn = cfg && strstr(cfg, "\"disa-classifier-1\"") != NULL;
+    *is_cnn = cfg && strstr(cfg, "\"disa-classifier-1\"") != NULL;
     st_close(&st);
+    return 0;
+}
+
+int featnet_open(featnet *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    int is_cnn, rc = is_classifier(path, &is_cnn);
+    if (rc) return rc;
     size_t bytes;
     if (is_cnn) {
         if ((rc = seqcnn_open(&f->cnn, path)) != 0) return rc;
@@ -38,6 +45,19 @@ int featnet_open(featnet *f, const char *path) {
     return rc;
 }
 
+int featnet_open_shape(featnet *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    int is_cnn, rc = is_classifier(path, &is_cnn);
+    if (rc) return rc;
+    if (is_cnn) return featnet_open(f, path);
+    f->kind = FEATNET_INCEPTION;
+    f->feat_dim = INCEPTION_FEAT, f->n_logits = INCEPTION_LOGITS;
+    f->in_c = 3;
+    f->batch = 1;
+    f->shape_only = 1;
+    return 0;
+}
+
 void featnet_close(featnet *f) {
     if (f->kind == FEATNET_SEQCNN) seqcnn_close(&f->cnn);
     else inception_close(&f->inc);
@@ -52,6 +72,7 @@ static uint8_t luma(const uint8_t *p) {
 }
 
 int featnet_run(featnet *f, float *feat, float *logits, const uint8_t *hwc, int n, int H, int W, int C) {
+    if (f->shape_only) return disa_err(DISA_EINTERNAL, "feature net opened for its shape only");
     if (C < 1 || C > 4) return disa_err(DISA_EINVAL, "feature net: images with %d channels", C);
     if (f->in_h && (H != f->in_h || W != f->in_w))
         return disa_err(DISA_ESHAPE, "feature net %s takes %dx%d images, got %dx%d", featnet_kind_name(f->kind),
