@@ -16,10 +16,16 @@ int ledger_open(ledger *l, const char *dir, int n_units) {
     snprintf(l->path, sizeof l->path, "%s/manifest", dir);
     l->n_units = n_units;
     l->done = calloc((size_t)n_units + 1, 1);
-    if (!l->done) return disa_err(DISA_ENOMEM, "%s: out of memory", l->path);
+    l->pending = malloc(sizeof(int) * ((size_t)n_units + 1));
+    if (!l->done || !l->pending) {
+        free(l->done);
+        free(l->pending);
+        return disa_err(DISA_ENOMEM, "%s: out of memory", l->path);
+    }
     int fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         free(l->done);
+        free(l->pending);
         return disa_err(DISA_EIO, "%s: cannot open: %s", l->path, strerror(errno));
     }
     struct stat sb;
@@ -30,6 +36,7 @@ int ledger_open(ledger *l, const char *dir, int n_units) {
         free(buf);
         close(fd);
         free(l->done);
+        free(l->pending);
         return disa_err(DISA_EIO, "%s: cannot read", l->path);
     }
     buf[size] = '\0';
@@ -60,11 +67,13 @@ int ledger_open(ledger *l, const char *dir, int n_units) {
     if (rc) {
         close(fd);
         free(l->done);
+        free(l->pending);
         return rc;
     }
     if (good < size && ftruncate(fd, (off_t)good) != 0) {
         close(fd);
         free(l->done);
+        free(l->pending);
         return disa_err(DISA_EIO, "%s: cannot cut the torn last line: %s", l->path, strerror(errno));
     }
     lseek(fd, 0, SEEK_END);
@@ -73,16 +82,34 @@ int ledger_open(ledger *l, const char *dir, int n_units) {
 }
 
 int ledger_append(ledger *l, int unit, int first, int count) {
+    int rc = ledger_write(l, unit, first, count);
+    return rc ? rc : ledger_sync(l);
+}
+
+int ledger_write(ledger *l, int unit, int first, int count) {
     if (unit < 0 || unit >= l->n_units) return disa_err(DISA_EINTERNAL, "ledger: unit %d out of range", unit);
     if (l->done[unit]) return 0;
+    for (int k = 0; k < l->n_pending; k++)
+        if (l->pending[k] == unit) return 0;
     char line[96];
     int n = snprintf(line, sizeof line, "unit %d first %d count %d\n", unit, first, count);
     // One write per line: O_APPEND-like since only rank 0 writes and the offset is at the end.
     ssize_t w = write(l->fd, line, (size_t)n);
-    if (w != n || fsync(l->fd) != 0)
+    if (w != n)
         return disa_err(DISA_EIO, "%s: cannot record unit %d: %s", l->path, unit, strerror(errno ? errno : EIO));
-    l->done[unit] = 1;
-    l->n_done++;
+    l->pending[l->n_pending++] = unit;
+    return 0;
+}
+
+int ledger_sync(ledger *l) {
+    if (l->n_pending == 0) return 0;
+    if (fsync(l->fd) != 0)
+        return disa_err(DISA_EIO, "%s: cannot record units (fsync): %s", l->path, strerror(errno ? errno : EIO));
+    for (int k = 0; k < l->n_pending; k++) {
+        l->done[l->pending[k]] = 1;
+        l->n_done++;
+    }
+    l->n_pending = 0;
     return 0;
 }
 
@@ -96,6 +123,8 @@ void ledger_forget(ledger *l, int unit) {
 void ledger_close(ledger *l) {
     if (l->fd >= 0) close(l->fd);
     free(l->done);
+    free(l->pending);
     l->done = NULL;
+    l->pending = NULL;
     l->fd = -1;
 }
