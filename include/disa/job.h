@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "disa/family.h"
+#include "disa/simulate.h"
 
 #define JOB_MAX_VARIANTS 32
 #define JOB_MAX_IMAGES 10000000
@@ -39,6 +40,7 @@ typedef struct job {
     int family;                    // the model's family: family_at(family)
     int precision;                 // the shared sampling key: BLAS_FP32 or BLAS_BF16
     family_params params;          // the family's own sampling settings
+    sim_spec sim;                  // disa-gen --simulate (simulate.h); sim.on = 0 for a real run
 } job;
 
 typedef struct job_list {
@@ -81,7 +83,8 @@ int job_unit_first(const job *j, int u);
 int job_unit_count(const job *j, int u);
 
 // Canonical "key=value\n" lines of everything that determines the images (not the
-// output folder, not the world size): stored in run.json and compared on resume.
+// output folder, not the world size): stored in run.json and compared on resume. A
+// simulated job (simulate.h) adds simulated=1.
 // Writes at most n bytes into buf; model_hash/vae_hash are the files' digests.
 int job_identity(const job *j, const char *model_hash, const char *vae_hash, char *buf, int n);
 

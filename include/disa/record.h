@@ -17,13 +17,14 @@ int file_digest(const char *path, char out[17]);
 int runinfo_write(const char *dir, const char *identity, const char *extra_json);
 // Compare the identity stored in <dir>/run.json with `identity`. Returns 0 when equal or
 // when no run.json exists (*exists = 0); DISA_EINVAL listing the differing keys
-// ("cfg: 2.9 in the folder, 3 now") otherwise.
+// ("cfg: 2.9 in the folder, 3 now", keys of only one side too) otherwise, or saying
+// that a simulation (simulated=1, simulate.h) and a real run do not share a folder.
 int runinfo_check(const char *dir, const char *identity, int *exists);
 
 // The identity of job j (job_identity with the digests of its model and decoder files).
 int record_identity(const job *j, char *buf, int n);
 // Write <output_dir>/run.json for job j: identity plus job, files, sampling, world
-// size, BLAS core, build id and the time written (UTC).
+// size, BLAS core, build id, the time written (UTC) and, for a simulation, "simulated".
 int record_write(const job *j, const char *identity, int world_size);
 
 #endif

@@ -32,6 +32,11 @@ typedef struct unit_job {
     family_info info;
     int owns_model, owns_vae, owns_feat;
     void *sampler;             // made on first use
+    // A simulated job (simulate.h): the FLOP model per image, mean seconds per image and
+    // the polls of a unit.
+    sample_flops sim_flops;
+    double sim_s_image;
+    int sim_polls;
 } unit_job;
 
 typedef struct unit_runner {
@@ -45,7 +50,8 @@ typedef struct unit_runner {
 } unit_runner;
 
 // Open every model, decoder and feature net the jobs name (each file once), check bf16
-// support of this CPU where a job asks for it, and size the buffers. Rank 0 also checks
+// support of this CPU where a job asks for it, and size the buffers. For a simulated
+// job only the shape of the feature net is read and nothing is sized for sampling. Rank 0 also checks
 // each job's reference statistics, so a bad file stops the run before any sampling.
 // Returns 0 or an error (message set); unit_runner_free is safe either way.
 int unit_runner_init(unit_runner *u, const job_list *jobs, int rank);
@@ -57,7 +63,16 @@ void unit_runner_geometry(const unit_runner *u, int j, int *H, int *W, int *C);
 // Sample, decode and write the PNGs (and the feature shard, folder.h) of unit u of job j.
 // `poll` is called from inside the sampling (after every transformer block and head
 // step); a non-zero return stops the unit with DISA_ECANCELED and nothing of it counts.
+// A simulated job's unit is unit_simulate's instead.
 // Returns 0, DISA_ECANCELED, or an error (message set).
 int unit_run(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx, unit_report *r);
+
+// The wait and the random feature shard that stand for unit u of a simulated job
+// (simulate.h; fills the report's times and FLOP-model counts, r's other fields set by
+// the caller). Same returns as unit_run.
+int unit_simulate(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx, unit_report *r);
+// The feature shard of unit u of job j (folder.h) from ur->feat_buf and ur->logit_buf
+// (B rows each), written atomically. Errors name the file.
+int unit_write_shard(unit_runner *ur, int j, int u, const int *labels, int B);
 
 #endif

@@ -7,9 +7,12 @@
 // --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler --dpm_order
 // --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --diff_budget
 // --diff_adaptive_signal --precision --model --vae;
-// and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet.
+// and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet, and
+// --simulate S[:SPREAD] | flops[@GFLOPS][:SPREAD]: a tool for sizing runs, the scheduler
+// with every unit's sampling replaced by a wait and no images (include/disa/simulate.h).
 // Exit status: 0 done, stopped resumably (SIGTERM/SIGUSR1) or --help; 2 bad arguments,
 // job files or model files (nothing written); 1 failures while running.
+#include "disa/bench.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
@@ -39,6 +42,7 @@ static void usage(FILE *f) {
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
             "       [--diff_adaptive_signal cfg|var|eps]\n"
             "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n"
+            "       [--simulate SECONDS_PER_IMAGE[:SPREAD] | --simulate flops[@GFLOPS][:SPREAD]]  (no images: a tool)\n"
             "       disa-gen JOB.json... --estimate [--cores N,N...] [--threads T]   (the cost, before running)\n");
 }
 
@@ -109,15 +113,41 @@ static int parse_cores(const char *val) {
 
 // The flags that take a value, besides the job overrides.
 static int is_valued_flag(const char *flag) {
-    static const char *const names[] = {"threads", "progress", "unit_timeout", "variant", "log_level", "cores", NULL};
+    static const char *const names[] = {"threads", "progress", "unit_timeout", "variant", "log_level", "cores",
+                                        "simulate", NULL};
     for (int k = 0; names[k]; k++)
         if (strcmp(flag, names[k]) == 0) return 1;
     return job_is_override_flag(flag);
 }
 
-// Parse argv into jobs. Returns 0, PARSE_HELP, or 2 after printing one message.
+// --simulate: every job becomes a simulation that writes no PNGs. "flops" without a
+// rate takes SIM_PEAK_SHARE of the sgemm peak of one rank (its --threads, else 1)
+// measured here, so every rank and run.json get the same number.
+static int simulate_jobs(job_list *jobs, sim_spec *sim, int threads) {
+    if (sim->s_per_image == 0 && sim->gflops == 0) {
+        blas_set_threads(threads > 0 ? threads : 1);
+        double all[7], peak = bench_sgemm_peak(1024, 7, all);
+        if (!(peak > 0)) {
+            fprintf(stderr, "disa-gen: --simulate flops: out of memory measuring the sgemm peak; give the rate as "
+                    "flops@GFLOPS\n");
+            return 1;
+        }
+        sim->gflops = SIM_PEAK_SHARE * peak;
+        LOG(LOG_INFO, "--simulate flops: sgemm peak %.1f GFLOPS at %d threads; a rank runs the FLOP model at %.0f%% "
+            "of it, %.1f GFLOPS", peak, blas_get_threads(), 100 * SIM_PEAK_SHARE, sim->gflops);
+    }
+    for (int j = 0; j < jobs->n; j++) {
+        jobs->jobs[j].sim = *sim;
+        jobs->jobs[j].png = 0;
+    }
+    return 0;
+}
+
+// Parse argv into jobs. Returns 0, PARSE_HELP, PARSE_ESTIMATE, 2 after printing one
+// message, or 1 when --simulate flops cannot measure the sgemm peak.
 static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     const char *files[64], *variant = NULL;
+    sim_spec sim = {0};
     int n_files = 0, n_ov = 0, want_estimate = 0;
     job_override ov[64];
     static char flags[64][64];  // the override names job_load reads
@@ -172,6 +202,11 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             if (parse_cores(val) != 0) return 2;
         } else if (strcmp(flag, "variant") == 0) {
             variant = val;
+        } else if (strcmp(flag, "simulate") == 0) {
+            if (sim_parse(&sim, val) != 0) {
+                fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
+                return 2;
+            }
         } else if (strcmp(flag, "log_level") == 0) {
             if (log_level_parse(val, &lv) != 0) {
                 fprintf(stderr, "disa-gen: --log_level: %s\n", disa_errmsg());
@@ -201,7 +236,12 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
         fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
         return 2;
     }
-    return want_estimate ? PARSE_ESTIMATE : 0;
+    if (want_estimate && sim.on) {
+        fprintf(stderr, "disa-gen: --estimate and --simulate exclude each other\n");
+        return 2;
+    }
+    if (want_estimate) return PARSE_ESTIMATE;
+    return sim.on ? simulate_jobs(jobs, &sim, o->threads) : 0;
 }
 
 // --estimate on rank 0: every job's cost from the FLOP model and a calibration of its

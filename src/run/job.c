@@ -454,5 +454,7 @@ int job_identity(const job *j, const char *model_hash, const char *vae_hash, cha
                      model_hash, vae_hash, j->num_images, j->eval_bsz, (unsigned long long)j->seed,
                      j->labels ? "list:" : "official:", (unsigned long long)(j->labels ? lh : 0),
                      job_sampling_str(j, ps, sizeof ps), j->png);
+    // Only a simulation adds a key, so the folders of real runs keep their identity.
+    if (j->sim.on && k >= 0 && k < n) k += snprintf(buf + k, (size_t)(n - k), "simulated=1\n");
     return k < n ? 0 : disa_err(DISA_ERANGE, "job identity longer than %d bytes", n);
 }

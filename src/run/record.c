@@ -115,6 +115,10 @@ int runinfo_check(const char *dir, const char *identity, int *exists) {
                         "or choose another --output_dir)", path);
     }
     cJSON *now = identity_object(identity);
+    // A simulation (simulate.h) and a real run never share a folder: the one has no
+    // images, the other's would be mixed with random features.
+    int sim_old = cJSON_GetObjectItemCaseSensitive(old, "simulated") != NULL;
+    int sim_now = cJSON_GetObjectItemCaseSensitive(now, "simulated") != NULL;
     char diff[2048] = "";
     size_t used = 0;
     const cJSON *it;
@@ -125,8 +129,18 @@ int runinfo_check(const char *dir, const char *identity, int *exists) {
             used += (size_t)snprintf(diff + used, sizeof diff - used, "%s%s: '%s' in the folder, '%s' now",
                                      used ? "; " : "", it->string, ov, it->valuestring);
     }
+    // Keys the folder has and this run lacks differ too.
+    cJSON_ArrayForEach(it, old) {
+        if (cJSON_GetObjectItemCaseSensitive(now, it->string) || used >= sizeof diff) continue;
+        used += (size_t)snprintf(diff + used, sizeof diff - used, "%s%s: '%s' in the folder, (absent) now",
+                                 used ? "; " : "", it->string, cJSON_IsString(it) ? it->valuestring : "?");
+    }
     cJSON_Delete(now);
     cJSON_Delete(root);
+    if (sim_old != sim_now)
+        return disa_err(DISA_EINVAL, "%s holds %s; %s does not resume it: rerun with --restart to discard it, or "
+                        "choose another --output_dir", dir, sim_old ? "a simulated run (disa-gen --simulate: no images)"
+                        : "a real run", sim_now ? "a simulation" : "a real run");
     if (used)
         return disa_err(DISA_EINVAL, "%s holds a run with another configuration (%s); rerun with --restart to "
                         "discard it, or choose another --output_dir", dir, diff);
@@ -159,6 +173,12 @@ int record_write(const job *jb, const char *identity, int world_size) {
     cJSON_AddStringToObject(o, "blas_core", blas_corename());
     cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);
     cJSON_AddStringToObject(o, "written", when);
+    if (jb->sim.on) {
+        char sim[64], note[160];
+        snprintf(note, sizeof note, "disa-gen --simulate %s: no images; feature rows are random",
+                 sim_str(&jb->sim, sim, sizeof sim));
+        cJSON_AddStringToObject(o, "simulated", note);
+    }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!text) return disa_err(DISA_ENOMEM, "out of memory");

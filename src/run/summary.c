@@ -146,6 +146,7 @@ static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l
     char ps[512];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job", jb->name);
+    if (jb->sim.on) cJSON_AddStringToObject(o, "simulated", sim_str(&jb->sim, ps, sizeof ps));
     cJSON_AddStringToObject(o, "output_dir", jb->output_dir);
     cJSON_AddStringToObject(o, "sampling", job_sampling_str(jb, ps, sizeof ps));
     int images_done = 0;  // exact: the last unit may be shorter than eval_bsz
@@ -169,7 +170,9 @@ static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l
     add_num(o, "mean_diffusion_steps_per_token", "%.4f", t->tokens > 0 ? t->steps_rows / t->tokens : 0);
     add_num(o, "flops", "%.6e", t->flops);
     add_num(o, "gflops_per_busy_s", "%.2f", t->busy > 0 ? t->flops / t->busy / 1e9 : 0);
-    if (mt->have) cJSON_AddItemToObject(o, "metrics", metrics_object(jb, mt));
+    // A simulation's metrics come from random feature rows (simulate.h): they are named
+    // so that nothing reading "metrics" takes them for a result.
+    if (mt->have) cJSON_AddItemToObject(o, jb->sim.on ? "metrics_of_random_features" : "metrics", metrics_object(jb, mt));
     cJSON *ranks = cJSON_AddArrayToObject(o, "ranks");
     for (int r = 0; r < world_size; r++) {
         const rank_totals *rt = &t->ranks[r];
@@ -258,6 +261,8 @@ static void print_row(const job *jb, const job_timing *t, const job_metrics *mt)
            quantile(t->per_image, n, 0.95), t->tokens > 0 ? t->steps_rows / t->tokens : 0,
            t->busy > 0 ? t->flops / t->busy / 1e9 : 0, t->phase_s[PHASE_TRANSFORMER], t->phase_s[PHASE_HEAD],
            t->phase_s[PHASE_DECODE], t->phase_s[PHASE_IO], t->phase_s[PHASE_IDLE]);
+    if (jb->sim.on) printf("%-28s simulated (disa-gen --simulate): no images%s\n", " ",
+                           mt->have ? "; the metrics below are of random feature rows" : "");
     if (!mt->have) return;
     printf("%-28s metrics over %lld images:", " ", (long long)mt->n);
     if (mt->have_fid) printf(" FID %.4f (sqrtm %.4f)", mt->fid, mt->fid_sqrtm);

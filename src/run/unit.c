@@ -27,6 +27,19 @@ static int same_file(const job_list *jobs, int j, size_t field) {
     return -1;
 }
 
+// A simulated job's time per image and polls per unit (simulate.h).
+static int simulate_job(unit_job *uj, const job *jb) {
+    int rc = uj->fam->flops(&uj->sim_flops, uj->model, &jb->params, jb->eval_bsz);
+    if (rc) return rc;
+    double flops = uj->sim_flops.transformer + uj->sim_flops.head + decode_flops(&uj->info, uj->vae);
+    if (jb->sim.s_per_image > 0) uj->sim_s_image = jb->sim.s_per_image;
+    else if (jb->sim.gflops > 0) uj->sim_s_image = flops / (jb->sim.gflops * 1e9);
+    else return disa_err(DISA_EINTERNAL, "%s: --simulate flops without a rate", jb->name);
+    // One poll per transformer pass and head step: the real sampler polls more often.
+    uj->sim_polls = (int)(uj->sim_flops.ar_steps * (1 + uj->sim_flops.nfe_per_token));
+    return 0;
+}
+
 // Job j's model, decoder and feature net: opened, or shared with an earlier job.
 static int open_job(unit_runner *ur, int j) {
     const job *jb = &ur->jobs->jobs[j];
@@ -54,13 +67,14 @@ static int open_job(unit_runner *ur, int j) {
     } else if (jb->features[0]) {
         if (!(uj->feat = calloc(1, sizeof *uj->feat))) return disa_err(DISA_ENOMEM, "out of memory");
         uj->owns_feat = 1;
-        if ((rc = featnet_open(uj->feat, jb->features)) != 0) return rc;
+        rc = jb->sim.on ? featnet_open_shape(uj->feat, jb->features) : featnet_open(uj->feat, jb->features);
+        if (rc) return rc;
     }
     // Reference statistics are used only when the run ends; a damaged or mismatched
     // file must stop the run before the sampling, not after it.
     if (uj->feat && ur->rank == 0 && jb->reference[0] && (rc = refstats_check(jb->reference, uj->feat->feat_dim)))
         return rc;
-    return 0;
+    return jb->sim.on ? simulate_job(uj, jb) : 0;
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -80,6 +94,11 @@ int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
         int H, W, C;
         unit_runner_geometry(ur, j, &H, &W, &C);
         size_t B = (size_t)jb->eval_bsz;
+        if (uj->feat) {
+            max_f = max_size(max_f, B * uj->feat->feat_dim);
+            max_l = max_size(max_l, B * uj->feat->n_logits);
+        }
+        if (jb->sim.on) continue;  // nothing is sampled or decoded
         max_tok = max_size(max_tok, B * fi->token_dims[0] * fi->token_dims[1]);
         max_lat = max_size(max_lat, B * fi->C * fi->H * fi->W);
         max_pix = max_size(max_pix, B * C * H * W);
@@ -87,10 +106,6 @@ int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
         decode_sizes(fi, uj->vae, jb->eval_bsz, &dec, &img);
         max_dec = max_size(max_dec, dec);
         max_img = max_size(max_img, img);
-        if (uj->feat) {
-            max_f = max_size(max_f, B * uj->feat->feat_dim);
-            max_l = max_size(max_l, B * uj->feat->n_logits);
-        }
     }
     ur->tokens = malloc(sizeof(float) * max_tok);
     ur->latent = malloc(sizeof(float) * max_lat);
@@ -144,10 +159,15 @@ static void memory_kb(uint64_t *hwm, uint64_t *pss) {
 // one shard per unit written atomically next to the images: rank 0 merges the shards
 // in index order, so a resumed run gives the numbers of an uninterrupted one.
 static int write_features(unit_runner *ur, int j, int u, const int *labels, int B, int H, int W, int C) {
+    int rc = featnet_run(ur->job[j].feat, ur->feat_buf, ur->logit_buf, ur->pix, B, H, W, C);
+    if (rc) return disa_err_wrap(rc, "%s: features of unit %d: ", ur->jobs->jobs[j].name, u);
+    return unit_write_shard(ur, j, u, labels, B);
+}
+
+int unit_write_shard(unit_runner *ur, int j, int u, const int *labels, int B) {
     const job *jb = &ur->jobs->jobs[j];
-    featnet *f = ur->job[j].feat;
-    int rc = featnet_run(f, ur->feat_buf, ur->logit_buf, ur->pix, B, H, W, C);
-    if (rc) return disa_err_wrap(rc, "%s: features of unit %d: ", jb->name, u);
+    const featnet *f = ur->job[j].feat;
+    int rc;
     int64_t idx[JOB_MAX_EVAL_BSZ], lab[JOB_MAX_EVAL_BSZ];
     for (int b = 0; b < B; b++) {
         idx[b] = job_unit_first(jb, u) + b;
@@ -177,6 +197,12 @@ int unit_run(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx,
     r->unit = u;
     r->rank = ur->rank;
     r->count = B;
+    if (jb->sim.on) {
+        if ((rc = unit_simulate(ur, j, u, poll, poll_ctx, r)) != 0) return rc;
+        r->t_total = clock_now() - t0;
+        memory_kb(&r->rss_peak_kb, &r->pss_kb);
+        return 0;
+    }
     if (!uj->sampler &&
         (rc = uj->fam->sampler_new(&uj->sampler, uj->model, &jb->params, jb->precision, jb->eval_bsz)) != 0)
         return rc;
