@@ -57,6 +57,9 @@ typedef struct unit_runner {
 int unit_runner_init(unit_runner *u, const job_list *jobs, int rank);
 void unit_runner_free(unit_runner *u);
 
+// Peak resident set (VmHWM) and proportional set size (Pss) of this process in KiB.
+void unit_memory_kb(uint64_t *hwm, uint64_t *pss);
+
 // Height, width and channels of job j's PNGs.
 void unit_runner_geometry(const unit_runner *u, int j, int *H, int *W, int *C);
 

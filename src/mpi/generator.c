@@ -11,6 +11,7 @@
 #include "msg.h"
 
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/log.h"
@@ -50,6 +51,20 @@ int generator_share(job_list *jobs, generator_opts *o, int status) {
     return 0;
 }
 
+// What opening the models cost every rank (seconds until all had them; the slowest
+// rank's own opening; memory after it): with many ranks per node they share the page
+// cache of the mmapped weights, and what is private to each rank is multiplied.
+static void log_open_cost(double t_open, int rank, int size) {
+    uint64_t hwm, pss;
+    unit_memory_kb(&hwm, &pss);
+    double mine[3] = {t_open, (double)hwm / 1024, (double)pss / 1024}, mx[3], sum[3];
+    MPI_Allreduce(mine, mx, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(mine, sum, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (rank == 0)
+        LOG(LOG_INFO, "models open on %d ranks: %.2f s (mean %.2f s per rank); RSS per rank max %.0f MiB, PSS max "
+            "%.0f MiB, PSS of all ranks %.0f MiB", size, mx[0], sum[0] / size, mx[1], mx[2], sum[2]);
+}
+
 int generator_run(const job_list *jobs, const generator_opts *o) {
     int rank, size, status = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -63,12 +78,14 @@ int generator_run(const job_list *jobs, const generator_opts *o) {
     blas_set_threads(threads);
     if (rank == 0) LOG(LOG_INFO, "%d ranks, %d on this node, %d BLAS threads per rank", size, node_ranks, threads);
     unit_runner ur;
+    double t0 = clock_now();
     int rc = unit_runner_init(&ur, jobs, rank);
     if (rc) LOG(LOG_ERROR, "loading models: %s", disa_errmsg());
     // All ranks must have their models before any work: a rank that failed tells the rest,
     // and every rank exits with the worst status (2 when a file given was bad).
     int mine = disa_exit_status(rc), worst;
     MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    log_open_cost(clock_now() - t0, rank, size);
     if (rank == 0) {
         rc = scheduler_run(&ur, size, o, worst != 0, &status);
         if (worst) status = worst;

@@ -56,6 +56,11 @@ typedef struct scheduler {
     unit_report *reports;   // finished units of this invocation
     int n_reports, cap_reports;
     progress prog;
+    // What rank 0's own work costs (summary.h, run_stats): messages handled and the
+    // seconds spent on them, ledger lines and fsyncs, its own units.
+    double t_serve;         // when serving began, on the clock of reports[].t_done
+    long long messages, ledger_lines, ledger_syncs;
+    double t_answer, t_ledger, t_own;
 } scheduler;
 
 // ----------------------------------------------------------------------------
@@ -66,8 +71,12 @@ static void queue_push(scheduler *s, unit_ref u) { s->queue[s->queue_len++] = u;
 // A finished unit: ledger line (fsync'd), report kept for the summary, progress.
 static int record(scheduler *s, const unit_report *r) {
     const job *jb = &s->jobs->jobs[r->job];
+    double t0 = clock_now();
     int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
+    s->t_ledger += clock_now() - t0;
     if (rc) return rc;
+    s->ledger_lines++;
+    s->ledger_syncs++;
     if (s->n_reports == s->cap_reports) {
         int cap = s->cap_reports ? 2 * s->cap_reports : 256;
         unit_report *n = realloc(s->reports, sizeof(unit_report) * (size_t)cap);
@@ -151,7 +160,8 @@ static void on_bye(scheduler *s, int src) {
 
 static void handle(scheduler *s, const MPI_Status *stt) {
     int src = stt->MPI_SOURCE;
-    s->last_heard[src] = clock_now();
+    double t0 = clock_now();
+    s->last_heard[src] = t0;
     switch (stt->MPI_TAG) {
     case TAG_REQUEST: on_request(s, src); break;
     case TAG_DONE: on_done(s, src); break;
@@ -160,6 +170,8 @@ static void handle(scheduler *s, const MPI_Status *stt) {
         LOG(LOG_ERROR, "unexpected message tag %d from rank %d", stt->MPI_TAG, src);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    s->messages++;
+    s->t_answer += clock_now() - t0;
 }
 
 // Watchdog. A healthy worker reports every unit it finishes and asks for the next as it
@@ -271,11 +283,14 @@ static int plan(scheduler *s) {
 
 // The loop (see the polling order above).
 static void serve(scheduler *s) {
+    s->t_serve = clock_now() - s->prog.t_start;
     while (!s->fatal && (s->active_workers > 0 || (!s->shutdown && s->queue_next < s->queue_len))) {
         if (!s->shutdown && s->queue_next < s->queue_len) {
             unit_ref u = s->queue[s->queue_next++];
             unit_report r;
+            double t0 = clock_now();
             int rc = unit_run(s->ur, u.job, u.unit, scheduler_poll, s, &r);
+            s->t_own += clock_now() - t0;
             if (rc == DISA_ECANCELED) continue;
             if (rc) {
                 LOG(LOG_ERROR, "unit %d of %s: %s", u.unit, s->jobs->jobs[u.job].name, disa_errmsg());
@@ -299,6 +314,42 @@ static void serve(scheduler *s) {
     }
 }
 
+// Before any unit is handed out: how the units fill the ranks. With U units of about
+// equal time on N ranks, the last of ceil(U/N) rounds holds U - N (ceil(U/N) - 1) units
+// and the rest of the ranks wait for it: busy U / (N ceil(U/N)) of the run at best
+// (docs/scaling.md). Fewer units than ranks leaves ranks without work at all.
+static void warn_rounds(const scheduler *s) {
+    int U = s->queue_len, N = s->size;
+    if (U == 0) return;
+    int rounds = (U + N - 1) / N;
+    double best = (double)U / ((double)N * rounds);
+    if (U < N) {
+        LOG(LOG_WARN, "only %d units for %d ranks: %d ranks will get no unit and the run uses at most %.0f%% of them. "
+            "Run on at most %d ranks, or choose a smaller eval_bsz (a different run: its folder and identity change, "
+            "and so may the last bits of its images)", U, N, N - U, 100 * best, U);
+    } else if (!s->o->quiet) {
+        LOG(LOG_INFO, "%d units on %d ranks: %d rounds, the last with %d units; with equal unit times the ranks are busy "
+            "at most %.1f%% of the run", U, N, rounds, U - N * (rounds - 1), 100 * best);
+    }
+}
+
+// The scheduler's part of the run's statistics (summary.h).
+static void run_stats_of(run_stats *rs, const scheduler *s) {
+    memset(rs, 0, sizeof *rs);
+    run_stats_occupancy(rs, s->reports, s->n_reports, s->size, s->t_serve);
+    double wall = clock_now() - s->prog.t_start - s->t_serve;
+    rs->messages = (double)s->messages;
+    rs->messages_per_s = wall > 0 ? s->messages / wall : 0;
+    rs->rank0_answer = wall > 0 ? s->t_answer / wall : 0;
+    rs->rank0_units = wall > 0 ? s->t_own / wall : 0;
+    rs->ledger_lines = (double)s->ledger_lines;
+    rs->ledger_syncs = (double)s->ledger_syncs;
+    rs->ledger_s = s->t_ledger;
+    uint64_t hwm, pss;
+    unit_memory_kb(&hwm, &pss);
+    rs->rank0_rss_mib = hwm / 1024.0;
+}
+
 int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_failed, int *status) {
     const job_list *jobs = ur->jobs;
     scheduler s;
@@ -316,11 +367,21 @@ int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_
     char blas[512];
     LOG(LOG_INFO, "%d jobs, %d units (%lld images) to do on %d ranks; %s", jobs->n, s.queue_len,
         (long long)s.prog.total, size, cpu_blas_describe(blas, sizeof blas));
+    warn_rounds(&s);
     serve(&s);
     double wall = clock_now() - s.prog.t_start;
     progress_report(&s.prog, 1);
+    run_stats rs;
+    run_stats_of(&rs, &s);
     int complete;
-    if (summary_run(&complete, ur, s.ledgers, s.reports, s.n_reports, size, o->quiet, s.fatal) != 0) s.fatal = 1;
+    double t_sum = clock_now();
+    if (summary_run(&complete, ur, s.ledgers, s.reports, s.n_reports, size, &rs, o->quiet, s.fatal) != 0) s.fatal = 1;
+    LOG(LOG_INFO, "scheduler: %.0f messages (%.1f/s), rank 0 answering %.2f%% of %.1f s and in its own units %.1f%%; "
+        "ledger %.0f lines, %.0f fsyncs, %.3f s; ranks busy %.1f%%, idle at start %.1f%%, between units %.1f%%, in "
+        "the tail %.1f%%; first unit after %.3f s (median, max %.3f s); rank 0 peak RSS %.0f MiB; summary %.2f s",
+        rs.messages, rs.messages_per_s, 100 * rs.rank0_answer, rs.wall, 100 * rs.rank0_units, rs.ledger_lines,
+        rs.ledger_syncs, rs.ledger_s, 100 * rs.busy, 100 * rs.idle_start, 100 * rs.idle_steady, 100 * rs.idle_tail,
+        rs.first_unit_p50, rs.first_unit_max, rs.rank0_rss_mib, clock_now() - t_sum);
     if (s.fatal) {
         *status = 1;
     } else if (!complete) {

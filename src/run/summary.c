@@ -110,15 +110,85 @@ static int timing_of_job(job_timing *t, int j, const unit_report *reports, int n
     return 0;
 }
 
-// ----------------------------------------------------------------------------
-// summary.json
-
 // A number as printf formats it: the file keeps the precision each field always had.
 static void add_num(cJSON *o, const char *key, const char *fmt, double v) {
     char buf[64];
     snprintf(buf, sizeof buf, fmt, v);
     cJSON_AddRawToObject(o, key, buf);
 }
+
+// ----------------------------------------------------------------------------
+// occupancy of the ranks
+
+void run_stats_occupancy(run_stats *rs, const unit_report *reports, int n_reports, int ranks, double t0) {
+    double *first = malloc(sizeof(double) * (size_t)ranks), *last = calloc((size_t)ranks, sizeof(double));
+    double *busy = calloc((size_t)ranks, sizeof(double)), wall = 0;
+    rs->ranks = ranks;
+    rs->wall = rs->busy = rs->idle_start = rs->idle_steady = rs->idle_tail = 0;
+    rs->first_unit_p50 = rs->first_unit_max = 0;
+    if (!first || !last || !busy) goto out;
+    for (int w = 0; w < ranks; w++) first[w] = -1;
+    for (int k = 0; k < n_reports; k++) {
+        const unit_report *r = &reports[k];
+        double end = r->t_done - t0, start = end - r->t_total;
+        if (start < 0) start = 0;
+        if (first[r->rank] < 0 || start < first[r->rank]) first[r->rank] = start;
+        if (end > last[r->rank]) last[r->rank] = end;
+        busy[r->rank] += r->t_total;
+        if (end > wall) wall = end;
+    }
+    rs->wall = wall;
+    if (wall <= 0) goto out;
+    int n_first = 0;
+    for (int w = 0; w < ranks; w++) {
+        rs->busy += busy[w];
+        if (first[w] < 0) {
+            rs->idle_tail += wall;  // never had a unit
+            continue;
+        }
+        double steady = last[w] - first[w] - busy[w];
+        rs->idle_start += first[w];
+        rs->idle_steady += steady > 0 ? steady : 0;
+        rs->idle_tail += wall - last[w];
+        first[n_first++] = first[w];
+        if (first[w] > rs->first_unit_max) rs->first_unit_max = first[w];
+    }
+    qsort(first, (size_t)n_first, sizeof(double), cmp_double);
+    rs->first_unit_p50 = quantile(first, n_first, 0.5);
+    double all = wall * ranks;
+    rs->busy /= all;
+    rs->idle_start /= all;
+    rs->idle_steady /= all;
+    rs->idle_tail /= all;
+out:
+    free(first);
+    free(last);
+    free(busy);
+}
+
+static cJSON *run_stats_object(const run_stats *rs) {
+    cJSON *o = cJSON_CreateObject();
+    add_num(o, "ranks", "%.0f", rs->ranks);
+    add_num(o, "wall_s", "%.3f", rs->wall);
+    add_num(o, "busy_share", "%.4f", rs->busy);
+    add_num(o, "idle_start_share", "%.4f", rs->idle_start);
+    add_num(o, "idle_steady_share", "%.4f", rs->idle_steady);
+    add_num(o, "idle_tail_share", "%.4f", rs->idle_tail);
+    add_num(o, "first_unit_p50_s", "%.3f", rs->first_unit_p50);
+    add_num(o, "first_unit_max_s", "%.3f", rs->first_unit_max);
+    add_num(o, "messages", "%.0f", rs->messages);
+    add_num(o, "messages_per_s", "%.2f", rs->messages_per_s);
+    add_num(o, "rank0_answer_share", "%.4f", rs->rank0_answer);
+    add_num(o, "rank0_units_share", "%.4f", rs->rank0_units);
+    add_num(o, "ledger_lines", "%.0f", rs->ledger_lines);
+    add_num(o, "ledger_fsyncs", "%.0f", rs->ledger_syncs);
+    add_num(o, "ledger_s", "%.4f", rs->ledger_s);
+    add_num(o, "rank0_rss_peak_mib", "%.1f", rs->rank0_rss_mib);
+    return o;
+}
+
+// ----------------------------------------------------------------------------
+// summary.json
 
 static cJSON *metrics_object(const job *jb, const job_metrics *mt) {
     cJSON *m = cJSON_CreateObject();
@@ -142,7 +212,7 @@ static cJSON *metrics_object(const job *jb, const job_metrics *mt) {
 }
 
 static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l, const job_metrics *mt,
-                             int world_size) {
+                             int world_size, const run_stats *rs) {
     char ps[512];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job", jb->name);
@@ -186,6 +256,7 @@ static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l
         add_num(e, "pss_mib", "%.1f", rt->pss_kb / 1024.0);
         cJSON_AddItemToArray(ranks, e);
     }
+    if (rs) cJSON_AddItemToObject(o, "scheduler", run_stats_object(rs));
     return o;
 }
 
@@ -273,11 +344,11 @@ static void print_row(const job *jb, const job_timing *t, const job_metrics *mt)
 }
 
 int summary_job(job_row *row, const job *jb, int j, const unit_report *reports, int n_reports, const ledger *l,
-                const job_metrics *mt, int world_size, int quiet) {
+                const job_metrics *mt, int world_size, const run_stats *rs, int quiet) {
     job_timing t;
     int rc = timing_of_job(&t, j, reports, n_reports, world_size);
     if (rc) return rc;
-    cJSON *o = summary_object(jb, &t, l, mt, world_size);
+    cJSON *o = summary_object(jb, &t, l, mt, world_size, rs);
     rc = o ? write_summary(jb->output_dir, o) : disa_err(DISA_ENOMEM, "out of memory");
     cJSON_Delete(o);
     if (!rc && !quiet) print_row(jb, &t, mt);
@@ -374,7 +445,7 @@ static void plot_comparison(const job_list *jobs, const job_metrics *mt, const j
 // the end of a run
 
 int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const unit_report *reports,
-                int n_reports, int world_size, int quiet, int fatal) {
+                int n_reports, int world_size, const run_stats *rs, int quiet, int fatal) {
     const job_list *jobs = ur->jobs;
     *complete = 1;
     if (!quiet) summary_print_header();
@@ -396,7 +467,7 @@ int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, con
             LOG(LOG_ERROR, "%s: metrics: %s", jb->name, disa_errmsg());
             rc = DISA_EIO;
         }
-        if (summary_job(&rows[j], jb, j, reports, n_reports, &ledgers[j], &mts[j], world_size, quiet) != 0)
+        if (summary_job(&rows[j], jb, j, reports, n_reports, &ledgers[j], &mts[j], world_size, rs, quiet) != 0)
             LOG(LOG_ERROR, "%s", disa_errmsg());
         // The FLOP model of sampling and decoding one image.
         sample_flops sf;

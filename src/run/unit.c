@@ -142,7 +142,7 @@ void unit_runner_free(unit_runner *ur) {
 
 // Peak resident set (VmHWM) and proportional set size (Pss: shared pages divided among
 // the processes mapping them, so ranks sharing the mmapped weights show it) in KiB.
-static void memory_kb(uint64_t *hwm, uint64_t *pss) {
+void unit_memory_kb(uint64_t *hwm, uint64_t *pss) {
     char line[256];
     *hwm = *pss = 0;
     FILE *f = fopen("/proc/self/status", "r");
@@ -200,7 +200,7 @@ int unit_run(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx,
     if (jb->sim.on) {
         if ((rc = unit_simulate(ur, j, u, poll, poll_ctx, r)) != 0) return rc;
         r->t_total = clock_now() - t0;
-        memory_kb(&r->rss_peak_kb, &r->pss_kb);
+        unit_memory_kb(&r->rss_peak_kb, &r->pss_kb);
         return 0;
     }
     if (!uj->sampler &&
@@ -242,6 +242,6 @@ int unit_run(unit_runner *ur, int j, int u, sample_poll_fn poll, void *poll_ctx,
     double t4 = clock_now();
     r->t_features = t4 - t3;
     r->t_total = t4 - t0;
-    memory_kb(&r->rss_peak_kb, &r->pss_kb);
+    unit_memory_kb(&r->rss_peak_kb, &r->pss_kb);
     return 0;
 }

@@ -128,7 +128,7 @@ static void test_units_any_order_resume_score(void **state) {
     assert_true(mt.have && mt.have_acc && !mt.have_fid && mt.n == 20);
     assert_true(mt.accuracy >= 0 && mt.accuracy <= 1 && mt.is_adm >= 1);
     job_row row;
-    assert_int_equal(summary_job(&row, ja, 0, rep_a, 3, &lda, &mt, 1, 1), 0);
+    assert_int_equal(summary_job(&row, ja, 0, rep_a, 3, &lda, &mt, 1, NULL, 1), 0);
     snprintf(path, sizeof path, "%s/summary.json", a);
     f = fopen(path, "r");
     size_t n = fread(text, 1, sizeof text - 1, f);
