@@ -7,6 +7,7 @@
 // without bf16): every rank's result goes through an all-true reduction before rank 0
 // prepares the folders, and rank 0's verdict is broadcast before any unit is handed out.
 #include "disa/generator.h"
+#include "lazy.h"
 #include "roles.h"
 #include "msg.h"
 
@@ -41,7 +42,7 @@ static void bcast_jobs(job_list *jobs, int rank) {
 int generator_share(job_list *jobs, generator_opts *o, int status) {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    lazy_bcast(&status, 1, MPI_INT);  // the other ranks wait while rank 0 reads the jobs
     if (status) return status;
     MPI_Bcast(o, sizeof *o, MPI_BYTE, 0, MPI_COMM_WORLD);
     log_level lv = log_get_level();
@@ -58,8 +59,8 @@ static void log_open_cost(double t_open, int rank, int size) {
     uint64_t hwm, pss;
     unit_memory_kb(&hwm, &pss);
     double mine[3] = {t_open, (double)hwm / 1024, (double)pss / 1024}, mx[3], sum[3];
-    MPI_Allreduce(mine, mx, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Allreduce(mine, sum, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    lazy_allreduce(mine, mx, 3, MPI_DOUBLE, MPI_MAX);
+    lazy_allreduce(mine, sum, 3, MPI_DOUBLE, MPI_SUM);
     if (rank == 0)
         LOG(LOG_INFO, "models open on %d ranks: %.2f s (mean %.2f s per rank); RSS per rank max %.0f MiB, PSS max "
             "%.0f MiB, PSS of all ranks %.0f MiB", size, mx[0], sum[0] / size, mx[1], mx[2], sum[2]);
@@ -84,14 +85,14 @@ int generator_run(const job_list *jobs, const generator_opts *o) {
     // All ranks must have their models before any work: a rank that failed tells the rest,
     // and every rank exits with the worst status (2 when a file given was bad).
     int mine = disa_exit_status(rc), worst;
-    MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    lazy_allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX);
     log_open_cost(clock_now() - t0, rank, size);
     if (rank == 0) {
         rc = scheduler_run(&ur, size, o, worst != 0, &status);
         if (worst) status = worst;
     } else {
         int go;
-        MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        lazy_bcast(&go, 1, MPI_INT);  // while rank 0 prepares the folders
         if (go == 1) rc = worker_run(&ur);
         else status = worst > -go ? worst : -go;
     }

@@ -16,6 +16,7 @@
 // every unit of the ledger is verified (folder.h) before it counts. Each unit is queued
 // once per run: requeued only when the worker holding it said BYE without its DONE.
 // Message matching at exit is argued in worker.c.
+#include "lazy.h"
 #include "roles.h"
 #include "msg.h"
 
@@ -358,7 +359,7 @@ int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_
     // Every rank learns whether setup worked before any work starts (HPL's pattern): 1 to
     // go on, else minus the exit status rank 0 will return, so all ranks return the same.
     int go = !rc && !setup_failed ? 1 : -(rc ? disa_exit_status(rc) : 1);
-    MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    lazy_bcast(&go, 1, MPI_INT);
     if (go != 1) {
         if (rc) LOG(LOG_ERROR, "%s", disa_errmsg());
         if (rc) *status = disa_exit_status(rc);

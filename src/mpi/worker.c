@@ -18,6 +18,7 @@
 // DONE is left unread either, and MPI_Finalize never sees an unmatched message. A unit
 // left without DONE (dropped, or the worker died) is not in the ledger: rank 0 requeues
 // it at BYE, or the next run computes it (the argument in scheduler.c).
+#include "lazy.h"
 #include "roles.h"
 #include "msg.h"
 
@@ -53,10 +54,11 @@ static int worker_poll(void *ctx) {
 // The REPLY to the outstanding REQUEST, or an ABORT that overtook it (then the REPLY).
 static reply_msg wait_reply(int *aborted) {
     MPI_Status stt;
-    MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+    lazy_probe(0, MPI_ANY_TAG, &stt);
     if (stt.MPI_TAG == TAG_ABORT) {
         recv_empty(TAG_ABORT);
         *aborted = 1;
+        lazy_probe(0, TAG_REPLY, &stt);
     }
     reply_msg m;
     MPI_Recv(&m, sizeof m, MPI_BYTE, 0, TAG_REPLY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -87,7 +89,7 @@ int worker_run(unit_runner *ur) {
     send_empty(TAG_BYE);
     for (;;) {  // drain: a late REPLY or ABORT, then FIN
         MPI_Status stt;
-        MPI_Probe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &stt);
+        lazy_probe(0, MPI_ANY_TAG, &stt);
         char buf[sizeof(reply_msg) > sizeof(empty_msg) ? sizeof(reply_msg) : sizeof(empty_msg)];
         MPI_Recv(buf, sizeof buf, MPI_BYTE, 0, stt.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         if (stt.MPI_TAG == TAG_FIN) return 0;

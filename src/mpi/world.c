@@ -3,10 +3,52 @@
 #include "disa/world.h"
 #include "disa/err.h"
 #include "disa/log.h"
+#include "lazy.h"
 
 #include <limits.h>
 #include <mpi.h>
 #include <stdint.h>
+#include <time.h>
+
+// ----------------------------------------------------------------------------
+// lazy waits (lazy.h)
+
+// The next pause of a lazy wait: 50 us, doubling to 10 ms.
+static void pause_next(long *ns) {
+    nanosleep(&(struct timespec){0, *ns}, NULL);
+    *ns = *ns < 5000000 ? 2 * *ns : 10000000;
+}
+
+void lazy_wait(MPI_Request *req) {
+    int done = 0;
+    for (long ns = 50000;; pause_next(&ns)) {
+        MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+    }
+}
+
+void lazy_probe(int source, int tag, MPI_Status *st) {
+    int flag = 0;
+    for (long ns = 50000;; pause_next(&ns)) {
+        MPI_Iprobe(source, tag, MPI_COMM_WORLD, &flag, st);
+        if (flag) return;
+    }
+}
+
+void lazy_bcast(void *buf, int count, MPI_Datatype type) {
+    MPI_Request r;
+    MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &r);
+    lazy_wait(&r);
+}
+
+void lazy_allreduce(const void *in, void *out, int count, MPI_Datatype type, MPI_Op op) {
+    MPI_Request r;
+    MPI_Iallreduce(in, out, count, type, op, MPI_COMM_WORLD, &r);
+    lazy_wait(&r);
+}
+
+// ----------------------------------------------------------------------------
+// the world
 
 void world_init(int *argc, char ***argv, int *rank, int *size) {
     MPI_Init(argc, argv);
@@ -15,7 +57,15 @@ void world_init(int *argc, char ***argv, int *rank, int *size) {
     log_set_rank(*rank);
 }
 
-void world_finalize(void) { MPI_Finalize(); }
+// Ranks reach the end at different times (rank 0 last, after the summary); MPI_Finalize
+// waits for the others with a short sleep between polls that hundreds of ranks turn
+// into a busy machine, so they meet in a lazy barrier first.
+void world_finalize(void) {
+    MPI_Request r;
+    MPI_Ibarrier(MPI_COMM_WORLD, &r);
+    lazy_wait(&r);
+    MPI_Finalize();
+}
 
 int world_all_ok(int ok) {
     int all;
