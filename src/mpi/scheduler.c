@@ -3,13 +3,16 @@
 //
 // Polling order of rank 0. While the queue has a unit, rank 0 runs it; the sampler's
 // poll hook (after every transformer block and diffusion step) answers every pending
-// message, so a worker waits at most one block for its next unit. With the queue empty
-// it probes for messages (running the watchdog between probes, 2 ms apart) until every
-// worker said BYE. Units a departing worker held come back to the queue.
+// message, then fsyncs the ledger lines of the units they reported (commit), so a
+// worker waits at most one block for its next unit. With the queue empty it does the
+// same between sleeps of 2 ms (running the watchdog) until every worker said BYE.
+// Units a departing worker held come back to the queue.
 //
 // Why no unit is lost or duplicated. A unit enters the ledger only when rank 0 holds
 // its DONE report (the worker wrote and fsync'd its PNGs and shard before sending it)
-// or finished it itself; the ledger line is fsync'd before the unit counts. Any other
+// or finished it itself; the ledger line is fsync'd before the unit counts (one fsync
+// for the lines of all reports taken in one sweep over the pending messages; a crash
+// before it loses those lines, and their units are computed again). Any other
 // unit, assigned or not, is absent from the ledger and is computed by the next run.
 // PNGs and shards are written under temporary names and renamed, so a half-written file
 // never carries a final name, and rewriting a unit replaces its files whole; on resume
@@ -54,8 +57,8 @@ typedef struct scheduler {
     double slowest_unit;    // longest t_total of a finished unit, for the watchdog
     int shutdown;           // no more units are handed out
     int fatal;              // a unit could not be recorded, or metrics failed
-    unit_report *reports;   // finished units of this invocation
-    int n_reports, cap_reports;
+    unit_report *reports;   // finished units of this invocation; [n_committed, n_reports) await commit()
+    int n_reports, cap_reports, n_committed;
     progress prog;
     // What rank 0's own work costs (summary.h, run_stats): messages handled and the
     // seconds spent on them, ledger lines and fsyncs, its own units.
@@ -69,15 +72,15 @@ typedef struct scheduler {
 
 static void queue_push(scheduler *s, unit_ref u) { s->queue[s->queue_len++] = u; }
 
-// A finished unit: ledger line (fsync'd), report kept for the summary, progress.
+// A finished unit: its ledger line written and its report kept; it counts (ledger,
+// summary, progress) once commit() has fsync'd the line.
 static int record(scheduler *s, const unit_report *r) {
     const job *jb = &s->jobs->jobs[r->job];
     double t0 = clock_now();
-    int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
+    int rc = ledger_write(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
     s->t_ledger += clock_now() - t0;
     if (rc) return rc;
     s->ledger_lines++;
-    s->ledger_syncs++;
     if (s->n_reports == s->cap_reports) {
         int cap = s->cap_reports ? 2 * s->cap_reports : 256;
         unit_report *n = realloc(s->reports, sizeof(unit_report) * (size_t)cap);
@@ -87,7 +90,6 @@ static int record(scheduler *s, const unit_report *r) {
     }
     s->reports[s->n_reports] = *r;
     s->reports[s->n_reports++].t_done = clock_now() - s->prog.t_start;
-    progress_add(&s->prog, r->rank, r->count);
     return 0;
 }
 
@@ -111,6 +113,31 @@ static void record_or_stop(scheduler *s, const unit_report *r) {
     LOG(LOG_ERROR, "%s", disa_errmsg());
     s->fatal = 1;
     begin_shutdown(s);
+}
+
+// One fsync per ledger covers every unit recorded since the last commit (a sweep over
+// the pending messages); then they count. At one fsync per unit, rank 0 of a big run
+// spent most of its time in fsync (docs/scaling.md). A failed fsync counts none of them.
+static void commit(scheduler *s) {
+    if (s->n_committed == s->n_reports) return;
+    double t0 = clock_now();
+    int rc = 0;
+    for (int j = 0; j < s->jobs->n; j++) {
+        if (s->ledgers[j].n_pending == 0) continue;
+        s->ledger_syncs++;
+        if (!rc) rc = ledger_sync(&s->ledgers[j]);
+    }
+    s->t_ledger += clock_now() - t0;
+    s->t_answer += clock_now() - t0;
+    if (rc) {
+        LOG(LOG_ERROR, "%s", disa_errmsg());
+        s->n_reports = s->n_committed;
+        s->fatal = 1;
+        begin_shutdown(s);
+        return;
+    }
+    for (; s->n_committed < s->n_reports; s->n_committed++)
+        progress_add(&s->prog, s->reports[s->n_committed].rank, s->reports[s->n_committed].count);
 }
 
 // ----------------------------------------------------------------------------
@@ -210,6 +237,7 @@ static int scheduler_poll(void *ctx) {
         if (!flag) break;
         handle(s, &stt);
     }
+    commit(s);
     watchdog(s);
     if (generator_stop_requested) begin_shutdown(s);
     return s->shutdown;
@@ -298,21 +326,27 @@ static void serve(scheduler *s) {
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
             record_or_stop(s, &r);
+            commit(s);
         } else {
-            // Wait for the next message, but not blindly: the watchdog needs to run while
+            // Wait for the next messages, but not blindly: the watchdog needs to run while
             // rank 0 has nothing of its own to compute.
             MPI_Status stt;
-            int flag = 0;
-            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &stt);
-            if (flag) {
+            int flag = 0, n = 0;
+            for (;;) {
+                MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &stt);
+                if (!flag) break;
                 handle(s, &stt);
-            } else {
+                n++;
+            }
+            commit(s);
+            if (n == 0) {
                 watchdog(s);
                 nanosleep(&(struct timespec){0, 2000000}, NULL);  // 2 ms: no busy core
             }
         }
         if (generator_stop_requested) begin_shutdown(s);
     }
+    commit(s);
 }
 
 // Before any unit is handed out: how the units fill the ranks. With U units of about
