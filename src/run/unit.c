@@ -5,6 +5,7 @@
 #include "disa/clock.h"
 #include "disa/err.h"
 #include "disa/folder.h"
+#include "disa/log.h"
 #include "disa/refstats.h"
 #include "disa/safetensors.h"
 
@@ -28,7 +29,7 @@ static int same_file(const job_list *jobs, int j, size_t field) {
 }
 
 // A simulated job's time per image and polls per unit (simulate.h).
-static int simulate_job(unit_job *uj, const job *jb) {
+static int simulate_job(unit_job *uj, const job *jb, int rank) {
     int rc = uj->fam->flops(&uj->sim_flops, uj->model, &jb->params, jb->eval_bsz);
     if (rc) return rc;
     double flops = uj->sim_flops.transformer + uj->sim_flops.head + decode_flops(&uj->info, uj->vae);
@@ -37,6 +38,10 @@ static int simulate_job(unit_job *uj, const job *jb) {
     else return disa_err(DISA_EINTERNAL, "%s: --simulate flops without a rate", jb->name);
     // One poll per transformer pass and head step: the real sampler polls more often.
     uj->sim_polls = (int)(uj->sim_flops.ar_steps * (1 + uj->sim_flops.nfe_per_token));
+    char sim[64];
+    if (rank == 0)
+        LOG(LOG_INFO, "%s: simulated (--simulate %s): %.4g s per image (the FLOP model: %.4g GFLOP per image), %d polls "
+            "per unit", jb->name, sim_str(&jb->sim, sim, sizeof sim), uj->sim_s_image, flops / 1e9, uj->sim_polls);
     return 0;
 }
 
@@ -74,7 +79,7 @@ static int open_job(unit_runner *ur, int j) {
     // file must stop the run before the sampling, not after it.
     if (uj->feat && ur->rank == 0 && jb->reference[0] && (rc = refstats_check(jb->reference, uj->feat->feat_dim)))
         return rc;
-    return jb->sim.on ? simulate_job(uj, jb) : 0;
+    return jb->sim.on ? simulate_job(uj, jb, ur->rank) : 0;
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
