@@ -12,6 +12,7 @@
 #include "disa/sampler.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,12 @@ static void test_load_overrides_and_variants(void **state) {
     assert_int_equal(job_identity(&l.jobs[1], "m", "v", b, sizeof b), 0);
     assert_string_not_equal(a, b);
     assert_non_null(strstr(a, "seed=11\n"));
+    // A simulation adds a key; a real run's identity stays what it was.
+    assert_null(strstr(a, "simulated"));
+    assert_int_equal(sim_parse(&l.jobs[0].sim, "0.1"), 0);
+    assert_int_equal(job_identity(&l.jobs[0], "m", "v", b, sizeof b), 0);
+    assert_int_equal(strncmp(a, b, strlen(a)), 0);
+    assert_string_equal(b + strlen(a), "simulated=1\n");
     job_list_free(&l);
     job_override bad[] = {{"num_iter", "0"}};
     assert_int_equal(job_load(&l, p, bad, 1), DISA_EINVAL);
@@ -138,6 +145,66 @@ static void test_ledger(void **state) {
     assert_non_null(strstr(disa_errmsg(), "not a ledger line: 'garbage line'"));
 }
 
+// One fsync for many lines: a written unit is pending, not done, until ledger_sync.
+static void test_ledger_write_sync(void **state) {
+    (void)state;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/run2", g_dir);
+    mkdir(dir, 0755);
+    ledger l;
+    assert_int_equal(ledger_open(&l, dir, 6), 0);
+    assert_int_equal(ledger_write(&l, 5, 20, 2), 0);
+    assert_int_equal(ledger_write(&l, 1, 4, 4), 0);
+    assert_int_equal(ledger_write(&l, 5, 20, 2), 0);  // idempotent while pending
+    assert_int_equal(l.n_pending, 2);
+    assert_true(l.n_done == 0 && !l.done[5] && !l.done[1]);
+    assert_int_equal(ledger_sync(&l), 0);
+    assert_true(l.n_done == 2 && l.done[5] && l.done[1] && l.n_pending == 0);
+    assert_int_equal(ledger_sync(&l), 0);  // nothing pending: nothing to do
+    assert_int_equal(ledger_write(&l, 1, 4, 4), 0);  // done already: no second line
+    assert_int_equal(l.n_pending, 0);
+    ledger_close(&l);
+    assert_int_equal(ledger_open(&l, dir, 6), 0);
+    assert_true(l.n_done == 2 && l.done[5] && l.done[1]);
+    ledger_close(&l);
+}
+
+static void test_simulate_spec(void **state) {
+    (void)state;
+    sim_spec s;
+    char buf[64];
+    assert_int_equal(sim_parse(&s, "0.02"), 0);
+    assert_true(s.on && s.s_per_image == 0.02 && s.spread == 0 && s.gflops == 0);
+    assert_string_equal(sim_str(&s, buf, sizeof buf), "0.02:0");
+    assert_int_equal(sim_parse(&s, "1.5:0.25"), 0);
+    assert_true(s.s_per_image == 1.5 && s.spread == 0.25);
+    assert_int_equal(sim_parse(&s, "flops"), 0);
+    assert_true(s.on && s.s_per_image == 0 && s.gflops == 0);
+    assert_int_equal(sim_parse(&s, "flops@120:0.1"), 0);
+    assert_true(s.gflops == 120 && s.spread == 0.1);
+    assert_string_equal(sim_str(&s, buf, sizeof buf), "flops@120:0.1");
+    const char *bad[] = {"", "0", "-1", "x", "0.1:", "0.1:1", "0.1:-0.1", "flops@", "flops@0", "flopsy", "1e9", "0.1:0.2:3"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        assert_int_equal(sim_parse(&s, bad[k]), DISA_EINVAL);
+        assert_false(s.on);
+        assert_non_null(strstr(disa_errmsg(), "--simulate must be SECONDS[:SPREAD]"));
+    }
+    // Unit times: the unit's own stream, inside (1 +- spread) x the mean, about the mean.
+    assert_int_equal(sim_parse(&s, "0.5:0.2"), 0);
+    double sum = 0, lo = 1e9, hi = 0;
+    for (int u = 0; u < 2000; u++) {
+        double t = sim_unit_seconds(&s, 0.5, 7, u, 4);
+        assert_true(t == sim_unit_seconds(&s, 0.5, 7, u, 4));
+        sum += t;
+        lo = t < lo ? t : lo;
+        hi = t > hi ? t : hi;
+    }
+    assert_true(lo >= 4 * 0.5 * 0.8 && hi <= 4 * 0.5 * 1.2);
+    assert_true(lo < 4 * 0.5 * 0.82 && hi > 4 * 0.5 * 1.18);
+    assert_true(fabs(sum / 2000 - 2.0) < 0.02);
+    assert_true(sim_unit_seconds(&s, 0.5, 8, 3, 4) != sim_unit_seconds(&s, 0.5, 7, 3, 4));
+}
+
 static void test_runinfo(void **state) {
     (void)state;
     char dir[300];
@@ -151,6 +218,20 @@ static void test_runinfo(void **state) {
     assert_int_equal(exists, 1);
     assert_int_equal(runinfo_check(dir, "seed=1\ncfg=3\n", &exists), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "cfg: '2' in the folder, '3' now"));
+    // A key only the folder has is a difference too.
+    assert_int_equal(runinfo_check(dir, "seed=1\n", &exists), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "cfg: '2' in the folder, (absent) now"));
+    // A simulation and a real run never share a folder, whichever came first.
+    assert_int_equal(runinfo_check(dir, "seed=1\ncfg=2\nsimulated=1\n", &exists), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "holds a real run; a simulation does not resume it"));
+    char sdir[300];
+    snprintf(sdir, sizeof sdir, "%s/info-sim", g_dir);
+    mkdir(sdir, 0755);
+    assert_int_equal(runinfo_write(sdir, "seed=1\ncfg=2\nsimulated=1\n", ""), 0);
+    assert_int_equal(runinfo_check(sdir, "seed=1\ncfg=2\nsimulated=1\n", &exists), 0);
+    assert_int_equal(runinfo_check(sdir, "seed=1\ncfg=2\n", &exists), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "holds a simulated run (disa-gen --simulate: no images); a real run does "
+                                          "not resume it"));
     char d1[17], d2[17];
     char path[320];
     snprintf(path, sizeof path, "%s/run.json", dir);
@@ -163,7 +244,8 @@ static void test_runinfo(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan), cmocka_unit_test(test_load_overrides_and_variants),
-        cmocka_unit_test(test_ledger), cmocka_unit_test(test_runinfo),
+        cmocka_unit_test(test_ledger), cmocka_unit_test(test_ledger_write_sync), cmocka_unit_test(test_runinfo),
+        cmocka_unit_test(test_simulate_spec),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
