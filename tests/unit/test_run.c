@@ -14,6 +14,8 @@
 #include "disa/image.h"
 #include "disa/job.h"
 #include "disa/ledger.h"
+#include "disa/safetensors.h"
+#include "disa/simulate.h"
 #include "disa/score.h"
 #include "disa/summary.h"
 #include "disa/unit.h"
@@ -179,10 +181,123 @@ static void test_estimate(void **state) {
     job_list_free(&l);
 }
 
+// ----------------------------------------------------------------------------
+// disa-gen --simulate's units (simulate.h)
+
+static int g_polls;
+static int count_polls(void *ctx) {
+    g_polls++;
+    return ctx != NULL && g_polls >= *(const int *)ctx;  // stop at the given poll
+}
+
+// Row `row` of tensor `name` (cols floats) of a shard.
+static void shard_row(const char *dir, int unit, const char *name, int rows, int cols, int row, float *out) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/features/%06d.safetensors", dir, unit);
+    st_file st;
+    const float *p;
+    assert_int_equal(st_open(&st, path), 0);
+    assert_int_equal(st_get_f32(&st, name, 2, (int64_t[]){rows, cols}, &p), 0);
+    memcpy(out, p + (size_t)row * cols, sizeof(float) * (size_t)cols);
+    st_close(&st);
+}
+
+static void test_simulated_units(void **state) {
+    (void)state;
+    char a[128], b[128], path[200];
+    snprintf(a, sizeof a, "%s/sim-a", g_dir);
+    snprintf(b, sizeof b, "%s/sim-b", g_dir);
+    job_list la, lb;
+    load(&la, a);
+    load(&lb, b);
+    lb.jobs[0].eval_bsz = 4;
+    for (int k = 0; k < 2; k++) {  // as disa-gen --simulate makes them
+        job *jb = k ? &lb.jobs[0] : &la.jobs[0];
+        assert_int_equal(sim_parse(&jb->sim, "0.002:0.5"), 0);
+        jb->png = 0;
+    }
+    unit_runner ra, rb;
+    assert_int_equal(unit_runner_init(&ra, &la, 0), 0);
+    assert_int_equal(unit_runner_init(&rb, &lb, 0), 0);
+    const unit_job *uj = &ra.job[0];
+    assert_true(uj->sim_s_image == 0.002 && uj->sim_polls > 3 && uj->sim_flops.transformer > 0);
+    ledger lda, ldb;
+    prepare(&lda, &la, &ra);
+    prepare(&ldb, &lb, &rb);
+    unit_report r;
+    for (int u = 0; u < 3; u++) {
+        g_polls = 0;
+        assert_int_equal(unit_run(&ra, 0, u, count_polls, NULL, &r), 0);
+        double want = sim_unit_seconds(&la.jobs[0].sim, 0.002, la.jobs[0].seed, u, job_unit_count(&la.jobs[0], u));
+        assert_true(r.count == job_unit_count(&la.jobs[0], u) && r.rank == 0 && r.unit == u);
+        assert_true(r.t_total >= want && r.t_other >= want && g_polls >= 1);
+        assert_true(r.flops_transformer > 0 && r.tokens == (uint64_t)r.count * uj->info.token_dims[0]);
+        assert_int_equal(ledger_append(&lda, u, job_unit_first(&la.jobs[0], u), r.count), 0);
+    }
+    for (int u = 0; u < 5; u++) assert_int_equal(unit_run(&rb, 0, u, NULL, NULL, &r), 0);
+    // No PNGs; the feature rows of image i are the same whatever unit held it.
+    snprintf(path, sizeof path, "%s/00000.png", a);
+    assert_int_equal(access(path, F_OK), -1);
+    int D = uj->feat->feat_dim, NL = uj->feat->n_logits;
+    float *x = malloc(sizeof(float) * (size_t)(D + NL)), *y = malloc(sizeof(float) * (size_t)(D + NL));
+    shard_row(a, 1, "feat", 8, D, 5, x);      // image 13: unit 1 of 8, row 5
+    shard_row(b, 3, "feat", 4, D, 1, y);      // image 13: unit 3 of 4, row 1
+    shard_row(a, 1, "logits", 8, NL, 5, x + D);
+    shard_row(b, 3, "logits", 4, NL, 1, y + D);
+    assert_memory_equal(x, y, sizeof(float) * (size_t)(D + NL));
+    shard_row(a, 1, "feat", 8, D, 4, y);
+    assert_memory_not_equal(x, y, sizeof(float) * (size_t)D);
+    free(x);
+    free(y);
+    // The rank 0 merge reads the shards as a real run's.
+    job_metrics mt;
+    assert_int_equal(score_job(&mt, &la.jobs[0], uj->feat, uj->info.class_num), 0);
+    assert_true(mt.have && mt.n == 20);
+    // A poll that says stop cancels the unit.
+    int stop_at = 1;  // the first poll comes after the first slice, however long the sleep took
+    g_polls = 0;
+    assert_int_equal(unit_run(&ra, 0, 0, count_polls, &stop_at, &r), DISA_ECANCELED);
+    assert_int_equal(g_polls, 1);
+    ledger_close(&lda);
+    ledger_close(&ldb);
+    unit_runner_free(&ra);
+    unit_runner_free(&rb);
+    job_list_free(&la);
+    job_list_free(&lb);
+}
+
+// Idle time split into start, steady and tail, from reports alone.
+static void test_occupancy(void **state) {
+    (void)state;
+    unit_report rep[3];
+    memset(rep, 0, sizeof rep);
+    // t0 = 10, three ranks: rank 0 runs [10, 12]; rank 1 runs [11, 13] and [14, 16]; rank 2 none.
+    rep[0].rank = 0, rep[0].t_done = 12, rep[0].t_total = 2;
+    rep[1].rank = 1, rep[1].t_done = 16, rep[1].t_total = 2;
+    rep[2].rank = 1, rep[2].t_done = 13, rep[2].t_total = 2;
+    run_stats rs;
+    memset(&rs, 0, sizeof rs);
+    rs.messages = 7;  // left alone
+    run_stats_occupancy(&rs, rep, 3, 3, 10);
+    assert_int_equal(rs.ranks, 3);
+    assert_true(fabs(rs.wall - 6) < 1e-12);
+    assert_true(fabs(rs.busy - 6.0 / 18) < 1e-12);
+    assert_true(fabs(rs.idle_start - 1.0 / 18) < 1e-12);
+    assert_true(fabs(rs.idle_steady - 1.0 / 18) < 1e-12);
+    assert_true(fabs(rs.idle_tail - 10.0 / 18) < 1e-12);
+    assert_true(fabs(rs.busy + rs.idle_start + rs.idle_steady + rs.idle_tail - 1) < 1e-12);
+    assert_true(fabs(rs.first_unit_p50 - 0.5) < 1e-12 && fabs(rs.first_unit_max - 1) < 1e-12);
+    assert_true(rs.messages == 7);
+    run_stats_occupancy(&rs, rep, 0, 3, 10);  // no reports: nothing measured
+    assert_true(rs.wall == 0 && rs.busy == 0 && rs.idle_tail == 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_units_any_order_resume_score),
         cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_simulated_units),
+        cmocka_unit_test(test_occupancy),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
