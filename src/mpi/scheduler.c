@@ -359,9 +359,10 @@ static void warn_rounds(const scheduler *s) {
     int rounds = (U + N - 1) / N;
     double best = (double)U / ((double)N * rounds);
     if (U < N) {
-        LOG(LOG_WARN, "only %d units for %d ranks: %d ranks will get no unit and the run uses at most %.0f%% of them. "
-            "Run on at most %d ranks, or choose a smaller eval_bsz (a different run: its folder and identity change, "
-            "and so may the last bits of its images)", U, N, N - U, 100 * best, U);
+        LOG(LOG_WARN, "only %d unit%s for %d ranks: %d rank%s will get no unit and the run uses at most %.0f%% of "
+            "them. Run on at most %d rank%s, or choose a smaller eval_bsz (a different run: its folder and identity "
+            "change, and so may the last bits of its images)", U, U == 1 ? "" : "s", N, N - U, N - U == 1 ? "" : "s",
+            100 * best, U, U == 1 ? "" : "s");
     } else if (!s->o->quiet) {
         LOG(LOG_INFO, "%d units on %d ranks: %d rounds, the last with %d units; with equal unit times the ranks are busy "
             "at most %.1f%% of the run", U, N, rounds, U - N * (rounds - 1), 100 * best);
