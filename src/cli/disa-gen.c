@@ -222,6 +222,10 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             ov[n_ov++].value = val;
         }
     }
+    if (want_estimate && sim.on) {
+        fprintf(stderr, "disa-gen: --estimate and --simulate exclude each other\n");
+        return 2;
+    }
     if (n_files == 0) {
         fprintf(stderr, "disa-gen: no job file given\n");
         usage(stderr);
@@ -234,10 +238,6 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
         }
     if ((variant && job_list_keep_variant(jobs, variant) != 0) || (!want_estimate && job_list_check_outputs(jobs) != 0)) {
         fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
-        return 2;
-    }
-    if (want_estimate && sim.on) {
-        fprintf(stderr, "disa-gen: --estimate and --simulate exclude each other\n");
         return 2;
     }
     if (want_estimate) return PARSE_ESTIMATE;
