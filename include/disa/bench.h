@@ -33,8 +33,9 @@ int bench_time_head(const mar_model *m, arena *a, const gd_tables *tb, int R2, i
 // One network evaluation each in bf16 and fp32 on the same random inputs: the transformer
 // with half the tokens known (z of the unknown rows, both CFG halves of B images) and
 // one head step at t = 500: normwise errors max|bf16 - fp32| / max|fp32| of z, of eps
-// and of the variance channels.
-int bench_bf16_check(const mar_model *m, arena *a, int B, int cfg, double *err_z, double *err_eps, double *err_var);
+// and of the variance channels. m32 and m16: the same weights prepared for fp32 and bf16.
+int bench_bf16_check(const mar_model *m32, const mar_model *m16, arena *a, int B, int cfg, double *err_z,
+                     double *err_eps, double *err_var);
 
 // Transformer timings at some known-token counts, head timings at row counts.
 typedef struct bench_point {

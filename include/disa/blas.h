@@ -14,20 +14,7 @@ void blas_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 void blas_linear(float *y, const float *x, const float *W, const float *bias,
                  int M, int K, int N);
 
-// Precision of blas_linear on the calling thread: BLAS_FP32 (the default, OpenBLAS) or
-// BLAS_BF16 (oneDNN matmul on bf16-rounded inputs and weights, fp32 accumulation and
-// output; src/core/bf16.c). Other GEMMs (attention, convolutions) stay fp32. Returns the
-// previous setting. Check blas_bf16_available() before asking for BLAS_BF16. While bf16
-// is on, OpenBLAS runs on one thread (see blas.c).
-enum { BLAS_FP32 = 0, BLAS_BF16 = 1 };
-int blas_set_precision(int precision);
-// 0 when bf16 Linear layers can run here (oneDNN loads, the CPU has AVX512_BF16),
-// else DISA_EINVAL with a message saying why.
-int blas_bf16_available(void);
-// Drop the bf16 copies of weights (their fp32 source is about to be unmapped).
-void blas_bf16_forget(void);
-
-void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN
+void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN (bf16.h)
 int blas_get_threads(void);
 // OpenBLAS's name for the kernel set in use ("SkylakeX", "Haswell", "Prescott", ...).
 const char *blas_corename(void);

@@ -15,7 +15,7 @@
 #include "disa/unit.h"
 
 typedef struct estimate {
-    int precision;                    // BLAS_FP32 / BLAS_BF16: what the calibration ran
+    int precision;                    // PRECISION_FP32 / PRECISION_BF16: what the calibration ran
     int threads;                      // BLAS threads of the calibration (this machine's cores)
     double flops_sample;              // FLOP model per image: transformer + head
     double flops_decode, flops_feat;  // per image, as decoder_run and the feature net count them
@@ -28,7 +28,8 @@ typedef struct estimate {
     double flops_measured;            // what the calibration's sampler counted (blas.h)
 } estimate;
 
-// Calibrate job j of ur (opened by unit_runner_init) at `precision`, spending about
+// Calibrate job j of ur (opened by unit_runner_init) at `precision` (FP32 or BF16; the
+// job's model is prepared for it, a shared one too), spending about
 // budget_s seconds in the sampler. Writes nothing to disk. 0, or an error (message set).
 int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budget_s);
 

@@ -14,8 +14,9 @@
 // "format" of their safetensors "config" metadata.
 //
 // What every family shares, outside its table:
-// - `precision` (fp32 | bf16), a sampling key of every family: the Linear layers of
-//   the sampler run as bf16 matmuls (blas.h); decoding and feature nets stay fp32;
+// - `precision` (fp32 | bf16 | auto), a sampling key of every family: what the opened
+//   model is prepared for (`prepare`; bf16.h: matmul inputs bf16, fp32 accumulation and
+//   statistics); decoding and feature nets stay fp32;
 // - the randomness: image i of a run draws from Philox streams keyed by (seed, i)
 //   (rng.h), so it is the same image whatever its batch, unit and rank;
 // - the latent: [C, H, W] per image, either the image itself in [-1, 1] (pixel-space
@@ -75,6 +76,10 @@ struct family {
     // Model: open a file (every problem named, see the family's loader) / a config preset
     // without weights, for FLOP tables (DISA_ENOTFOUND: not a preset of this family).
     int (*open)(void **model, const char *path);
+    // Prepare an opened model for a precision (precision_kind: FP32, or BF16, which packs
+    // its weights once; AUTO resolves first). A model serves samplers of the precision it
+    // is prepared for. DISA_EINVAL when bf16 cannot run here (the message says why).
+    int (*prepare)(void *model, int precision);
     int (*preset)(void **model, const char *name);
     void (*close)(void *model);
     void (*info)(const void *model, family_info *out);
@@ -90,7 +95,8 @@ struct family {
     int (*params_check)(const family_params *p);
     const char *(*params_str)(const family_params *p, char *buf, int n);
 
-    // Sampler for batches of up to max_batch images of one model and setting.
+    // Sampler for batches of up to max_batch images of one model and setting, the model
+    // prepared for `precision` (AUTO: for what AUTO resolves to).
     int (*sampler_new)(void **s, const void *model, const family_params *p, int precision, int max_batch);
     // tokens [B, token_dims] of images labels[B] whose streams are keyed by (seed,
     // index[b]); stats added to *st; poll may be NULL.
@@ -116,8 +122,8 @@ const family *family_for_file(const char *path);
 // The family with a preset of that name (open with ->preset), or NULL.
 const family *family_for_preset(const char *name);
 
-// The shared sampling key: "precision" (fp32 | bf16) into *precision (BLAS_FP32 /
-// BLAS_BF16). DISA_ENOTFOUND for another key, DISA_EINVAL naming the value.
+// The shared sampling key: "precision" (fp32 | bf16 | auto) into *precision (a
+// precision_kind, bf16.h). DISA_ENOTFOUND for another key, DISA_EINVAL naming the value.
 int family_precision_set(int *precision, const char *key, const char *value);
 // Any family's key or "precision": the command-line flags a program may pass on.
 int family_is_sampling_key(const char *key);
@@ -125,8 +131,8 @@ int family_is_sampling_key(const char *key);
 // for a key no family has, DISA_EINVAL "'--KEY' does not apply to NAME models" for
 // another family's key.
 int family_sampling_set(const family *f, family_params *p, int *precision, const char *key, const char *value);
-// params_str, plus " precision=bf16" for bf16 (fp32 adds nothing, so the identity of
-// runs started before the key existed holds).
+// params_str, plus " precision=bf16" for bf16 (" precision=auto" while unresolved; fp32
+// adds nothing, so the identity of runs started before the key existed holds).
 const char *family_sampling_str(const family *f, const family_params *p, int precision, char *buf, int n);
 // The known keys of f for messages: "num_iter cfg ... precision".
 const char *family_keys_str(const family *f, char *buf, int n);

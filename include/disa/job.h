@@ -38,7 +38,7 @@ typedef struct job {
     int n_labels;
     int png;                       // write PNGs (false: features only)
     int family;                    // the model's family: family_at(family)
-    int precision;                 // the shared sampling key: BLAS_FP32 or BLAS_BF16
+    int precision;                 // the shared sampling key: a precision_kind (bf16.h); disa-gen resolves auto
     family_params params;          // the family's own sampling settings
     sim_spec sim;                  // disa-gen --simulate (simulate.h); sim.on = 0 for a real run
 } job;

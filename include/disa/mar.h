@@ -4,6 +4,7 @@
 #ifndef DISA_MAR_H
 #define DISA_MAR_H
 #include "disa/arena.h"
+#include "disa/bf16.h"
 #include "disa/safetensors.h"
 
 typedef enum { TOKENIZER_PATCH, TOKENIZER_KL16, TOKENIZER_COUNT } tokenizer_kind;
@@ -47,6 +48,11 @@ typedef struct dl_resblock {
     const float *ada_w, *ada_b;      // adaLN_modulation.1.{weight (3w, w), bias (3w)}
 } dl_resblock;
 
+// The bf16 forms of the transformer (mar.c) and the head (diffloss.c): packed weights
+// and their primitives, made by mar_prepare.
+typedef struct mar_bf16 mar_bf16;
+typedef struct dl_bf16 dl_bf16;
+
 // diffloss.net: in C channels, width w, condition z_dim, `depth` res blocks.
 typedef struct diffloss_net {
     int C, w, z_dim, depth;
@@ -58,6 +64,7 @@ typedef struct diffloss_net {
     dl_resblock *blocks;             // [depth]
     const float *fada_w, *fada_b;    // final_layer.adaLN_modulation.1.{weight (2w, w), bias (2w)}
     const float *flin_w, *flin_b;    // final_layer.linear.{weight (2C, w), bias (2C)}
+    dl_bf16 *bf16;                   // the bf16 form when prepared for bf16, else NULL
 } diffloss_net;
 
 typedef struct mar_model {
@@ -77,12 +84,21 @@ typedef struct mar_model {
     const float *dec_norm_w, *dec_norm_b; // decoder_norm (dec)
     const float *diff_pos;           // diffusion_pos_embed_learned (1, seq, dec)
     diffloss_net head;               // diffloss.net.*
+    precision_kind precision;        // what mar_prepare made it: FP32 (after mar_open) or BF16
+    mar_bf16 *bf16;                  // the bf16 form when BF16, else NULL
 } mar_model;
 
 // Open `path`, parse its config, bind every tensor (all missing or mis-shaped ones are
-// listed in one message). The model owns the mapping until mar_close.
+// listed in one message). The model owns the mapping until mar_close. It opens as FP32.
 int mar_open(mar_model *m, const char *path);
 void mar_close(mar_model *m);
+// Prepare m for precision p (AUTO is resolved first: precision_resolve). BF16 packs every
+// Linear of the transformer and the head once into oneDNN's layout; mar_forward and the
+// diffloss_* calls then run in bf16 (bf16.h: matmul inputs bf16, fp32 accumulation,
+// LayerNorm and softmax statistics, residual stream and outputs). FP32 drops the bf16
+// form. 0, or DISA_EINVAL (bf16 cannot run here: the message says why) / DISA_ENOMEM, and
+// m stays as it was. A model prepared for bf16 serves one thread at a time.
+int mar_prepare(mar_model *m, precision_kind p);
 // The full list of tensors (official names, shapes) for m->cfg, with dst pointers into m.
 // Allocates m's block arrays; *tab and *names are the caller's to free. Used by the
 // loader and by tools that write models.
@@ -111,10 +127,14 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
 
 // diffusion head ---------------------------------------------------------------
 
+// The head runs in bf16 when h->bf16 is set (mar_prepare). Each call returns 0 or, in
+// bf16 only, the error of a primitive that could not be made (message set); fp32 fails
+// only when the arena is too small.
 // ce[N, w] = cond_embed(c): the part of the head's input that is fixed for an AR step.
-void diffloss_cond(const diffloss_net *h, float *ce, const float *c /*[N, z_dim]*/, int N);
+// The arena gives the bf16 copy of c (diffloss_scratch_bytes covers it).
+int diffloss_cond(const diffloss_net *h, arena *a, float *ce, const float *c /*[N, z_dim]*/, int N);
 // te[w] = time_embed(t): one per diffusion step, shared by every row.
-void diffloss_time(const diffloss_net *h, float *te, float t);
+int diffloss_time(const diffloss_net *h, float *te, float t);
 size_t diffloss_scratch_bytes(const diffloss_net *h, int N);
 // out[N, 2C] (eps | var_values) = net(x[N, C], t, c) given te and ce from above.
 int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
@@ -123,6 +143,8 @@ int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x
 // embeddings (te_row NULL: every row uses te[0..w), as diffloss_forward).
 int diffloss_forward_te(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
                         const int *te_row, const float *ce, int N);
+// Pack the head for p (FP32 drops the bf16 form); mar_prepare calls it. As mar_prepare.
+int diffloss_prepare(diffloss_net *h, precision_kind p);
 
 // token layout ------------------------------------------------------------------
 

@@ -1,17 +1,22 @@
 // nn.h: fp32 forward kernels shared by the models (MAR transformer, DiffLoss head,
-// KL-16 decoder, Inception feature net).
+// KL-16 decoder, Inception feature net), and the bf16 forms the transformer uses.
 //
 // Conventions (STYLE.md §3): outputs first, then const inputs, then weights, then
 // sizes; every pointer carries its shape. Tensors are dense and row-major; images are
-// NCHW. No kernel allocates, logs or fails: sizes are trusted (the model loaders check
-// shapes once), and work memory comes from the caller through a `scratch` pointer whose
-// size the matching `*_scratch_floats` function gives. Kernels are single-threaded except
-// for the GEMMs they hand to OpenBLAS (blas.h), which count their own FLOPs.
+// NCHW. No kernel allocates or logs, and only the bf16 attention can fail (a oneDNN
+// primitive it cannot make): sizes are trusted (the model loaders check shapes once),
+// and work memory comes from the caller through a `scratch` pointer whose size the
+// matching `*_scratch_floats` / `*_scratch_bytes` function gives. Kernels are
+// single-threaded except for the GEMMs they hand to OpenBLAS (blas.h) or oneDNN
+// (bf16.h), which count their own FLOPs.
 //
 // "In-place allowed" means out == inp is supported; otherwise the buffers must not overlap.
 #ifndef DISA_NN_H
 #define DISA_NN_H
 #include <stddef.h>
+#include <stdint.h>
+
+#include "disa/bf16.h"
 
 // ----------------------------------------------------------------------------
 // Linear (torch.nn.functional.linear): out = inp W^T + b.
@@ -64,6 +69,28 @@ void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
 // P*T floats. For a block whose output is needed only at P rows.
 void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, const float *kv /*[B*T,2d]*/,
                             float *scratch /*[P*T]*/, int B, int P, int T, int d, int heads);
+
+// ----------------------------------------------------------------------------
+// bf16 forms (--precision bf16, bf16.h): fp32 statistics, bf16 outputs for the matmul
+// that follows.
+
+// layer_norm as above, then x * (1 + scale) + shift with per-row modulation rows when
+// scale is non-NULL (DiT's adaLN modulate), rounded to bf16. shift/scale [N, C].
+void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
+                            const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                            const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
+                            int N, int C, float eps);
+// softmax_forward's values rounded to bf16; x is overwritten (it holds the exponentials).
+void softmax_bf16_forward(uint16_t *out /*[N,C]*/, float *x /*[N,C]*/, int N, int C);
+// attention_rows_forward in bf16: q [B*P, d] (row stride ldq), k and v [B*T, d] each
+// (row stride ldkv) -> out [B*P, d], per image two batched oneDNN matmuls over the heads
+// with the softmax between them in fp32. The full self-attention is P = T with q, k, v
+// the three column blocks of qkv (ldq = ldkv = 3d). Scratch: attention_bf16_scratch_bytes.
+// 0, or the error of a matmul that could not run (message set).
+size_t attention_bf16_scratch_bytes(int P, int T, int heads);
+int attention_bf16_forward(bf16_cache *c, uint16_t *out /*[B*P,d]*/, const uint16_t *q, int ldq,
+                           const uint16_t *k, const uint16_t *v, int ldkv, void *scratch, int B, int P, int T,
+                           int d, int heads);
 
 // ----------------------------------------------------------------------------
 // 2-D convolution (torch.nn.functional.conv2d, groups 1, dilation 1, zero padding),

@@ -21,7 +21,7 @@ typedef struct sample_params {
     gd_sampler sampler;      // --diff_sampler: default | DiSA | DDIM | DPM_Solver | DPM_Solver++
     int upper, lower;        // --diff_upper_steps / --diff_lower_steps ("default" uses upper)
     disa_strategy strategy;  // --diff_annealing_strategy (adaptive: LINEAR here and adaptive = 1)
-    int precision;           // --precision fp32 | bf16 (BLAS_FP32 / BLAS_BF16): the Linear layers
+    precision_kind precision; // --precision fp32 | bf16 | auto: the model's matmuls (bf16.h)
     int dpm_order;           // --dpm_order 1..3: the DPM samplers' multistep order (official call: 1)
     int adaptive;            // --diff_annealing_strategy adaptive (adaptive.h): steps per token from a signal
     double budget;           // --diff_budget: adaptive's mean requested steps per token, in [lower, upper]
@@ -138,7 +138,10 @@ int head_work_alloc(head_work *w, arena *a, const diffloss_net *h, int R, int cf
 int mar_head_step(const diffloss_net *h, arena *a, const head_work *w, float *x, const float *ce, const float *noise,
                   const gd_tables *tb, int i, const head_step_opts *o, int R);
 
-// Prepare tables and scratch for batches of up to max_batch images.
+// Prepare tables and scratch for batches of up to max_batch images. The model must be
+// prepared for p->precision (mar_prepare; AUTO resolves here, and s->p holds what it
+// became): DISA_EINVAL names both when it is not. Also fails with the message of a bad
+// parameter or of memory. sampler_run refuses once the model was prepared for another.
 int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max_batch);
 void sampler_free(sampler *s);
 

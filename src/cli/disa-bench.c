@@ -23,6 +23,7 @@
 // The program is one function per mode, each printing its lines and its JSON member;
 // what they measure is MAR's (its AR steps, its diffusion head and DiSA's step counts).
 #include "disa/bench.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
@@ -239,6 +240,8 @@ static int open_model(bench *b) {
             return 2;
         }
         b->have_weights = 1;
+        // The timed passes run in the sampling precision; --bf16_check opens its own pair.
+        if (mar_prepare(&b->m, o->p.precision) != 0) return failed();
     }
     b->c = &b->m.cfg;
     if ((o->run || o->extrap || o->bf16_check) && !b->have_weights) {
@@ -314,15 +317,23 @@ static void mode_steps(const bench *b) {
 // --bf16_check
 
 static int mode_bf16_check(bench *b) {
-    if (blas_bf16_available() != 0) {
+    if (bf16_available() != 0) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         return 2;
     }
+    // The model twice: one prepared for fp32, one for bf16 (the file is mapped once).
+    mar_model m[2];
     arena a;
     double ez, ee, ev;
-    if (arena_init(&a, bench_scratch_bytes(&b->m, b->B, b->cfg), "bf16 check") ||
-        bench_bf16_check(&b->m, &a, b->B, b->cfg, &ez, &ee, &ev))
-        return failed();
+    int rc = mar_open(&m[0], b->o.model);
+    if (!rc && (rc = mar_open(&m[1], b->o.model)) != 0) mar_close(&m[0]);
+    if (rc) return failed();
+    if (mar_prepare(&m[1], PRECISION_BF16) || arena_init(&a, bench_scratch_bytes(&b->m, b->B, b->cfg), "bf16 check") ||
+        bench_bf16_check(&m[0], &m[1], &a, b->B, b->cfg, &ez, &ee, &ev))
+        rc = failed();
+    mar_close(&m[0]);
+    mar_close(&m[1]);
+    if (rc) return rc;
     arena_free(&a);
     printf("bf16 vs fp32, one evaluation (batch %d, half the tokens known): transformer z normwise error %.3g; "
            "diffusion head eps %.3g, variance channels %.3g\n", b->B, ez, ee, ev);
@@ -540,9 +551,7 @@ static void json_schedules(const bench *b) {
 }
 
 static int mode_extrapolate(bench *b) {
-    // The step shapes are timed with the sampler's Linear precision (sampler_run sets it
-    // itself for --run); decode and features below stay fp32.
-    int old_precision = blas_set_precision(b->o.p.precision);
+    // The step shapes are timed in the precision the model is prepared for (open_model).
     arena a;
     static bench_head_point hp[2048];
     bench_point tp[16];
@@ -561,7 +570,6 @@ static int mode_extrapolate(bench *b) {
         json_schedules(b);
     }
     arena_free(&a);
-    blas_set_precision(old_precision);
     return rc ? failed() : 0;
 }
 
@@ -665,7 +673,8 @@ int main(int argc, char **argv) {
     if (rc) return rc == PARSE_HELP ? 0 : rc;
     opts *o = &b.o;
     if (o->threads) blas_set_threads(o->threads);
-    if (o->p.precision == BLAS_BF16 && blas_bf16_available() != 0) {
+    o->p.precision = precision_resolve(o->p.precision, NULL, 0);
+    if (o->p.precision == PRECISION_BF16 && bf16_available() != 0) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         return 2;
     }

@@ -13,6 +13,7 @@
 // Exit status: 0 done, stopped resumably (SIGTERM/SIGUSR1) or --help; 2 bad arguments,
 // job files or model files (nothing written); 1 failures while running.
 #include "disa/bench.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
@@ -248,7 +249,7 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
 // first unit on this machine (estimate.h), at the job's precision and, where this CPU
 // runs bf16, at the other one too. Writes nothing.
 // The calibration runs in one process with a rank's threads; "here" is all ranks' cores.
-static int run_estimate(const job_list *jobs, const generator_opts *o, int ranks) {
+static int run_estimate(job_list *jobs, const generator_opts *o, int ranks) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = o->threads > 0 ? o->threads : online > ranks ? (int)online / ranks : 1;
     blas_set_threads(threads);
@@ -256,18 +257,21 @@ static int run_estimate(const job_list *jobs, const generator_opts *o, int ranks
     if (g_n_cores == 0) g_n_cores = 1, g_cores[g_n_cores++] = 64;
     char blas[512];
     printf("estimate on this machine: %s\n", cpu_blas_describe(blas, sizeof blas));
+    // auto: what this machine runs (the run itself picks bf16 only if every rank can).
+    for (int j = 0; j < jobs->n; j++)
+        jobs->jobs[j].precision = precision_resolve((precision_kind)jobs->jobs[j].precision, NULL, 0);
     unit_runner ur;
     double t0 = clock_now();
     int rc = unit_runner_init(&ur, jobs, 0);
     double t_load = clock_now() - t0, total[2] = {0, 0};
     if (!rc) printf("loading the models: %.1f s (once per run and rank)\n\n", t_load);
-    int bf16 = blas_bf16_available() == 0;
+    int bf16 = bf16_available() == 0;
     disa_err_clear();
     for (int j = 0; !rc && j < jobs->n; j++) {
         const job *jb = &jobs->jobs[j];
         for (int k = 0; k < 2 && !rc; k++) {
-            int prec = k == 0 ? jb->precision : (jb->precision == BLAS_BF16 ? BLAS_FP32 : BLAS_BF16);
-            if (k == 1 && prec == BLAS_BF16 && !bf16) break;
+            int prec = k == 0 ? jb->precision : (jb->precision == PRECISION_BF16 ? PRECISION_FP32 : PRECISION_BF16);
+            if (k == 1 && prec == PRECISION_BF16 && !bf16) break;
             estimate e;
             if ((rc = estimate_job(&e, &ur, j, prec, 10.0)) != 0) break;
             estimate_print(&e, jb, jb->num_images, g_cores, g_n_cores);

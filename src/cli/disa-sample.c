@@ -6,12 +6,13 @@
 //                --diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++ --dpm_order 1|2|3
 //                --diff_upper_steps U --diff_lower_steps L
 //                --diff_annealing_strategy linear|cosine|two-stage|constant|adaptive
-//                --diff_budget B --diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]
+//                --diff_budget B --diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16|auto]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
 // (the sampler's output, MAR: [B, seq, token_dim]) and the images DIR/00000.png ...
 // (pixel-space models directly, KL-16 models through --vae), and prints per-phase
 // timing, FLOPs and NFE per token.
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
@@ -36,7 +37,7 @@ static int usage(FILE *f) {
             "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L]\n"
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
-            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]\n");
+            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16|auto]\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -105,9 +106,10 @@ static int parse(int argc, char **argv, opts *o) {
 }
 
 // The sampling flags under the model's family, checked. Returns 0, or 2 after a message.
-static int sampling_from_flags(const opts *o, const family *fam, family_params *p, int *precision) {
+static int sampling_from_flags(const opts *o, const family *fam, family_params *p, int *precision, char *why,
+                               int nwhy) {
     fam->params_init(p);
-    *precision = BLAS_FP32;
+    *precision = PRECISION_FP32;
     for (int k = 0; k < o->n_samp; k++) {
         int rc = family_sampling_set(fam, p, precision, o->samp_key[k], o->samp_val[k]);
         if (rc == DISA_ENOTFOUND) rc = disa_err(DISA_EINVAL, "unknown flag '--%s'", o->samp_key[k]);
@@ -116,7 +118,9 @@ static int sampling_from_flags(const opts *o, const family *fam, family_params *
             return 2;
         }
     }
-    if (fam->params_check(p) != 0 || (*precision == BLAS_BF16 && blas_bf16_available() != 0)) {
+    // auto becomes bf16 or fp32 here, so what runs is what the log line names.
+    *precision = (int)precision_resolve((precision_kind)*precision, why, nwhy);
+    if (fam->params_check(p) != 0 || (*precision == PRECISION_BF16 && bf16_available() != 0)) {
         fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
         return 2;
     }
@@ -181,7 +185,8 @@ int main(int argc, char **argv) {
     const family *fam = family_for_file(o.model);
     family_params params;
     int precision;
-    if ((status = sampling_from_flags(&o, fam, &params, &precision)) != 0) return status;
+    char why[512];
+    if ((status = sampling_from_flags(&o, fam, &params, &precision, why, sizeof why)) != 0) return status;
     if (o.threads > 0) blas_set_threads((int)o.threads);
     void *model = NULL, *sampler = NULL;
     vae_model vae = {0};
@@ -190,6 +195,7 @@ int main(int argc, char **argv) {
     // Where the outputs go is checked before anything is loaded or sampled.
     int rc = o.out ? path_check_writable(o.out, 1, "--out") : 0;
     if (!rc) rc = fam->open(&model, o.model);
+    if (!rc && (rc = fam->prepare(model, precision)) != 0) fam->close(model);
     if (rc) {
         fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
         return disa_exit_status(rc);
@@ -221,7 +227,7 @@ int main(int argc, char **argv) {
     if (fam->sampler_new(&sampler, model, &params, precision, B) != 0) goto fail;
     char ps[512], desc[256], blas[512];
     family_sampling_str(fam, &params, precision, ps, sizeof ps);
-    fprintf(stderr, "disa-sample: %s\n", cpu_blas_describe(blas, sizeof blas));
+    fprintf(stderr, "disa-sample: %s; precision %s\n", cpu_blas_describe(blas, sizeof blas), why);
     fprintf(stderr, "disa-sample: %s: %s; %s\n", o.model, fam->describe(model, desc, sizeof desc), ps);
     sample_stats st = {0};
     double t0 = clock_now();

@@ -1,10 +1,9 @@
 // blas.c: row-major sgemm wrapper over OpenBLAS's CBLAS, with FLOP counting.
 #include "disa/blas.h"
-#include "bf16.h"
+#include "disa/bf16.h"
 #include "disa/vec.h"
 
 #include <cblas.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 static _Thread_local uint64_t g_flops;
@@ -31,38 +30,8 @@ enum { SMALL_M = 128 };
 static _Thread_local float *g_yt;
 static _Thread_local size_t g_yt_cap;
 
-static _Thread_local int g_precision = BLAS_FP32;
-
-// OpenBLAS threads while bf16 is on, to restore after (0: not pinned).
-static int g_pinned;
-
-int blas_set_precision(int precision) {
-    int old = g_precision;
-    g_precision = precision;
-    // In bf16 the Linears run on oneDNN's OpenMP threads; OpenBLAS (attention only) stays
-    // on one thread so its idle workers do not spin against them (MAR-B batch 8, 2
-    // threads: transformer 236 GFLOPS with both pools active, 279 with OpenBLAS on one).
-    if (precision == BLAS_BF16 && !g_pinned && openblas_get_num_threads() > 1) {
-        g_pinned = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-    } else if (precision != BLAS_BF16 && g_pinned) {
-        openblas_set_num_threads(g_pinned);
-        g_pinned = 0;
-    }
-    return old;
-}
-
 DISA_VEC
 void blas_linear(float *y, const float *x, const float *W, const float *bias, int M, int K, int N) {
-    if (g_precision == BLAS_BF16 && M > 0 && N > 0 && K > 0) {
-        if (blas_bf16_linear(y, x, W, bias, M, K, N) == 0) {
-            g_flops += 2ull * (uint64_t)M * (uint64_t)N * (uint64_t)K;
-            return;
-        }
-        // Out of memory for a weight copy or a primitive: this product runs in fp32.
-        static _Thread_local int warned;
-        if (!warned++) fprintf(stderr, "disa: warning: a bf16 Linear could not run (%dx%dx%d); using fp32 for it\n", M, K, N);
-    }
     if (M > 0 && M <= SMALL_M && N > 0 && K > 0) {
         // With few rows OpenBLAS repacks the whole weight matrix for a handful of output
         // rows (measured on MAR-B-sized 1024x1024 weights, 1 thread, weights not in cache:
@@ -107,11 +76,10 @@ void blas_linear(float *y, const float *x, const float *W, const float *bias, in
 }
 
 void blas_set_threads(int n) {
-    if (g_pinned) g_pinned = n;  // applies when bf16 ends
-    else openblas_set_num_threads(n);
-    blas_bf16_set_threads(n);
+    openblas_set_num_threads(n);
+    bf16_set_threads(n);
 }
-int blas_get_threads(void) { return g_pinned ? g_pinned : openblas_get_num_threads(); }
+int blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *blas_corename(void) { return openblas_get_corename(); }
 
 uint64_t blas_flops(void) { return g_flops; }

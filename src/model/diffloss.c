@@ -3,28 +3,121 @@
 // FinalLayer.forward, TimestepEmbedder (DESIGN §6). The condition embedding is computed
 // once per AR step and the time embedding once per diffusion step (once per distinct
 // time when the rows of one call are at different times), not per row.
+#include "disa/bf16.h"
 #include "disa/err.h"
 #include "disa/mar.h"
 #include "disa/vec.h"
 #include "disa/nn.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-void diffloss_cond(const diffloss_net *h, float *ce, const float *c, int N) {
-    linear_forward(ce, c, h->cond_w, h->cond_b, N, h->z_dim, h->w);
+// ----------------------------------------------------------------------------
+// The bf16 form: every Linear packed once. adaLN_modulation's [3w, w] weight is three
+// Linears (shift, scale, gate), so each output is a dense [N, w] block: the gate then
+// enters fc2's epilogue as a oneDNN binary post-op, which needs a dense operand.
+
+typedef struct dl_block_bf16 {
+    bf16_linear shift, scale, gate, fc1, fc2;
+} dl_block_bf16;
+
+struct dl_bf16 {
+    bf16_cache *cache;
+    bf16_linear t0, t2, cond, in, fshift, fscale, flin;
+    dl_block_bf16 *blocks;  // [depth]
+};
+
+static void dl_bf16_delete(dl_bf16 *b, int depth) {
+    if (!b) return;
+    bf16_linear *all[] = {&b->t0, &b->t2, &b->cond, &b->in, &b->fshift, &b->fscale, &b->flin};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) bf16_linear_free(all[i]);
+    for (int i = 0; b->blocks && i < depth; i++) {
+        dl_block_bf16 *k = &b->blocks[i];
+        bf16_linear *bl[] = {&k->shift, &k->scale, &k->gate, &k->fc1, &k->fc2};
+        for (size_t j = 0; j < sizeof bl / sizeof *bl; j++) bf16_linear_free(bl[j]);
+    }
+    free(b->blocks);
+    bf16_cache_delete(b->cache);
+    free(b);
 }
 
-void diffloss_time(const diffloss_net *h, float *te, float t) {
+int diffloss_prepare(diffloss_net *h, precision_kind p) {
+    if (p == PRECISION_AUTO) p = precision_resolve(p, NULL, 0);
+    if (p == PRECISION_FP32) {
+        dl_bf16_delete(h->bf16, h->depth);
+        h->bf16 = NULL;
+        return 0;
+    }
+    if (h->bf16) return 0;
+    int rc = bf16_available(), w = h->w;
+    if (rc) return rc;
+    dl_bf16 *b = calloc(1, sizeof *b);
+    if (!b || !(b->blocks = calloc((size_t)h->depth, sizeof *b->blocks)) || !(b->cache = bf16_cache_new(32))) {
+        dl_bf16_delete(b, h->depth);
+        return disa_err(DISA_ENOMEM, "diffusion head: out of memory for its bf16 form");
+    }
+    size_t ww = (size_t)w * w;
+    rc = bf16_linear_init(&b->t0, h->t0_w, h->t0_b, 256, w);
+    if (!rc) rc = bf16_linear_init(&b->t2, h->t2_w, h->t2_b, w, w);
+    if (!rc) rc = bf16_linear_init(&b->cond, h->cond_w, h->cond_b, h->z_dim, w);
+    if (!rc) rc = bf16_linear_init(&b->in, h->in_w, h->in_b, h->C, w);
+    for (int i = 0; !rc && i < h->depth; i++) {
+        const dl_resblock *r = &h->blocks[i];
+        dl_block_bf16 *k = &b->blocks[i];
+        rc = bf16_linear_init(&k->shift, r->ada_w, r->ada_b, w, w);
+        if (!rc) rc = bf16_linear_init(&k->scale, r->ada_w + ww, r->ada_b + w, w, w);
+        if (!rc) rc = bf16_linear_init(&k->gate, r->ada_w + 2 * ww, r->ada_b + 2 * w, w, w);
+        if (!rc) rc = bf16_linear_init(&k->fc1, r->fc1_w, r->fc1_b, w, w);
+        if (!rc) rc = bf16_linear_init(&k->fc2, r->fc2_w, r->fc2_b, w, w);
+    }
+    if (!rc) rc = bf16_linear_init(&b->fshift, h->fada_w, h->fada_b, w, w);
+    if (!rc) rc = bf16_linear_init(&b->fscale, h->fada_w + ww, h->fada_b + w, w, w);
+    if (!rc) rc = bf16_linear_init(&b->flin, h->flin_w, h->flin_b, w, 2 * h->C);
+    if (rc) {
+        dl_bf16_delete(b, h->depth);
+        return disa_err_wrap(rc, "diffusion head, bf16: ");
+    }
+    h->bf16 = b;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+
+int diffloss_cond(const diffloss_net *h, arena *a, float *ce, const float *c, int N) {
+    if (!h->bf16) {
+        linear_forward(ce, c, h->cond_w, h->cond_b, N, h->z_dim, h->w);
+        return 0;
+    }
+    size_t mark = arena_mark(a);
+    uint16_t *cb = arena_alloc(a, sizeof(uint16_t) * (size_t)N * h->z_dim);
+    if (!cb) return DISA_ENOMEM;
+    bf16_from_f32(cb, c, (size_t)N * h->z_dim);
+    int rc = bf16_linear_forward(h->bf16->cache, &h->bf16->cond, ce, 0, cb, NULL, N, BF16_EPI_NONE);
+    arena_reset(a, mark);
+    return rc;
+}
+
+int diffloss_time(const diffloss_net *h, float *te, float t) {
     float freq[256], hid[65536];
     gd_timestep_embedding(freq, t, 256, 10000.0f);
-    // w <= 65536 is checked when the config is parsed.
+    if (h->bf16) {
+        // w <= 65536 is checked when the config is parsed.
+        uint16_t fb[256], hb[65536];
+        bf16_from_f32(fb, freq, 256);
+        int rc = bf16_linear_forward(h->bf16->cache, &h->bf16->t0, hb, 1, fb, NULL, 1, BF16_EPI_SILU);
+        return rc ? rc : bf16_linear_forward(h->bf16->cache, &h->bf16->t2, te, 0, hb, NULL, 1, BF16_EPI_NONE);
+    }
     linear_forward(hid, freq, h->t0_w, h->t0_b, 1, 256, h->w);
     silu_forward(hid, hid, (size_t)h->w);
     linear_forward(te, hid, h->t2_w, h->t2_b, 1, h->w, h->w);
+    return 0;
 }
 
 size_t diffloss_scratch_bytes(const diffloss_net *h, int N) {
-    return ((size_t)N * h->w * 7 + 64) * sizeof(float) + 8 * 64;
+    // fp32 needs 7 [N, w] float blocks; bf16 five float and three bf16 ones, x in bf16,
+    // and the bf16 copy of the condition rows in diffloss_cond.
+    size_t bf = ((size_t)N * h->z_dim + (size_t)N * h->C) * sizeof(uint16_t) + 2 * 64;
+    return ((size_t)N * h->w * 7 + 64) * sizeof(float) + 8 * 64 + (h->bf16 ? bf : 0);
 }
 
 // x * (1 + scale) + shift, row-wise with modulation rows mod[N, k*w] at column offsets.
@@ -48,6 +141,46 @@ static void gate_add(float *x, const float *mod, const float *u, int N, int w) {
     }
 }
 
+// SimpleMLPAdaLN.forward in bf16: each ResBlock is three modulation matmuls, the
+// LayerNorm + modulate written as bf16, fc1 with SiLU as its epilogue, and fc2 whose
+// epilogue multiplies by the gate and adds the residual stream (fp32) in place.
+static int forward_bf16(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
+                        const int *te_row, const float *ce, int N) {
+    const dl_bf16 *b = h->bf16;
+    bf16_cache *c = b->cache;
+    const int w = h->w;
+    size_t nw = (size_t)N * w;
+    float *sy = arena_floats(a, nw), *hx = arena_floats(a, nw);
+    float *shift = arena_floats(a, nw), *scale = arena_floats(a, nw), *gate = arena_floats(a, nw);
+    uint16_t *syb = arena_alloc(a, sizeof(uint16_t) * nw), *u = arena_alloc(a, sizeof(uint16_t) * nw);
+    uint16_t *t1 = arena_alloc(a, sizeof(uint16_t) * nw), *xb = arena_alloc(a, sizeof(uint16_t) * N * h->C);
+    if (!sy || !hx || !shift || !scale || !gate || !syb || !u || !t1 || !xb) return DISA_ENOMEM;
+    for (int n = 0; n < N; n++) {
+        const float *tr = te + (te_row ? (size_t)te_row[n] * w : 0);
+        for (int k = 0; k < w; k++) sy[(size_t)n * w + k] = ce[(size_t)n * w + k] + tr[k];
+    }
+    silu_forward(sy, sy, nw);
+    bf16_from_f32(syb, sy, nw);
+    bf16_from_f32(xb, x, (size_t)N * h->C);
+    int rc = bf16_linear_forward(c, &b->in, hx, 0, xb, NULL, N, BF16_EPI_NONE);
+    for (int i = 0; !rc && i < h->depth; i++) {
+        const dl_resblock *r = &h->blocks[i];
+        const dl_block_bf16 *k = &b->blocks[i];
+        rc = bf16_linear_forward(c, &k->shift, shift, 0, syb, NULL, N, BF16_EPI_NONE);
+        if (!rc) rc = bf16_linear_forward(c, &k->scale, scale, 0, syb, NULL, N, BF16_EPI_NONE);
+        if (!rc) rc = bf16_linear_forward(c, &k->gate, gate, 0, syb, NULL, N, BF16_EPI_NONE);
+        if (rc) break;
+        layernorm_bf16_forward(u, hx, r->ln_w, r->ln_b, shift, scale, N, w, h->eps);
+        rc = bf16_linear_forward(c, &k->fc1, t1, 1, u, NULL, N, BF16_EPI_SILU);
+        if (!rc) rc = bf16_linear_forward(c, &k->fc2, hx, 0, t1, gate, N, BF16_EPI_GATE_RESIDUAL);
+    }
+    if (!rc) rc = bf16_linear_forward(c, &b->fshift, shift, 0, syb, NULL, N, BF16_EPI_NONE);
+    if (!rc) rc = bf16_linear_forward(c, &b->fscale, scale, 0, syb, NULL, N, BF16_EPI_NONE);
+    if (rc) return rc;
+    layernorm_bf16_forward(u, hx, NULL, NULL, shift, scale, N, w, h->eps);
+    return bf16_linear_forward(c, &b->flin, out, 0, u, NULL, N, BF16_EPI_NONE);
+}
+
 int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
                      const float *ce, int N) {
     return diffloss_forward_te(h, a, out, x, te, NULL, ce, N);
@@ -55,6 +188,12 @@ int diffloss_forward(const diffloss_net *h, arena *a, float *out, const float *x
 
 int diffloss_forward_te(const diffloss_net *h, arena *a, float *out, const float *x, const float *te,
                         const int *te_row, const float *ce, int N) {
+    if (h->bf16) {
+        size_t mark = arena_mark(a);
+        int rc = forward_bf16(h, a, out, x, te, te_row, ce, N);
+        arena_reset(a, mark);
+        return rc;
+    }
     const int w = h->w;
     size_t mark = arena_mark(a);
     float *sy = arena_floats(a, (size_t)N * w);       // silu(t_emb + c_emb)

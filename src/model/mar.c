@@ -2,6 +2,7 @@
 // Mirrors LTH14/mar models/mar.py: MAR.forward_mae_encoder, MAR.forward_mae_decoder,
 // and timm's Block (DESIGN §4). The head is in diffloss.c.
 #include "disa/mar.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
 #include "disa/json.h"
@@ -266,7 +267,7 @@ fail:
 }
 
 void mar_close(mar_model *m) {
-    blas_bf16_forget();  // bf16 weight copies are keyed by addresses inside this mapping
+    mar_prepare(m, PRECISION_FP32);  // drops the bf16 form, which holds no pointer into the mapping
     free(m->enc);
     free(m->dec);
     free(m->head.blocks);
@@ -275,11 +276,97 @@ void mar_close(mar_model *m) {
 }
 
 // ----------------------------------------------------------------------------
+// bf16 form: every Linear packed once (bf16.h). The last decoder block also gets its qkv
+// weight as separate q and kv Linears for block_forward_rows.
+
+typedef struct vit_bf16 {
+    bf16_linear qkv, proj, fc1, fc2, q, kv;
+} vit_bf16;
+
+struct mar_bf16 {
+    bf16_cache *cache;
+    bf16_linear z_proj, dec_embed;
+    vit_bf16 *enc, *dec;  // [enc_depth], [dec_depth]
+};
+
+static void vit_bf16_free(vit_bf16 *v, int n) {
+    for (int i = 0; v && i < n; i++) {
+        bf16_linear *all[] = {&v[i].qkv, &v[i].proj, &v[i].fc1, &v[i].fc2, &v[i].q, &v[i].kv};
+        for (size_t j = 0; j < sizeof all / sizeof *all; j++) bf16_linear_free(all[j]);
+    }
+    free(v);
+}
+
+static void mar_bf16_delete(mar_bf16 *bf, const mar_config *c) {
+    if (!bf) return;
+    bf16_linear_free(&bf->z_proj);
+    bf16_linear_free(&bf->dec_embed);
+    vit_bf16_free(bf->enc, c->enc_depth);
+    vit_bf16_free(bf->dec, c->dec_depth);
+    bf16_cache_delete(bf->cache);
+    free(bf);
+}
+
+static int pack_block(vit_bf16 *v, const vit_block *b, int d, int h, int split_qkv) {
+    int rc = bf16_linear_init(&v->qkv, b->qkv_w, b->qkv_b, d, 3 * d);
+    if (!rc) rc = bf16_linear_init(&v->proj, b->proj_w, b->proj_b, d, d);
+    if (!rc) rc = bf16_linear_init(&v->fc1, b->fc1_w, b->fc1_b, d, h);
+    if (!rc) rc = bf16_linear_init(&v->fc2, b->fc2_w, b->fc2_b, h, d);
+    if (!rc && split_qkv) rc = bf16_linear_init(&v->q, b->qkv_w, b->qkv_b, d, d);
+    if (!rc && split_qkv)
+        rc = bf16_linear_init(&v->kv, b->qkv_w + (size_t)d * d, b->qkv_b ? b->qkv_b + d : NULL, d, 2 * d);
+    return rc;
+}
+
+int mar_prepare(mar_model *m, precision_kind p) {
+    const mar_config *c = &m->cfg;
+    if (p == PRECISION_AUTO) p = precision_resolve(p, NULL, 0);
+    if (p == PRECISION_FP32) {
+        mar_bf16_delete(m->bf16, c);
+        m->bf16 = NULL;
+        diffloss_prepare(&m->head, PRECISION_FP32);
+        m->precision = PRECISION_FP32;
+        return 0;
+    }
+    if (m->bf16) return 0;
+    int rc = bf16_available();
+    if (rc) return rc;
+    // Shapes per AR step: ~10 Linear row counts and the attention shapes.
+    mar_bf16 *bf = calloc(1, sizeof *bf);
+    if (!bf || !(bf->cache = bf16_cache_new(64)) || !(bf->enc = calloc((size_t)c->enc_depth + 1, sizeof(vit_bf16))) ||
+        !(bf->dec = calloc((size_t)c->dec_depth + 1, sizeof(vit_bf16)))) {
+        mar_bf16_delete(bf, c);
+        return disa_err(DISA_ENOMEM, "MAR: out of memory for its bf16 form");
+    }
+    rc = bf16_linear_init(&bf->z_proj, m->z_proj_w, m->z_proj_b, c->token_dim, c->enc_dim);
+    if (!rc) rc = bf16_linear_init(&bf->dec_embed, m->dec_embed_w, m->dec_embed_b, c->enc_dim, c->dec_dim);
+    for (int i = 0; !rc && i < c->enc_depth; i++) rc = pack_block(&bf->enc[i], &m->enc[i], c->enc_dim, c->enc_hidden, 0);
+    for (int i = 0; !rc && i < c->dec_depth; i++)
+        rc = pack_block(&bf->dec[i], &m->dec[i], c->dec_dim, c->dec_hidden, i + 1 == c->dec_depth);
+    // A model bound without its head (the transformer's parity goldens) packs none.
+    if (!rc && m->head.t0_w) rc = diffloss_prepare(&m->head, PRECISION_BF16);
+    if (rc) {
+        mar_bf16_delete(bf, c);
+        return disa_err_wrap(rc, "MAR, bf16: ");
+    }
+    m->bf16 = bf;
+    m->precision = PRECISION_BF16;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
 // forward
 
 // Scratch of one block pass over R rows of width d with hidden h, T rows per image.
 static size_t block_floats(int R, int T, int d, int h, int heads) {
     return (size_t)R * d * 2 + (size_t)R * 3 * d + (size_t)R * h + attention_scratch_floats(T, d, heads) + 64;
+}
+
+// The bf16 block needs less: bf16 ln, qkv, att, hid (half the floats) and the bf16
+// attention scratch, at most twice the fp32 scores per head; block_floats covers it with
+// the fp32 score matrix counted per head below.
+static size_t block_bf16_floats(int R, int T, int d, int h, int heads) {
+    return (size_t)R * d * 3 + (size_t)R * h / 2 + attention_bf16_scratch_bytes(T, T, heads) / sizeof(float) + 128;
 }
 
 size_t mar_forward_scratch_bytes(const mar_config *c, int B2) {
@@ -291,12 +378,18 @@ size_t mar_forward_scratch_bytes(const mar_config *c, int B2) {
     // each of lnp, q, att (d) and hid, plus a P x T score matrix.
     size_t dec_rows = R * (size_t)c->dec_dim * 6 + R * (size_t)c->dec_hidden + T * T + 8 * 16;
     if (dec_rows > dec) dec = dec_rows;
+    size_t enc16 = block_bf16_floats((int)R, (int)T, c->enc_dim, c->enc_hidden, c->enc_heads);
+    size_t dec16 = block_bf16_floats((int)R, (int)T, c->dec_dim, c->dec_hidden, c->dec_heads);
+    if (enc16 > enc) enc = enc16;
+    if (dec16 > dec) dec = dec16;
     // What mar_forward keeps across the blocks: encoder rows xe, decoder rows xd, the
     // projected and gathered known tokens, the embedded encoder output (B <= B2).
     size_t S = (size_t)B2 * c->seq_len;
     // Then the sampled rows leaving the decoder (xs) and their indices.
+    // In bf16 also the bf16 copies of the gathered tokens and of the normalised encoder
+    // output (under S * token_dim + R * enc_dim floats).
     size_t persistent = R * c->enc_dim + R * c->dec_dim + S * c->enc_dim + S * c->token_dim + R * c->dec_dim +
-                        S * c->dec_dim + S;
+                        S * c->dec_dim + S + (S * c->token_dim + R * c->enc_dim) / 2 + 2 * 16;
     return (persistent + (enc > dec ? enc : dec)) * sizeof(float) + 16 * 64;
 }
 
@@ -337,6 +430,14 @@ static int block_forward(const vit_block *b, arena *a, float *x, int N, int T, i
     return 0;
 }
 
+// dst[n*P + j] = src[n*T + rows[n*P + j]] for rows of `bytes` bytes.
+static void gather_rows(void *dst, const void *src, const int *rows, int N, int P, int T, size_t bytes) {
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < P; j++)
+            memcpy((char *)dst + ((size_t)n * P + j) * bytes, (const char *)src + ((size_t)n * T + rows[(size_t)n * P + j]) * bytes,
+                   bytes);
+}
+
 // block_forward whose output is needed only at P rows of each of the N sequences
 // (rows[n*P + j], an index within sequence n): K and V come from all rows, Q, attention,
 // proj and the MLP only from those rows. Writes the P output rows per sequence to
@@ -356,17 +457,75 @@ static int block_forward_rows(const vit_block *b, arena *a, float *xs, const flo
     layernorm_forward(ln, x, b->norm1_w, b->norm1_b, R, d, eps);
     // qkv weight rows [0,d) make q, [d,3d) make k and v.
     linear_forward(kv, ln, b->qkv_w + (size_t)d * d, b->qkv_b ? b->qkv_b + d : NULL, R, d, 2 * d);
-    for (int n = 0; n < N; n++)
-        for (int j = 0; j < P; j++) {
-            size_t src = ((size_t)n * T + rows[(size_t)n * P + j]) * d, dst = ((size_t)n * P + j) * d;
-            memcpy(xs + dst, x + src, sizeof(float) * d);
-            memcpy(lnp + dst, ln + src, sizeof(float) * d);
-        }
+    gather_rows(xs, x, rows, N, P, T, sizeof(float) * d);
+    gather_rows(lnp, ln, rows, N, P, T, sizeof(float) * d);
     linear_forward(q, lnp, b->qkv_w, b->qkv_b, RP, d, d);
     attention_rows_forward(att, q, d, kv, scr, N, P, T, d, heads);
     block_tail(b, xs, att, lnp, hid, RP, d, hidden, eps);
     arena_reset(a, mark);
     return 0;
+}
+
+// ----------------------------------------------------------------------------
+// The same blocks in bf16, each Linear with what follows it as its epilogue: the
+// residual stream x stays fp32, every matmul input is bf16 and written as such by the
+// op before it (LayerNorm, the qkv projection, attention, fc1 with GELU).
+
+// block_tail in bf16: x += proj(att) + b; x += fc2(gelu(fc1(norm2(x)))).
+static int block_tail_bf16(bf16_cache *c, const vit_block *b, const vit_bf16 *w, float *x, const uint16_t *att,
+                           uint16_t *ln, uint16_t *hid, int R, int d, float eps) {
+    int rc = bf16_linear_forward(c, &w->proj, x, 0, att, NULL, R, BF16_EPI_RESIDUAL);
+    if (rc) return rc;
+    layernorm_bf16_forward(ln, x, b->norm2_w, b->norm2_b, NULL, NULL, R, d, eps);
+    rc = bf16_linear_forward(c, &w->fc1, hid, 1, ln, NULL, R, BF16_EPI_GELU);
+    return rc ? rc : bf16_linear_forward(c, &w->fc2, x, 0, hid, NULL, R, BF16_EPI_RESIDUAL);
+}
+
+static int block_bf16(bf16_cache *c, const vit_block *b, const vit_bf16 *w, arena *a, float *x, int N, int T, int d,
+                      int hidden, int heads, float eps) {
+    size_t mark = arena_mark(a);
+    size_t R = (size_t)N * T;
+    uint16_t *ln = arena_alloc(a, sizeof(uint16_t) * R * d), *qkv = arena_alloc(a, sizeof(uint16_t) * R * 3 * d);
+    uint16_t *att = arena_alloc(a, sizeof(uint16_t) * R * d), *hid = arena_alloc(a, sizeof(uint16_t) * R * hidden);
+    void *scr = arena_alloc(a, attention_bf16_scratch_bytes(T, T, heads));
+    if (!ln || !qkv || !att || !hid || !scr) return DISA_ENOMEM;
+    layernorm_bf16_forward(ln, x, b->norm1_w, b->norm1_b, NULL, NULL, (int)R, d, eps);
+    int rc = bf16_linear_forward(c, &w->qkv, qkv, 1, ln, NULL, (int)R, BF16_EPI_NONE);
+    if (!rc) rc = attention_bf16_forward(c, att, qkv, 3 * d, qkv + d, qkv + 2 * d, 3 * d, scr, N, T, T, d, heads);
+    if (!rc) rc = block_tail_bf16(c, b, w, x, att, ln, hid, (int)R, d, eps);
+    arena_reset(a, mark);
+    return rc;
+}
+
+static int block_rows_bf16(bf16_cache *c, const vit_block *b, const vit_bf16 *w, arena *a, float *xs, const float *x,
+                           const int *rows, int P, int N, int T, int d, int hidden, int heads, float eps) {
+    size_t mark = arena_mark(a);
+    size_t R = (size_t)N * T, RP = (size_t)N * P;
+    uint16_t *ln = arena_alloc(a, sizeof(uint16_t) * R * d), *kv = arena_alloc(a, sizeof(uint16_t) * R * 2 * d);
+    uint16_t *lnp = arena_alloc(a, sizeof(uint16_t) * RP * d), *q = arena_alloc(a, sizeof(uint16_t) * RP * d);
+    uint16_t *att = arena_alloc(a, sizeof(uint16_t) * RP * d), *hid = arena_alloc(a, sizeof(uint16_t) * RP * hidden);
+    void *scr = arena_alloc(a, attention_bf16_scratch_bytes(P, T, heads));
+    if (!ln || !kv || !lnp || !q || !att || !hid || !scr) return DISA_ENOMEM;
+    layernorm_bf16_forward(ln, x, b->norm1_w, b->norm1_b, NULL, NULL, (int)R, d, eps);
+    int rc = bf16_linear_forward(c, &w->kv, kv, 1, ln, NULL, (int)R, BF16_EPI_NONE);
+    gather_rows(xs, x, rows, N, P, T, sizeof(float) * d);
+    gather_rows(lnp, ln, rows, N, P, T, sizeof(uint16_t) * d);
+    if (!rc) rc = bf16_linear_forward(c, &w->q, q, 1, lnp, NULL, (int)RP, BF16_EPI_NONE);
+    if (!rc) rc = attention_bf16_forward(c, att, q, d, kv, kv + d, 2 * d, scr, N, P, T, d, heads);
+    if (!rc) rc = block_tail_bf16(c, b, w, xs, att, lnp, hid, (int)RP, d, eps);
+    arena_reset(a, mark);
+    return rc;
+}
+
+// y [M, N] fp32 = x W^T + b for fp32 rows x, rounded to bf16 in the arena first.
+static int linear_f32_bf16(bf16_cache *c, const bf16_linear *l, arena *a, float *y, const float *x, int M) {
+    size_t mark = arena_mark(a);
+    uint16_t *xb = arena_alloc(a, sizeof(uint16_t) * (size_t)M * l->K);
+    if (!xb) return DISA_ENOMEM;
+    bf16_from_f32(xb, x, (size_t)M * l->K);
+    int rc = bf16_linear_forward(c, l, y, 0, xb, NULL, M, BF16_EPI_NONE);
+    arena_reset(a, mark);
+    return rc;
 }
 
 int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, const unsigned char *known,
@@ -393,7 +552,11 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
             if (known[(size_t)b * S + p])
                 memcpy(gath + ((size_t)b * n_known + r++) * C, tokens + ((size_t)b * S + p) * C, sizeof(float) * C);
     }
-    if (n_known > 0) linear_forward(tmp, gath, m->z_proj_w, m->z_proj_b, B * n_known, C, E);
+    mar_bf16 *bf = m->bf16;
+    int rc = 0;
+    if (n_known > 0 && bf) rc = linear_f32_bf16(bf->cache, &bf->z_proj, a, tmp, gath, B * n_known);
+    else if (n_known > 0) linear_forward(tmp, gath, m->z_proj_w, m->z_proj_b, B * n_known, C, E);
+    if (rc) return rc;
     for (int b2 = 0; b2 < B2; b2++) {
         int b = b2 % B;
         int uncond = b2 >= B || labels[b] < 0;
@@ -412,17 +575,27 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
     }
     layernorm_forward(xe, xe, m->z_ln_w, m->z_ln_b, B2 * Te, E, c->norm_eps);
     for (int i = 0; i < c->enc_depth; i++) {
-        int rc = block_forward(&m->enc[i], a, xe, B2, Te, E, c->enc_hidden, c->enc_heads, c->norm_eps);
+        rc = bf ? block_bf16(bf->cache, &m->enc[i], &bf->enc[i], a, xe, B2, Te, E, c->enc_hidden, c->enc_heads,
+                             c->norm_eps)
+                : block_forward(&m->enc[i], a, xe, B2, Te, E, c->enc_hidden, c->enc_heads, c->norm_eps);
         if (rc) return rc;
         if (poll && poll(poll_ctx)) return DISA_ECANCELED;
     }
-    layernorm_forward(xe, xe, m->enc_norm_w, m->enc_norm_b, B2 * Te, E, c->norm_eps);
-
     // Decoder input: every row starts as mask_token; buffer and known rows are replaced by
     // the embedded encoder output; then the position embedding is added to all rows.
     float *emb = arena_floats(a, (size_t)B2 * Te * D);
     if (!emb) return DISA_ENOMEM;
-    linear_forward(emb, xe, m->dec_embed_w, m->dec_embed_b, B2 * Te, E, D);
+    if (bf) {
+        // encoder_norm writes the bf16 input of decoder_embed directly.
+        uint16_t *xn = arena_alloc(a, sizeof(uint16_t) * (size_t)B2 * Te * E);
+        if (!xn) return DISA_ENOMEM;
+        layernorm_bf16_forward(xn, xe, m->enc_norm_w, m->enc_norm_b, NULL, NULL, B2 * Te, E, c->norm_eps);
+        if ((rc = bf16_linear_forward(bf->cache, &bf->dec_embed, emb, 0, xn, NULL, B2 * Te, BF16_EPI_NONE)) != 0)
+            return rc;
+    } else {
+        layernorm_forward(xe, xe, m->enc_norm_w, m->enc_norm_b, B2 * Te, E, c->norm_eps);
+        linear_forward(emb, xe, m->dec_embed_w, m->dec_embed_b, B2 * Te, E, D);
+    }
     for (int b2 = 0; b2 < B2; b2++) {
         int b = b2 % B;
         float *xb = xd + (size_t)b2 * Td * D;
@@ -442,10 +615,18 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
     for (int b2 = 0; b2 < B2; b2++)
         for (int j = 0; j < n_pred; j++) rows[(size_t)b2 * n_pred + j] = Bf + pred[(size_t)(b2 % B) * n_pred + j];
     for (int i = 0; i < c->dec_depth; i++) {
-        int rc = i + 1 < c->dec_depth || n_pred <= 0
-                     ? block_forward(&m->dec[i], a, xd, B2, Td, D, c->dec_hidden, c->dec_heads, c->norm_eps)
-                     : block_forward_rows(&m->dec[i], a, xs, xd, rows, n_pred, B2, Td, D, c->dec_hidden,
-                                          c->dec_heads, c->norm_eps);
+        int all = i + 1 < c->dec_depth || n_pred <= 0;
+        if (bf && all)
+            rc = block_bf16(bf->cache, &m->dec[i], &bf->dec[i], a, xd, B2, Td, D, c->dec_hidden, c->dec_heads,
+                            c->norm_eps);
+        else if (bf)
+            rc = block_rows_bf16(bf->cache, &m->dec[i], &bf->dec[i], a, xs, xd, rows, n_pred, B2, Td, D,
+                                 c->dec_hidden, c->dec_heads, c->norm_eps);
+        else if (all)
+            rc = block_forward(&m->dec[i], a, xd, B2, Td, D, c->dec_hidden, c->dec_heads, c->norm_eps);
+        else
+            rc = block_forward_rows(&m->dec[i], a, xs, xd, rows, n_pred, B2, Td, D, c->dec_hidden, c->dec_heads,
+                                    c->norm_eps);
         if (rc) return rc;
         if (poll && poll(poll_ctx)) return DISA_ECANCELED;
     }

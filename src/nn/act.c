@@ -4,6 +4,7 @@
 // torch.softmax(dim=-1). All are in-place safe: each output element depends only on
 // inputs already read (softmax reads the whole row before writing it).
 #include "disa/nn.h"
+#include "disa/bf16.h"
 #include "disa/vec.h"
 
 #include <math.h>
@@ -101,36 +102,50 @@ void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
 
 enum { LANES = 8 };
 
+// y[j] = exp(x[j] - max x) for one row of C; returns 1 / sum y. In-place allowed.
+static inline float softmax_exp_row(float *y, const float *x, int C) {
+    // Subtracting the row max keeps every exponent <= 0, so logits of 1e4 or more
+    // cannot overflow; the largest term is exactly 1, so the sum is >= 1.
+    float m8[LANES], s8[LANES];
+    for (int k = 0; k < LANES; k++) m8[k] = -INFINITY, s8[k] = 0.0f;
+    int j = 0;
+    for (; j + LANES <= C; j += LANES)
+        for (int k = 0; k < LANES; k++) m8[k] = x[j + k] > m8[k] ? x[j + k] : m8[k];
+    float mx = -INFINITY;
+    for (int k = 0; k < LANES; k++) mx = m8[k] > mx ? m8[k] : mx;
+    for (; j < C; j++) mx = x[j] > mx ? x[j] : mx;
+    // Each of the 8 float partial sums holds <= C/8 terms; they meet in double.
+    for (j = 0; j + LANES <= C; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float e = exp_nonpos(x[j + k] - mx);
+            y[j + k] = e;
+            s8[k] += e;
+        }
+    double sum = 0.0;
+    for (; j < C; j++) {
+        float e = exp_nonpos(x[j] - mx);
+        y[j] = e;
+        sum += e;
+    }
+    for (int k = 0; k < LANES; k++) sum += s8[k];
+    return (float)(1.0 / sum);
+}
+
 DISA_VEC
 void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, int C) {
     for (int i = 0; i < N; i++) {
-        const float *x = inp + (size_t)i * C;
         float *y = out + (size_t)i * C;
-        // Subtracting the row max keeps every exponent <= 0, so logits of 1e4 or more
-        // cannot overflow; the largest term is exactly 1, so the sum is >= 1.
-        float m8[LANES], s8[LANES];
-        for (int k = 0; k < LANES; k++) m8[k] = -INFINITY, s8[k] = 0.0f;
-        int j = 0;
-        for (; j + LANES <= C; j += LANES)
-            for (int k = 0; k < LANES; k++) m8[k] = x[j + k] > m8[k] ? x[j + k] : m8[k];
-        float mx = -INFINITY;
-        for (int k = 0; k < LANES; k++) mx = m8[k] > mx ? m8[k] : mx;
-        for (; j < C; j++) mx = x[j] > mx ? x[j] : mx;
-        // Each of the 8 float partial sums holds <= C/8 terms; they meet in double.
-        for (j = 0; j + LANES <= C; j += LANES)
-            for (int k = 0; k < LANES; k++) {
-                float e = exp_nonpos(x[j + k] - mx);
-                y[j + k] = e;
-                s8[k] += e;
-            }
-        double sum = 0.0;
-        for (; j < C; j++) {
-            float e = exp_nonpos(x[j] - mx);
-            y[j] = e;
-            sum += e;
-        }
-        for (int k = 0; k < LANES; k++) sum += s8[k];
-        float inv = (float)(1.0 / sum);
-        for (j = 0; j < C; j++) y[j] *= inv;
+        float inv = softmax_exp_row(y, inp + (size_t)i * C, C);
+        for (int j = 0; j < C; j++) y[j] *= inv;
+    }
+}
+
+DISA_VEC
+void softmax_bf16_forward(uint16_t *out /*[N,C]*/, float *x /*[N,C]*/, int N, int C) {
+    for (int i = 0; i < N; i++) {
+        float *xr = x + (size_t)i * C;
+        uint16_t *y = out + (size_t)i * C;
+        float inv = softmax_exp_row(xr, xr, C);
+        for (int j = 0; j < C; j++) y[j] = bf16_bits(xr[j] * inv);
     }
 }

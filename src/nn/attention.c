@@ -55,3 +55,38 @@ void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, con
         }
     }
 }
+
+// ----------------------------------------------------------------------------
+// bf16: per image, QK^T and PV as oneDNN batched matmuls with the heads as the batch
+// dimension, each operand a strided view into the projection rows (no repacking), and
+// the softmax in fp32 between them, rounding the probabilities to bf16 as it writes.
+
+size_t attention_bf16_scratch_bytes(int P, int T, int heads) {
+    // Scores [heads, P, T] fp32 and probabilities [heads, P, T] bf16, 64-byte aligned.
+    size_t n = (size_t)heads * P * T;
+    return (n * sizeof(float) + 63) / 64 * 64 + n * sizeof(uint16_t) + 64;
+}
+
+int attention_bf16_forward(bf16_cache *c, uint16_t *out /*[B*P,d]*/, const uint16_t *q, int ldq,
+                           const uint16_t *k, const uint16_t *v, int ldkv, void *scratch, int B, int P, int T,
+                           int d, int heads) {
+    int hd = d / heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *s = scratch;
+    uint16_t *p = (uint16_t *)((char *)scratch + ((size_t)heads * P * T * sizeof(float) + 63) / 64 * 64);
+    for (int b = 0; b < B; b++) {
+        // s[h] = scale * q[h] k[h]^T: q[h] is P x hd (row stride ldq), k[h]^T is hd x T.
+        bf16_view sv = {s, {(int64_t)P * T, T, 1}};
+        bf16_view qv = {(void *)(q + (size_t)b * P * ldq), {hd, ldq, 1}};
+        bf16_view kv = {(void *)(k + (size_t)b * T * ldkv), {hd, 1, ldkv}};
+        int rc = bf16_bmm(c, sv, 0, qv, kv, heads, P, hd, T, scale);
+        if (rc) return rc;
+        softmax_bf16_forward(p, s, heads * P, T);
+        // out[:, h*hd:(h+1)*hd] = p[h] v[h], written into this head's column slice.
+        bf16_view ov = {out + (size_t)b * P * d, {hd, d, 1}};
+        bf16_view pv = {p, {(int64_t)P * T, T, 1}};
+        bf16_view vv = {(void *)(v + (size_t)b * T * ldkv), {hd, ldkv, 1}};
+        if ((rc = bf16_bmm(c, ov, 1, pv, vv, heads, P, T, hd, 1.0f)) != 0) return rc;
+    }
+    return 0;
+}

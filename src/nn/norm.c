@@ -5,6 +5,7 @@
 // rows carry a large common offset (the MAR z_proj_ln input, VAE feature maps), and the
 // parity tolerance is 1e-5.
 #include "disa/nn.h"
+#include "disa/bf16.h"
 #include "disa/vec.h"
 
 #include <math.h>
@@ -57,6 +58,31 @@ void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
             for (int j = 0; j < C; j++) y[j] *= w[j];
         if (b)
             for (int j = 0; j < C; j++) y[j] += b[j];
+    }
+}
+
+// The bf16 form: the same double statistics, the normalisation and the affine and
+// modulation in float (the result is rounded to bf16 anyway), written as the bf16 input
+// of the matmul that follows.
+DISA_VEC
+void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
+                            const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                            const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
+                            int N, int C, float eps) {
+    for (int i = 0; i < N; i++) {
+        const float *x = inp + (size_t)i * C;
+        uint16_t *y = out + (size_t)i * C;
+        double mean, var;
+        moments(x, (size_t)C, &mean, &var);
+        float m = (float)mean, r = (float)(1.0 / sqrt(var + (double)eps));
+        const float *sh = shift ? shift + (size_t)i * C : NULL, *sc = scale ? scale + (size_t)i * C : NULL;
+        for (int j = 0; j < C; j++) {
+            float v = (x[j] - m) * r;
+            if (w) v *= w[j];
+            if (b) v += b[j];
+            if (sc) v = v * (1.0f + sc[j]) + sh[j];
+            y[j] = bf16_bits(v);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 // estimate.c: the cost of a job from the FLOP model and a short calibration
 // (include/disa/estimate.h).
 #include "disa/estimate.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/err.h"
@@ -57,7 +58,10 @@ int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budg
     e->flops_sample = sf.transformer + sf.head;
     e->flops_decode = decode_flops(&uj->info, uj->vae);
 
-    // Sampling: the first unit's images, as the run makes them, until the budget is spent.
+    // The model prepared for `precision` (a model serves samplers of the precision it is
+    // prepared for), then sampling: the first unit's images, as the run makes them,
+    // until the budget is spent.
+    if ((rc = uj->fam->prepare(uj->model, precision)) != 0) return rc;
     void *s = NULL;
     if ((rc = uj->fam->sampler_new(&s, uj->model, &jb->params, precision, jb->eval_bsz)) != 0) return rc;
     int labels[JOB_MAX_EVAL_BSZ];
@@ -128,7 +132,7 @@ static void hms(char *buf, size_t n, double s) {
 
 void estimate_print(const estimate *e, const job *jb, int64_t images, const int *cores, int n_cores) {
     printf("%s: %lld images, %s, calibrated on %d BLAS thread%s (%.1f s%s)\n", jb->name, (long long)images,
-           e->precision == BLAS_BF16 ? "bf16" : "fp32", e->threads, e->threads == 1 ? "" : "s", e->calib_seconds,
+           precision_name((precision_kind)e->precision), e->threads, e->threads == 1 ? "" : "s", e->calib_seconds,
            e->calib_complete ? ", a whole unit" : ", part of a unit");
     if (!e->calib_complete)
         printf("  (the calibration stopped inside the first unit: the early AR steps run the smallest GEMMs,\n"

@@ -6,7 +6,7 @@
 #include "disa/json.h"
 #include "disa/path.h"
 #include "disa/flags.h"
-#include "disa/blas.h"
+#include "disa/bf16.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -347,7 +347,7 @@ int job_load(job_list *out, const char *path, const job_override *ov, int n_ov) 
         if (strcmp(ov[i].flag, "model") == 0) model_path = ov[i].value;
     base.family = family_index(family_for_file(model_path));
     job_family(&base)->params_init(&base.params);
-    base.precision = BLAS_FP32;
+    base.precision = PRECISION_FP32;
     const cJSON *samp = cJSON_GetObjectItemCaseSensitive(root, "sampling");
     if (samp && (rc = set_sampling(&base, path, "sampling", samp)) != 0) goto out;
     const cJSON *vars = cJSON_GetObjectItemCaseSensitive(root, "variants");

@@ -1,6 +1,7 @@
 // unit.c: the unit pipeline (include/disa/unit.h): the models a rank holds for the jobs
 // of a run, and one unit from sampling to PNGs and feature shard.
 #include "disa/unit.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/err.h"
@@ -20,11 +21,14 @@ void unit_runner_geometry(const unit_runner *ur, int j, int *H, int *W, int *C) 
 // ----------------------------------------------------------------------------
 // opening
 
-// The earlier job naming the same file as job j under `field`, or -1.
-static int same_file(const job_list *jobs, int j, size_t field) {
+// The earlier job naming the same file as job j under `field`, or -1. With same_precision
+// it must also run in job j's precision (a model or decoder is prepared for one).
+static int same_file(const job_list *jobs, int j, size_t field, int same_precision) {
     const char *f = (const char *)&jobs->jobs[j] + field;
     for (int k = 0; k < j; k++)
-        if (strcmp((const char *)&jobs->jobs[k] + field, f) == 0) return k;
+        if (strcmp((const char *)&jobs->jobs[k] + field, f) == 0 &&
+            (!same_precision || jobs->jobs[k].precision == jobs->jobs[j].precision))
+            return k;
     return -1;
 }
 
@@ -51,23 +55,25 @@ static int open_job(unit_runner *ur, int j) {
     unit_job *uj = &ur->job[j];
     int rc, k;
     uj->fam = job_family(jb);
-    // Every rank checks its own CPU: the nodes of a cluster job may differ.
-    if (jb->precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
-    if ((k = same_file(ur->jobs, j, offsetof(job, model))) >= 0) {
+    // Every rank checks its own CPU: the nodes of a cluster job may differ. bf16 is
+    // refused before the model is read.
+    if (jb->precision != PRECISION_FP32 && (rc = bf16_available()) != 0) return rc;
+    if ((k = same_file(ur->jobs, j, offsetof(job, model), 1)) >= 0) {
         uj->model = ur->job[k].model;
     } else {
         if ((rc = uj->fam->open(&uj->model, jb->model)) != 0) return rc;
         uj->owns_model = 1;
+        if ((rc = uj->fam->prepare(uj->model, jb->precision)) != 0) return rc;
     }
     uj->fam->info(uj->model, &uj->info);
-    if (jb->vae[0] && (k = same_file(ur->jobs, j, offsetof(job, vae))) >= 0) {
+    if (jb->vae[0] && (k = same_file(ur->jobs, j, offsetof(job, vae), 0)) >= 0) {
         uj->vae = ur->job[k].vae;
     } else if (jb->vae[0]) {
         if (!(uj->vae = calloc(1, sizeof *uj->vae))) return disa_err(DISA_ENOMEM, "out of memory");
         uj->owns_vae = 1;
         if ((rc = vae_open(uj->vae, jb->vae)) != 0) return rc;
     }
-    if (jb->features[0] && (k = same_file(ur->jobs, j, offsetof(job, features))) >= 0) {
+    if (jb->features[0] && (k = same_file(ur->jobs, j, offsetof(job, features), 0)) >= 0) {
         uj->feat = ur->job[k].feat;
     } else if (jb->features[0]) {
         if (!(uj->feat = calloc(1, sizeof *uj->feat))) return disa_err(DISA_ENOMEM, "out of memory");

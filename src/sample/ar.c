@@ -74,8 +74,8 @@ int mar_head_step(const diffloss_net *h, arena *a, const head_work *w, float *x,
                   const gd_tables *tb, int i, const head_step_opts *o, int R) {
     const int C = h->C, R2 = o->cfg ? 2 * R : R;
     if (o->cfg) memcpy(x + (size_t)R * C, x, sizeof(float) * (size_t)R * C);
-    diffloss_time(h, w->te, (float)tb->timestep_map[i]);
-    int rc = diffloss_forward(h, a, w->out, x, w->te, ce, R2);
+    int rc = diffloss_time(h, w->te, (float)tb->timestep_map[i]);
+    if (!rc) rc = diffloss_forward(h, a, w->out, x, w->te, ce, R2);
     if (rc) return rc;
     // eps (guided) and the learned variance of the conditional half.
     head_split_out(w->eps, w->var, w->out, R, C, o->cfg, o->cfg_scale);
@@ -90,10 +90,14 @@ int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max
     memset(s, 0, sizeof *s);
     int rc = sample_params_check(p);
     if (rc) return rc;
-    if (p->precision == BLAS_BF16 && (rc = blas_bf16_available()) != 0) return rc;
     if (max_batch < 1) return disa_err(DISA_ERANGE, "batch size must be >= 1, got %d", max_batch);
+    precision_kind want = precision_resolve(p->precision, NULL, 0);
+    if (m->precision != want)
+        return disa_err(DISA_EINVAL, "sampler: the sampling asks for %s but the model is prepared for %s (mar_prepare)",
+                        precision_name(want), precision_name(m->precision));
     s->m = m;
     s->p = *p;
+    s->p.precision = want;
     s->max_batch = max_batch;
     const int K = p->num_iter, dpm = gd_sampler_is_dpm(p->sampler);
     const int adaptive = p->adaptive && p->sampler != GD_SAMPLER_DEFAULT;
@@ -171,13 +175,12 @@ static int cmp_int(const void *a, const void *b) {
 
 static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st);
 
-// The sampler's precision holds for its Linear layers only: decoding and feature nets
-// that run after it on this thread stay fp32.
+// The model may be shared: it must still be prepared for this sampler's precision.
 int sampler_run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st) {
-    int old = blas_set_precision(s->p.precision);
-    int rc = run(s, rng, labels, B, tokens, st);
-    blas_set_precision(old);
-    return rc;
+    if (s->m->precision != s->p.precision)
+        return disa_err(DISA_EINVAL, "sampler: made for %s, but its model is now prepared for %s",
+                        precision_name(s->p.precision), precision_name(s->m->precision));
+    return run(s, rng, labels, B, tokens, st);
 }
 
 static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st) {
@@ -246,7 +249,7 @@ static int run(sampler *s, ar_rng *rng, const int *labels, int B, float *tokens,
         float *noise = arena_floats(a, (size_t)R * C);
         head_work hw;
         if (!ce || !x || !noise || head_work_alloc(&hw, a, &m->head, R, cfg) != 0) return DISA_ENOMEM;
-        diffloss_cond(&m->head, ce, z, R2);
+        if ((rc = diffloss_cond(&m->head, a, ce, z, R2)) != 0) return rc;
         int n_evals;
         if (gd_sampler_is_dpm(p->sampler) || p->adaptive) {
             // A step count per row (the DPM plans, adaptive's choices): head.c.

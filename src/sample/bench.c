@@ -118,7 +118,7 @@ int bench_time_head(const mar_model *m, arena *a, const gd_tables *tb, int R2, i
     bench_fill_normal(x, (size_t)R * C, 5);
     bench_fill_normal(noise, (size_t)R * C, 6);
     double t0 = clock_now();
-    diffloss_cond(&m->head, ce, zc, R2);
+    if ((rc = diffloss_cond(&m->head, a, ce, zc, R2)) != 0) return rc;
     *sec_cond = clock_now() - t0;
     const head_step_opts ho = {.sampler = GD_SAMPLER_DISA, .temperature = 1.0f, .cfg = cfg, .cfg_scale = 2.0f};
     double t[64];
@@ -151,9 +151,11 @@ static double normwise(const float *a, const float *b, int rows, int stride, int
     return m > 0 ? e / m : e;
 }
 
-int bench_bf16_check(const mar_model *m, arena *a, int B, int cfg, double *err_z, double *err_eps, double *err_var) {
-    const mar_config *c = &m->cfg;
-    int L = c->seq_len, C = c->token_dim, D = c->dec_dim, W = m->head.w, B2 = cfg ? 2 * B : B;
+int bench_bf16_check(const mar_model *m32, const mar_model *m16, arena *a, int B, int cfg, double *err_z,
+                     double *err_eps, double *err_var) {
+    const mar_config *c = &m32->cfg;
+    const int W = m32->head.w;
+    int L = c->seq_len, C = c->token_dim, D = c->dec_dim, B2 = cfg ? 2 * B : B;
     int n_known = L / 2, n_pred = L - n_known, R2 = B2 * n_pred;
     size_t mark = arena_mark(a);
     float *z[2] = {arena_floats(a, (size_t)R2 * D), arena_floats(a, (size_t)R2 * D)};
@@ -168,14 +170,11 @@ int bench_bf16_check(const mar_model *m, arena *a, int B, int cfg, double *err_z
     bench_fill_normal(x, (size_t)R2 * C, 12);
     int rc = 0;
     for (int k = 0; k < 2 && !rc; k++) {  // k = 0 fp32, 1 bf16
-        int old = blas_set_precision(k ? BLAS_BF16 : BLAS_FP32);
+        const mar_model *m = k ? m16 : m32;
         rc = mar_forward(m, a, z[k], tokens, known, n_known, labels, cfg, pred, n_pred, B, NULL, NULL);
-        if (!rc) {
-            diffloss_cond(&m->head, ce, z[k], R2);
-            diffloss_time(&m->head, te, 500.0f);
-            rc = diffloss_forward(&m->head, a, out[k], x, te, ce, R2);
-        }
-        blas_set_precision(old);
+        if (!rc) rc = diffloss_cond(&m->head, a, ce, z[k], R2);
+        if (!rc) rc = diffloss_time(&m->head, te, 500.0f);
+        if (!rc) rc = diffloss_forward(&m->head, a, out[k], x, te, ce, R2);
     }
     if (!rc) {
         *err_z = normwise(z[1], z[0], R2, D, 0, D);

@@ -1,6 +1,6 @@
 // family.c: the list of model families and what they share (include/disa/family.h).
 #include "disa/family.h"
-#include "disa/blas.h"
+#include "disa/bf16.h"
 #include "disa/err.h"
 #include "disa/safetensors.h"
 
@@ -53,10 +53,10 @@ const family *family_for_preset(const char *name) {
 
 int family_precision_set(int *precision, const char *key, const char *value) {
     if (strcmp(key, "precision") != 0) return DISA_ENOTFOUND;
-    if (strcmp(value, "fp32") == 0) *precision = BLAS_FP32;
-    else if (strcmp(value, "bf16") == 0) *precision = BLAS_BF16;
-    else return disa_err(DISA_EINVAL, "--precision must be fp32 or bf16, got '%s'", value);
-    return 0;
+    precision_kind p;
+    int rc = precision_parse(value, &p);
+    if (!rc) *precision = (int)p;
+    return rc;
 }
 
 static int has_key(const family *f, const char *key) {
@@ -82,9 +82,10 @@ int family_sampling_set(const family *f, family_params *p, int *precision, const
 
 const char *family_sampling_str(const family *f, const family_params *p, int precision, char *buf, int n) {
     f->params_str(p, buf, n);
-    if (precision == BLAS_BF16) {
+    if (precision != PRECISION_FP32) {
         size_t used = strlen(buf);
-        if (used + 1 < (size_t)n) snprintf(buf + used, (size_t)n - used, " precision=bf16");
+        if (used + 1 < (size_t)n)
+            snprintf(buf + used, (size_t)n - used, " precision=%s", precision_name((precision_kind)precision));
     }
     return buf;
 }

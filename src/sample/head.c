@@ -120,7 +120,7 @@ int head_rows_run(sampler *s, ar_rng *rng, float *xout, float *ce, int B, int P,
         for (int r = 0; r < A; r++) {
             float t = time_of(s, n[r], j);
             if (G == 0 || t != t_prev) {
-                diffloss_time(&m->head, te + (size_t)G * W, t);
+                if ((rc = diffloss_time(&m->head, te + (size_t)G * W, t)) != 0) return rc;
                 G++;
                 t_prev = t;
             }

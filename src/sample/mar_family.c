@@ -51,6 +51,8 @@ static int open_preset(void **out, const char *name) {
     return 0;
 }
 
+static int prepare(void *model, int precision) { return mar_prepare(model, (precision_kind)precision); }
+
 static void close_model(void *model) {
     mar_model *m = model;
     if (!m) return;
@@ -112,7 +114,7 @@ static int sampler_new_(void **out, const void *model, const family_params *p, i
     mar_run *r = calloc(1, sizeof *r);
     if (!r) return disa_err(DISA_ENOMEM, "sampler: out of memory");
     sample_params sp = *CP(p);
-    sp.precision = precision;
+    sp.precision = (precision_kind)precision;
     int rc = sampler_init(&r->s, model, &sp, max_batch);
     if (rc) {
         free(r);
@@ -168,6 +170,7 @@ const family mar_family = {
     .format = "disa-mar-1",
     .keys = k_keys,
     .open = open_file,
+    .prepare = prepare,
     .preset = open_preset,
     .close = close_model,
     .info = info,

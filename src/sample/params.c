@@ -1,5 +1,5 @@
 // params.c: sampling settings under main_mar.py's flag names, their defaults and checks.
-#include "disa/blas.h"
+#include "disa/bf16.h"
 #include "disa/err.h"
 #include "disa/flags.h"
 #include "disa/sampler.h"
@@ -19,7 +19,7 @@ void sample_params_init(sample_params *p) {
     p->upper = 25;
     p->lower = 5;
     p->strategy = DISA_STRATEGY_LINEAR;
-    p->precision = BLAS_FP32;
+    p->precision = PRECISION_FP32;
     // DiffLoss.sample calls the DPM solvers with order=1.
     p->dpm_order = 1;
     p->adaptive = 0;
@@ -36,8 +36,7 @@ int sample_params_check(const sample_params *p) {
         return disa_err(DISA_ERANGE, "--temperature must be in (0, 10], got %g", p->temperature);
     if (p->lower < 1 || p->lower > 1000)
         return disa_err(DISA_ERANGE, "--diff_lower_steps must be in 1..1000, got %d", p->lower);
-    if (p->precision != BLAS_FP32 && p->precision != BLAS_BF16)
-        return disa_err(DISA_EINVAL, "--precision must be fp32 or bf16");
+    if ((unsigned)p->precision >= PRECISION_COUNT) return disa_err(DISA_EINVAL, "--precision must be fp32, bf16 or auto");
     if (p->upper < p->lower || p->upper > 1000)
         return disa_err(DISA_ERANGE, "--diff_upper_steps must be in %d..1000 (>= --diff_lower_steps), got %d",
                         p->lower, p->upper);
@@ -102,12 +101,7 @@ int sample_params_set(sample_params *p, const char *flag, const char *v) {
             return disa_err(DISA_EINVAL, "--diff_adaptive_signal must be cfg, var or eps, got '%s'", v);
         return 0;
     }
-    if (strcmp(flag, "precision") == 0) {
-        if (strcmp(v, "fp32") == 0) p->precision = BLAS_FP32;
-        else if (strcmp(v, "bf16") == 0) p->precision = BLAS_BF16;
-        else return disa_err(DISA_EINVAL, "--precision must be fp32 or bf16, got '%s'", v);
-        return 0;
-    }
+    if (strcmp(flag, "precision") == 0) return precision_parse(v, &p->precision);
     if (strcmp(flag, "diff_annealing_strategy") == 0) {
         // adaptive is not a DiSA schedule: strategy stays at its default (adaptive.h)
         p->adaptive = strcasecmp(v, "adaptive") == 0;
@@ -130,14 +124,15 @@ const char *sample_params_str(const sample_params *p, char *buf, int n) {
              p->num_iter, p->cfg, p->cfg_linear ? "linear" : "constant", p->temperature,
              gd_sampler_name(p->sampler), p->upper, p->lower,
              p->adaptive ? "adaptive" : disa_strategy_name(p->strategy));
-    // Settings that do not apply add nothing, so the identity of runs started before these
-    // flags existed holds.
+    // Settings that do not apply (fp32 among them) add nothing, so the identity of runs
+    // started before these flags existed holds.
     size_t used = strlen(buf);
     if (p->adaptive && used + 1 < (size_t)n)
         used += (size_t)snprintf(buf + used, (size_t)n - used, " diff_budget=%g diff_adaptive_signal=%s", p->budget,
                                  adapt_signal_name(p->signal));
     if (gd_sampler_is_dpm(p->sampler) && used + 1 < (size_t)n)
         used += (size_t)snprintf(buf + used, (size_t)n - used, " dpm_order=%d", p->dpm_order);
-    if (p->precision == BLAS_BF16 && used + 1 < (size_t)n) snprintf(buf + used, (size_t)n - used, " precision=bf16");
+    if (p->precision != PRECISION_FP32 && used + 1 < (size_t)n)
+        snprintf(buf + used, (size_t)n - used, " precision=%s", precision_name(p->precision));
     return buf;
 }

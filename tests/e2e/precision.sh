@@ -16,7 +16,7 @@ expect() { # WANT CMD...: run, keep the output in $T/out.log, fail unless it exi
 }
 
 expect 2 $B/disa-sample $S --precision fp16 --out "$T/x"
-grep -q -- "--precision must be fp32 or bf16, got 'fp16'" "$T/out.log" || fail "bad --precision message: $(cat "$T/out.log")"
+grep -q -- "--precision must be fp32, bf16 or auto, got 'fp16'" "$T/out.log" || fail "bad --precision message: $(cat "$T/out.log")"
 [ ! -e "$T/x/tokens.npy" ] || fail "tokens written after a bad flag"
 
 expect 0 $B/disa-sample $S --out "$T/fp32"
@@ -60,5 +60,5 @@ grep -q "precision=bf16" "$T/run/run.json" || fail "run.json lacks precision=bf1
 check_complete "$T/run" 10
 sed 's|"bf16"|"half"|' "$T/job.json" > "$T/bad.json"
 expect 2 gen 1 "$T/bad.json" --output_dir "$T/bad" --quiet
-grep -q "sampling.precision" "$T/out.log" && grep -q "fp32 or bf16" "$T/out.log" || fail "bad job message: $(cat "$T/out.log")"
+grep -q "sampling.precision" "$T/out.log" && grep -q "fp32, bf16 or auto" "$T/out.log" || fail "bad job message: $(cat "$T/out.log")"
 echo "precision: ok"

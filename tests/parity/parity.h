@@ -37,6 +37,11 @@ float *pc_alloc(pcase *c, size_t n);
 int pc_check(pcase *c, const char *name, const float *got, size_t n);
 int pc_check_i64(pcase *c, const char *name, const int64_t *got, size_t n);
 
+// 1 when the runner checks bf16 forms (disa-parity --bf16): the adapter then prepares its
+// model for bf16 and the runner compares with the bf16 tolerance. An adapter that never
+// asks is reported as fp32-only (SKIP) in that mode.
+int pc_bf16(pcase *c);
+
 // Mark the case failed with a message (bad golden, C call returned an error).
 int pc_fail(pcase *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

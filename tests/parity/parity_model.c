@@ -56,6 +56,7 @@ static int parse_cfg(pcase *c, mar_config *mc) {
 }
 
 static void free_model(mar_model *m) {
+    mar_prepare(m, PRECISION_FP32);  // drops a bf16 form
     free(m->enc);
     free(m->dec);
     free(m->head.blocks);
@@ -69,6 +70,10 @@ static int op_mar_forward(pcase *c) {
     if (parse_cfg(c, &m.cfg) || bind_model(c, &m, -1)) {
         free_model(&m);
         return 1;
+    }
+    if (pc_bf16(c) && mar_prepare(&m, PRECISION_BF16) != 0) {
+        free_model(&m);
+        return pc_fail(c, "%s", disa_errmsg());
     }
     const mar_config *mc = &m.cfg;
     int L = mc->seq_len, C = mc->token_dim, D = mc->dec_dim, cfg = pc_int(c, "cfg", 0, 1), nd;
@@ -138,6 +143,10 @@ static int op_diffloss_net(pcase *c) {
     int has_cfg = cJSON_GetObjectItemCaseSensitive(pc_config(c), "cfg_scale") != NULL;
     mar_model m;
     if (head_from_config(c, &m)) return 1;
+    if (pc_bf16(c) && diffloss_prepare(&m.head, PRECISION_BF16) != 0) {
+        free_model(&m);
+        return pc_fail(c, "%s", disa_errmsg());
+    }
     int nd;
     int64_t sh[8];
     const float *x = pc_f32(c, "in.x", &nd, sh), *cond = pc_f32(c, "in.c", NULL, NULL);
@@ -154,10 +163,10 @@ static int op_diffloss_net(pcase *c) {
     // forward_with_cfg evaluates [half; half] with both conditions.
     for (int r = 0; r < N; r++) {
         const float *xr = x + (size_t)(has_cfg ? r % (N / 2) : r) * C;
-        diffloss_cond(&m.head, ce, cond + (size_t)r * zc, 1);
-        diffloss_time(&m.head, te, (float)t[r]);
-        if (diffloss_forward(&m.head, &a, raw + (size_t)r * 2 * C, xr, te, ce, 1) != 0)
-            fails += pc_fail(c, "diffloss_forward: %s", disa_errmsg());
+        if (diffloss_cond(&m.head, &a, ce, cond + (size_t)r * zc, 1) != 0 ||
+            diffloss_time(&m.head, te, (float)t[r]) != 0 ||
+            diffloss_forward(&m.head, &a, raw + (size_t)r * 2 * C, xr, te, ce, 1) != 0)
+            fails += pc_fail(c, "diffloss: %s", disa_errmsg());
     }
     memcpy(out, raw, sizeof(float) * (size_t)N * 2 * C);
     if (has_cfg) {
@@ -192,8 +201,8 @@ static int solve_eps(void *vctx, float *eps, const float *x, float t_input, int 
     const int C = k->C, N2 = k->cfg ? 2 * N : N;
     memcpy(k->xin, x, sizeof(float) * (size_t)N * C);
     if (k->cfg) memcpy(k->xin + (size_t)N * C, x, sizeof(float) * (size_t)N * C);
-    diffloss_time(k->h, k->te, t_input);
-    int rc = diffloss_forward(k->h, k->a, k->out, k->xin, k->te, k->ce, N2);
+    int rc = diffloss_time(k->h, k->te, t_input);
+    if (!rc) rc = diffloss_forward(k->h, k->a, k->out, k->xin, k->te, k->ce, N2);
     if (rc) return rc;
     for (int r = 0; r < N; r++)
         for (int j = 0; j < C; j++) {
@@ -236,8 +245,9 @@ static int op_dpm_solve(pcase *c) {
         return pc_fail(c, "%s", disa_errmsg());
     }
     k.a = &a;
-    diffloss_cond(&m.head, ce, cond, N2);
-    if (dpm_plan_init(&p, &sc, steps, order, algo) != 0) {
+    if (diffloss_cond(&m.head, &a, ce, cond, N2) != 0) {
+        fails += pc_fail(c, "%s", disa_errmsg());
+    } else if (dpm_plan_init(&p, &sc, steps, order, algo) != 0) {
         fails += pc_fail(c, "%s", disa_errmsg());
     } else {
         // Step by step through dpm_model_value / dpm_update, keeping x after each update...

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "disa/blas.h"
+#include "disa/bf16.h"
 #include "disa/err.h"
 #include "disa/family.h"
 #include "disa/mar.h"
@@ -59,25 +59,30 @@ static void test_shared_and_foreign_keys(void **state) {
     (void)state;
     const family *mar = family_at(0);
     family_params p;
-    int precision = BLAS_FP32;
+    int precision = PRECISION_FP32;
     char buf[512];
     mar->params_init(&p);
     assert_int_equal(family_sampling_set(mar, &p, &precision, "num_iter", "8"), 0);
     assert_int_equal(family_sampling_set(mar, &p, &precision, "precision", "bf16"), 0);
-    assert_int_equal(precision, BLAS_BF16);
+    assert_int_equal(precision, PRECISION_BF16);
     // The family's own text, then the shared key (only bf16 shows, as before it existed).
     family_sampling_str(mar, &p, precision, buf, sizeof buf);
     assert_string_equal(buf, "num_iter=8 cfg=1 cfg_schedule=linear temperature=1 diff_sampler=default "
                              "diff_upper_steps=25 diff_lower_steps=5 diff_annealing_strategy=linear precision=bf16");
     assert_int_equal(family_sampling_set(mar, &p, &precision, "precision", "fp16"), DISA_EINVAL);
-    assert_non_null(strstr(disa_errmsg(), "--precision must be fp32 or bf16, got 'fp16'"));
+    assert_non_null(strstr(disa_errmsg(), "--precision must be fp32, bf16 or auto, got 'fp16'"));
+    // auto shows until a run resolves it.
+    assert_int_equal(family_sampling_set(mar, &p, &precision, "precision", "auto"), 0);
+    assert_int_equal(precision, PRECISION_AUTO);
+    family_sampling_str(mar, &p, precision, buf, sizeof buf);
+    assert_non_null(strstr(buf, "diff_annealing_strategy=linear precision=auto"));
     // Another family: precision is shared, MAR's keys do not apply, unknown keys are unknown.
     fake.params_init(&p);
-    precision = BLAS_FP32;
+    precision = PRECISION_FP32;
     assert_int_equal(family_sampling_set(&fake, &p, &precision, "flow_steps", "7"), 0);
     assert_int_equal(family_sampling_set(&fake, &p, &precision, "precision", "bf16"), 0);
-    assert_int_equal(precision, BLAS_BF16);
-    assert_string_equal(family_sampling_str(&fake, &p, BLAS_FP32, buf, sizeof buf), "flow_steps=7");
+    assert_int_equal(precision, PRECISION_BF16);
+    assert_string_equal(family_sampling_str(&fake, &p, PRECISION_FP32, buf, sizeof buf), "flow_steps=7");
     assert_int_equal(family_sampling_set(&fake, &p, &precision, "diff_sampler", "DDIM"), DISA_EINVAL);
     assert_string_equal(disa_errmsg(), "'--diff_sampler' does not apply to fake models");
     assert_int_equal(family_sampling_set(&fake, &p, &precision, "colour", "red"), DISA_ENOTFOUND);
@@ -99,7 +104,7 @@ static void test_mar_table_equals_sampler(void **state) {
     assert_true(fi.C == 1 && fi.H == 28 && fi.W == 28);
     assert_true(fi.token_dims[0] == 16 && fi.token_dims[1] == 49);
     family_params p;
-    int precision = BLAS_FP32;
+    int precision = PRECISION_FP32;
     fam->params_init(&p);
     const char *kv[][2] = {{"num_iter", "4"}, {"cfg", "2.5"}, {"diff_sampler", "DiSA"}, {"diff_upper_steps", "12"}};
     for (size_t k = 0; k < sizeof kv / sizeof *kv; k++)

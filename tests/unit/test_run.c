@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
 #include "disa/estimate.h"
@@ -160,7 +161,7 @@ static void test_estimate(void **state) {
     unit_runner ur;
     assert_int_equal(unit_runner_init(&ur, &l, 0), 0);
     estimate e;
-    assert_int_equal(estimate_job(&e, &ur, 0, BLAS_FP32, 600.0), 0);
+    assert_int_equal(estimate_job(&e, &ur, 0, PRECISION_FP32, 600.0), 0);
     assert_int_equal(e.calib_complete, 1);
     assert_int_equal(e.threads, 1);
     assert_true(e.flops_sample > 0 && e.flops_decode == 0 && e.flops_feat > 0);
@@ -168,7 +169,7 @@ static void test_estimate(void **state) {
     assert_true(e.s_sample > 0 && e.s_feat > 0 && e.s_io > 0);
     assert_true(fabs(e.s_image - (e.s_sample + e.s_decode + e.s_io + e.s_feat)) < 1e-12);
     estimate cut;
-    assert_int_equal(estimate_job(&cut, &ur, 0, BLAS_FP32, 0.0), 0);
+    assert_int_equal(estimate_job(&cut, &ur, 0, PRECISION_FP32, 0.0), 0);
     assert_int_equal(cut.calib_complete, 0);
     assert_true(cut.flops_measured < e.flops_measured);
     assert_true(cut.s_sample > 0 && cut.flops_sample == e.flops_sample);
