@@ -41,7 +41,7 @@ void bf16_to_f32(float *dst /*[n]*/, const uint16_t *src /*[n]*/, size_t n);
 // x rounded to bf16 and widened back, for tests and reference kernels.
 float bf16_round(float x);
 // The bits of one value, inlined where a loop converts as it writes.
-static inline uint16_t bf16_bits(float x) {
+static inline __attribute__((always_inline)) uint16_t bf16_bits(float x) {
     uint32_t u;
     __builtin_memcpy(&u, &x, sizeof u);
     uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;

@@ -75,7 +75,8 @@ void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, con
 // that follows.
 
 // layer_norm as above, then x * (1 + scale) + shift with per-row modulation rows when
-// scale is non-NULL (DiT's adaLN modulate), rounded to bf16. shift/scale [N, C].
+// shift and scale are given (DiT's adaLN modulate), rounded to bf16. The affine part
+// applies when both w and b are given. shift/scale [N, C].
 void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
                             const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                             const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,

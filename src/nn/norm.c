@@ -63,26 +63,37 @@ void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
 
 // The bf16 form: the same double statistics, the normalisation and the affine and
 // modulation in float (the result is rounded to bf16 anyway), written as the bf16 input
-// of the matmul that follows.
+// of the matmul that follows. One row; the flags are constants at each call, so every
+// case gets its own loop with no masked loads from an absent operand.
+static inline __attribute__((always_inline)) void ln_row_bf16(uint16_t *y, const float *x, const float *w,
+                                                              const float *b, const float *sh, const float *sc,
+                                                              int C, float eps, int affine, int mod) {
+    double mean, var;
+    moments(x, (size_t)C, &mean, &var);
+    float m = (float)mean, r = (float)(1.0 / sqrt(var + (double)eps));
+    for (int j = 0; j < C; j++) {
+        float v = (x[j] - m) * r;
+        if (affine) v = v * w[j] + b[j];
+        if (mod) v = v * (1.0f + sc[j]) + sh[j];
+        y[j] = bf16_bits(v);
+    }
+}
+
 DISA_VEC
 void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
                             const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                             const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
                             int N, int C, float eps) {
+    // The model's LayerNorms have both affine parts or neither (final_layer's norm).
+    int affine = w && b, mod = shift && scale;
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         uint16_t *y = out + (size_t)i * C;
-        double mean, var;
-        moments(x, (size_t)C, &mean, &var);
-        float m = (float)mean, r = (float)(1.0 / sqrt(var + (double)eps));
-        const float *sh = shift ? shift + (size_t)i * C : NULL, *sc = scale ? scale + (size_t)i * C : NULL;
-        for (int j = 0; j < C; j++) {
-            float v = (x[j] - m) * r;
-            if (w) v *= w[j];
-            if (b) v += b[j];
-            if (sc) v = v * (1.0f + sc[j]) + sh[j];
-            y[j] = bf16_bits(v);
-        }
+        const float *sh = mod ? shift + (size_t)i * C : NULL, *sc = mod ? scale + (size_t)i * C : NULL;
+        if (affine && mod) ln_row_bf16(y, x, w, b, sh, sc, C, eps, 1, 1);
+        else if (affine) ln_row_bf16(y, x, w, b, sh, sc, C, eps, 1, 0);
+        else if (mod) ln_row_bf16(y, x, w, b, sh, sc, C, eps, 0, 1);
+        else ln_row_bf16(y, x, w, b, sh, sc, C, eps, 0, 0);
     }
 }
 
