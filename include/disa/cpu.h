@@ -8,6 +8,7 @@
 
 typedef struct cpu_features {
     int avx, avx2, fma, avx512f, avx512dq, avx512bw, avx512vl, avx512bf16;
+    int amx_bf16;  // AMX tiles with bf16 (the OS must also grant tile state: oneDNN asks for it)
 } cpu_features;
 
 // Fill from cpuid and xgetbv (a feature counts only when the OS saves its registers).

@@ -42,7 +42,7 @@ static void usage(FILE *f) {
             "       [--diff_upper_steps U] [--diff_lower_steps L]\n"
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
             "       [--diff_adaptive_signal cfg|var|eps]\n"
-            "       [--precision fp32|bf16] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n"
+            "       [--precision fp32|bf16|auto] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n"
             "       [--simulate SECONDS_PER_IMAGE[:SPREAD] | --simulate flops[@GFLOPS][:SPREAD]]  (no images: a tool)\n"
             "       disa-gen JOB.json... --estimate [--cores N,N...] [--threads T]   (the cost, before running)\n");
 }

@@ -1,8 +1,10 @@
-// disa-info: what this build and machine offer: CPU features, OpenBLAS core and threads.
+// disa-info: what this build and machine offer: CPU features, OpenBLAS core and threads,
+// and the precision --precision auto would pick here, with the reason.
 //
 //   disa-info            one process
 //   disa-info --mpi      under mpirun/srun: each rank reports after MPI_Init, which shows
 //                        that the OpenBLAS core-type re-exec happened before MPI started.
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/cpu.h"
 #include "disa/flags.h"
@@ -32,8 +34,11 @@ int main(int argc, char **argv) {
     cpu_blas_describe(blas, sizeof blas);
     printf("rank %d/%d: %s\n", rank, size, blas);
     if (rank == 0)
-        printf("cpu: avx %d avx2 %d fma %d avx512f %d avx512dq %d avx512bw %d avx512vl %d avx512bf16 %d\n",
-               f.avx, f.avx2, f.fma, f.avx512f, f.avx512dq, f.avx512bw, f.avx512vl, f.avx512bf16);
+        printf("cpu: avx %d avx2 %d fma %d avx512f %d avx512dq %d avx512bw %d avx512vl %d avx512bf16 %d amx_bf16 %d\n",
+               f.avx, f.avx2, f.fma, f.avx512f, f.avx512dq, f.avx512bw, f.avx512vl, f.avx512bf16, f.amx_bf16);
+    char why[512];
+    precision_resolve(PRECISION_AUTO, why, sizeof why);
+    printf("rank %d/%d: precision auto: %s\n", rank, size, why);
     if (use_mpi) world_finalize();
     return 0;
 }

@@ -37,6 +37,8 @@ void cpu_detect(cpu_features *f) {
         f->avx512dq = zmm && ((b >> 17) & 1);
         f->avx512bw = zmm && ((b >> 30) & 1);
         f->avx512vl = zmm && ((b >> 31) & 1);
+        // EDX bit 22 AMX-BF16, bit 24 AMX-TILE; XCR0 bits 17-18 hold the tile state.
+        f->amx_bf16 = ((d >> 22) & 1) && ((d >> 24) & 1) && (xcr0 & 0x60000) == 0x60000;
     }
     if (f->avx512f && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f->avx512bf16 = (a >> 5) & 1;
 }

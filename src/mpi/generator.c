@@ -11,6 +11,7 @@
 #include "roles.h"
 #include "msg.h"
 
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
@@ -18,6 +19,7 @@
 #include "disa/log.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 volatile sig_atomic_t generator_stop_requested;
@@ -39,6 +41,22 @@ static void bcast_jobs(job_list *jobs, int rank) {
     }
 }
 
+// sampling.precision "auto": bf16 only when every rank can run it (the nodes of a cluster
+// job may differ), so the images of one run never mix precisions; the jobs then carry
+// the precision used, which run.json and the run identity record.
+static void resolve_auto_precision(job_list *jobs, int rank) {
+    int any = 0;
+    for (int j = 0; j < jobs->n; j++) any |= jobs->jobs[j].precision == PRECISION_AUTO;
+    if (!any) return;
+    char why[512];
+    int can = precision_resolve(PRECISION_AUTO, why, sizeof why) == PRECISION_BF16, all = 0;
+    MPI_Allreduce(&can, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+    if (can && !all) snprintf(why, sizeof why, "fp32 (another rank cannot run bf16; see its disa-info)");
+    if (rank == 0 || !can) LOG(LOG_INFO, "--precision auto: %s", why);
+    for (int j = 0; j < jobs->n; j++)
+        if (jobs->jobs[j].precision == PRECISION_AUTO) jobs->jobs[j].precision = all ? PRECISION_BF16 : PRECISION_FP32;
+}
+
 int generator_share(job_list *jobs, generator_opts *o, int status) {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -49,6 +67,7 @@ int generator_share(job_list *jobs, generator_opts *o, int status) {
     MPI_Bcast(&lv, sizeof lv, MPI_BYTE, 0, MPI_COMM_WORLD);
     log_set_level(lv);
     bcast_jobs(jobs, rank);
+    resolve_auto_precision(jobs, rank);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 // record.c: run.json, the record of what a run folder holds (include/disa/record.h).
 #include "disa/record.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
 
@@ -169,6 +170,13 @@ int record_write(const job *jb, const char *identity, int world_size) {
     cJSON_AddStringToObject(o, "model", jb->model);
     cJSON_AddStringToObject(o, "vae", jb->vae);
     cJSON_AddStringToObject(o, "sampling", job_sampling_str(jb, ps, sizeof ps));
+    // The precision used (auto was resolved before), and for bf16 the oneDNN that ran it.
+    cJSON_AddStringToObject(o, "precision", precision_name((precision_kind)jb->precision));
+    if (jb->precision == PRECISION_BF16) {
+        char dnn[96];
+        snprintf(dnn, sizeof dnn, "oneDNN %s, ISA %s", bf16_version(), bf16_isa());
+        cJSON_AddStringToObject(o, "bf16", dnn);
+    }
     cJSON_AddNumberToObject(o, "world_size", world_size);
     cJSON_AddStringToObject(o, "blas_core", blas_corename());
     cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);

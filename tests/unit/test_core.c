@@ -204,7 +204,7 @@ static void test_blas(void **state) {
 
 static void test_coretype_decision(void **state) {
     (void)state;
-    cpu_features avx512 = {1, 1, 1, 1, 1, 1, 1, 0}, avx2 = {1, 1, 1, 0, 0, 0, 0, 0}, old = {1, 0, 0, 0, 0, 0, 0, 0};
+    cpu_features avx512 = {1, 1, 1, 1, 1, 1, 1, 0, 0}, avx2 = {1, 1, 1, 0, 0, 0, 0, 0, 0}, old = {1, 0, 0, 0, 0, 0, 0, 0, 0};
     assert_string_equal(cpu_blas_coretype_for("Prescott", &avx512), "SkylakeX");
     assert_string_equal(cpu_blas_coretype_for("prescott", &avx2), "Haswell");
     assert_string_equal(cpu_blas_coretype_for("Nehalem", &avx2), "Haswell");
