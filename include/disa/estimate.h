@@ -29,7 +29,7 @@ typedef struct estimate {
 } estimate;
 
 // Calibrate job j of ur (opened by unit_runner_init) at `precision` (FP32 or BF16; the
-// job's model is prepared for it, a shared one too), spending about
+// job's model and decoder are prepared for it, shared ones too), spending about
 // budget_s seconds in the sampler. Writes nothing to disk. 0, or an error (message set).
 int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budget_s);
 

@@ -16,7 +16,7 @@
 // What every family shares, outside its table:
 // - `precision` (fp32 | bf16 | auto), a sampling key of every family: what the opened
 //   model is prepared for (`prepare`; bf16.h: matmul inputs bf16, fp32 accumulation and
-//   statistics); decoding and feature nets stay fp32;
+//   statistics), and the KL-16 decoder with it (vae_prepare); feature nets stay fp32;
 // - the randomness: image i of a run draws from Philox streams keyed by (seed, i)
 //   (rng.h), so it is the same image whatever its batch, unit and rank;
 // - the latent: [C, H, W] per image, either the image itself in [-1, 1] (pixel-space

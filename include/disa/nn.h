@@ -81,6 +81,16 @@ void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
                             const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                             const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
                             int N, int C, float eps);
+// silu_forward's values rounded to bf16.
+void silu_bf16_forward(uint16_t *out /*[n]*/, const float *inp /*[n]*/, size_t n);
+// group_norm on channels-last rows [HW, C] (one image), statistics in double as above;
+// C <= 8192. In-place allowed.
+void groupnorm_nhwc_forward(float *out /*[HW,C]*/, const float *inp /*[HW,C]*/,
+                            const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                            int HW, int C, int groups, float eps);
+// nn.Upsample(scale_factor=2, mode='nearest') on channels-last [H, W, C], rounded to bf16.
+void upsample_nearest2x_nhwc_bf16(uint16_t *out /*[2H,2W,C]*/, const float *inp /*[H,W,C]*/, int H, int W,
+                                  int C);
 // softmax_forward's values rounded to bf16; x is overwritten (it holds the exponentials).
 void softmax_bf16_forward(uint16_t *out /*[N,C]*/, float *x /*[N,C]*/, int N, int C);
 // attention_rows_forward in bf16: q [B*P, d] (row stride ldq), k and v [B*T, d] each

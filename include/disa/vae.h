@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "disa/arena.h"
+#include "disa/bf16.h"
 #include "disa/safetensors.h"
 
 #define VAE_MAX_LEVELS 8
@@ -72,6 +73,9 @@ typedef struct vae_level {
     const float *up_w, *up_b;       // upsample.conv.{weight (c, c, 3, 3), bias (c)}; NULL at level 0
 } vae_level;
 
+// The bf16 form (vae.c): packed convolutions and their primitives, made by vae_prepare.
+typedef struct vae_bf16 vae_bf16;
+
 typedef struct vae_model {
     vae_config cfg;
     st_file st;                     // the mapping the pointers below point into (when opened from a file)
@@ -82,6 +86,8 @@ typedef struct vae_model {
     vae_level *up;                  // decoder.up.{i} [n_levels]
     const float *norm_out_w, *norm_out_b; // decoder.norm_out.{weight,bias} (ch*mult[0])
     const float *out_w, *out_b;     // decoder.conv_out.{weight (out_ch, ch*mult[0], 3, 3), bias (out_ch)}
+    precision_kind precision;       // FP32 after vae_open, BF16 after vae_prepare(BF16)
+    vae_bf16 *bf16;                 // the bf16 form when BF16, else NULL
 } vae_model;
 
 // Open `path`, parse its config, bind every tensor. All missing or mis-shaped tensors
@@ -97,6 +103,14 @@ void vae_close(vae_model *m);
 // field, expected shape). *tab and *names are malloc'd, owned by the caller; the level
 // arrays are freed by vae_close. Fails only with DISA_ENOMEM / DISA_EINTERNAL.
 int vae_tensor_table(vae_model *m, st_bind_entry **tab, char **names, int *count);
+
+// Prepare m for precision p (AUTO resolves first) and latents of h x w. BF16 packs every
+// convolution once for the resolution it runs at (oneDNN's layout, channels-last
+// activations) and vae_decode then runs them as bf16 convolutions with fp32
+// accumulation, bias and skip connections, GroupNorm and SiLU in fp32, for latents of
+// exactly h x w. FP32 drops the bf16 form. 0, or DISA_EINVAL (bf16 cannot run here /
+// sizes) or DISA_ENOMEM with a message, m unchanged. One thread at a time.
+int vae_prepare(vae_model *m, precision_kind p, int h, int w);
 
 // Arena bytes vae_decode needs for latents of h x w. It does not grow with B: images
 // are decoded one after another, because conv2d_forward runs one GEMM per image

@@ -581,6 +581,7 @@ static int mode_decode(const bench *b) {
     vae_model v;
     if (vae_open(&v, b->o.vae)) return failed();
     int h = c->seq_h * c->patch_size, H = h * vae_upscale(&v.cfg);
+    if (vae_prepare(&v, b->o.p.precision, h, h)) return failed();  // the decoder runs in the sampling precision
     arena a;
     float *lat = malloc(sizeof(float) * (size_t)v.cfg.embed_dim * h * h);
     float *img = malloc(sizeof(float) * (size_t)v.cfg.out_ch * H * H);
@@ -597,7 +598,8 @@ static int mode_decode(const bench *b) {
         f = blas_flops() - f0;
     }
     double s = bench_median(t, 3), pred = vae_decode_flops(&v.cfg, h, h);
-    printf("KL-16 decode: %.3f s per image (median of 3), %.1f GFLOP (vae_decode_flops %.1f)\n", s, f / 1e9, pred / 1e9);
+    printf("KL-16 decode (%s): %.3f s per image (median of 3), %.1f GFLOP (vae_decode_flops %.1f)\n",
+           precision_name(b->o.p.precision), s, f / 1e9, pred / 1e9);
     pct_line("decode", f / s / 1e9, b->o.peak);
     J(",\n  \"decode\": {\"s_per_image\": %.4f, \"flops\": %llu, \"flops_model\": %.0f, \"gflops\": %.2f}", s,
       (unsigned long long)f, pred, f / s / 1e9);

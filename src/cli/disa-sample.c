@@ -210,12 +210,17 @@ int main(int argc, char **argv) {
         status = 2;
         goto done;
     }
-    // A bad --vae fails now, not after the sampling.
+    // A bad --vae fails now, not after the sampling. The decoder runs in the sampling's
+    // precision.
     if (o.vae && fi.latent == LATENT_KL16 && (rc = vae_open(&vae, o.vae)) != 0) {
         status = disa_exit_status(rc);
         goto fail;
     }
     have_vae = o.vae && fi.latent == LATENT_KL16;
+    if (have_vae && (rc = vae_prepare(&vae, (precision_kind)precision, fi.H, fi.W)) != 0) {
+        status = disa_exit_status(rc);
+        goto fail;
+    }
     if (!labels || !index || !tokens) {
         disa_err(DISA_ENOMEM, "out of memory");
         goto fail;

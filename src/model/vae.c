@@ -10,6 +10,7 @@
 // ResnetBlock needs three: its input stays alive for the skip connection while two
 // buffers alternate between the normalised input and the conv outputs.
 #include "disa/vae.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
 #include "disa/json.h"
@@ -258,6 +259,7 @@ fail:
 }
 
 void vae_close(vae_model *m) {
+    vae_prepare(m, PRECISION_FP32, 0, 0);  // drops the bf16 form
     if (m->up) free(m->up[0].block);  // one allocation for all levels' blocks
     free(m->up);
     st_close(&m->st);
@@ -301,6 +303,8 @@ static void make_plan(vae_plan *p, const vae_config *c, int h, int w) {
     size_t T = (size_t)h * w;
     p->qkv = T * 3 * (size_t)top;
     p->scores = attention_scratch_floats((int)T, top, 1);
+    size_t s16 = attention_bf16_scratch_bytes((int)T, (int)T, 1) / sizeof(float) + 1;
+    if (s16 > p->scores) p->scores = s16;  // the bf16 decoder's scores and probabilities
     p->flops += 2.0 * T * top * top * 4 + 2.0 * 2.0 * (double)T * T * top;
     plan_resblock(p, top, top, h, w);
     int cin = top, H = h, W = w;
@@ -335,8 +339,11 @@ size_t vae_decode_scratch_bytes(const vae_config *c, int B, int h, int w) {
     if (!sizes_ok(c, h, w)) return 0;
     vae_plan p;
     make_plan(&p, c, h, w);
-    // Six arena blocks, each padded to the arena's 64-byte alignment.
-    return (3 * p.act + p.col + p.qkv + p.scores) * sizeof(float) + 6 * 64;
+    // Six arena blocks, each padded to the arena's 64-byte alignment. The bf16 decoder
+    // needs no im2col but two bf16 activation buffers, and its attention scratch fits in
+    // qkv + scores; the size covers either, so it does not depend on the precision.
+    size_t col = p.col > p.act ? p.col : p.act;
+    return (3 * p.act + col + p.qkv + p.scores) * sizeof(float) + 6 * 64;
 }
 
 double vae_decode_flops(const vae_config *c, int h, int w) {
@@ -350,6 +357,7 @@ double vae_decode_flops(const vae_config *c, int h, int w) {
 // forward
 
 typedef struct {
+    size_t act;           // floats of the largest feature map
     float *buf[3];        // buf[0] holds the current activation; the others are free
     float *col;           // conv2d scratch
     float *qkv, *scores;  // middle-block attention
@@ -451,6 +459,202 @@ static void decode_one(const vae_model *m, vae_work *k, float *img /*[out_ch,H,W
     conv3x3(k, img, k->buf[1], m->out_w, m->out_b, C, c->out_ch, H, W);
 }
 
+// ----------------------------------------------------------------------------
+// bf16 form: every convolution packed once for the resolution it runs at, on
+// channels-last activations so a 1x1 convolution is a Linear and attention needs no
+// transposes. GroupNorm, SiLU and the residual stream stay fp32; convolution inputs are
+// bf16 (written so by the op before), outputs fp32 with the bias and, closing a
+// ResnetBlock or the attention, the residual add as post-ops.
+
+typedef struct vres_bf16 {
+    bf16_conv conv1, conv2, nin;
+} vres_bf16;
+
+struct vae_bf16 {
+    bf16_cache *cache;
+    int h, w;             // latent size the convolutions are packed for
+    bf16_conv pq, in, out;
+    vres_bf16 mid1, mid2;
+    bf16_linear qkv, proj;  // attention: q|k|v as one [3C, C] Linear, proj_out
+    vres_bf16 *blocks;      // [n_levels * (num_res_blocks + 1)], level-major
+    bf16_conv *up;          // [n_levels]
+};
+
+static void vres_free(vres_bf16 *r) {
+    bf16_conv_free(&r->conv1);
+    bf16_conv_free(&r->conv2);
+    bf16_conv_free(&r->nin);
+}
+
+static void vae_bf16_delete(vae_bf16 *b, const vae_config *c) {
+    if (!b) return;
+    int nb = c->num_res_blocks + 1;
+    bf16_conv_free(&b->pq), bf16_conv_free(&b->in), bf16_conv_free(&b->out);
+    vres_free(&b->mid1), vres_free(&b->mid2);
+    bf16_linear_free(&b->qkv), bf16_linear_free(&b->proj);
+    for (int i = 0; b->blocks && i < c->n_levels * nb; i++) vres_free(&b->blocks[i]);
+    for (int i = 0; b->up && i < c->n_levels; i++) bf16_conv_free(&b->up[i]);
+    free(b->blocks);
+    free(b->up);
+    bf16_cache_delete(b->cache);
+    free(b);
+}
+
+static int conv3(bf16_conv *cv, const float *w, const float *b, int cin, int cout, int H, int W) {
+    return bf16_conv_init(cv, w, b, cin, cout, 3, 3, 1, 1, 1, 1, H, W);
+}
+
+static int pack_res(vres_bf16 *r, const vae_resblock *s, int H, int W) {
+    int rc = conv3(&r->conv1, s->conv1_w, s->conv1_b, s->cin, s->cout, H, W);
+    if (!rc) rc = conv3(&r->conv2, s->conv2_w, s->conv2_b, s->cout, s->cout, H, W);
+    if (!rc && s->nin_w) rc = bf16_conv_init(&r->nin, s->nin_w, s->nin_b, s->cin, s->cout, 1, 1, 1, 1, 0, 0, H, W);
+    return rc;
+}
+
+// q, k, v (each [C, C, 1, 1]) as one Linear with weight rows [q; k; v].
+static int pack_qkv(bf16_linear *l, const vae_attn *a, int C) {
+    size_t cc = (size_t)C * C;
+    float *w = malloc(sizeof(float) * 3 * cc), *b = malloc(sizeof(float) * 3 * (size_t)C);
+    if (!w || !b) {
+        free(w), free(b);
+        return disa_err(DISA_ENOMEM, "VAE attention: out of memory packing q, k, v");
+    }
+    const float *ws[3] = {a->q_w, a->k_w, a->v_w}, *bs[3] = {a->q_b, a->k_b, a->v_b};
+    for (int i = 0; i < 3; i++) {
+        memcpy(w + i * cc, ws[i], sizeof(float) * cc);
+        memcpy(b + (size_t)i * C, bs[i], sizeof(float) * (size_t)C);
+    }
+    int rc = bf16_linear_init(l, w, b, C, 3 * C);
+    free(w), free(b);
+    return rc;
+}
+
+int vae_prepare(vae_model *m, precision_kind p, int h, int w) {
+    const vae_config *c = &m->cfg;
+    if (p == PRECISION_AUTO) p = precision_resolve(p, NULL, 0);
+    if (p == PRECISION_FP32) {
+        vae_bf16_delete(m->bf16, c);
+        m->bf16 = NULL;
+        m->precision = PRECISION_FP32;
+        return 0;
+    }
+    if (m->bf16 && m->bf16->h == h && m->bf16->w == w) return 0;
+    if (!sizes_ok(c, h, w)) return disa_err(DISA_EINVAL, "VAE: cannot prepare for %d x %d latents", h, w);
+    int rc = bf16_available();
+    if (rc) return rc;
+    int L = c->n_levels, nb = c->num_res_blocks + 1, top = c->ch * c->ch_mult[L - 1];
+    vae_bf16 *b = calloc(1, sizeof *b);
+    if (!b || !(b->cache = bf16_cache_new(64)) || !(b->blocks = calloc((size_t)L * nb, sizeof(vres_bf16))) ||
+        !(b->up = calloc((size_t)L, sizeof(bf16_conv)))) {
+        vae_bf16_delete(b, c);
+        return disa_err(DISA_ENOMEM, "VAE: out of memory for its bf16 form");
+    }
+    b->h = h, b->w = w;
+    rc = bf16_conv_init(&b->pq, m->pq_w, m->pq_b, c->embed_dim, c->z_channels, 1, 1, 1, 1, 0, 0, h, w);
+    if (!rc) rc = conv3(&b->in, m->in_w, m->in_b, c->z_channels, top, h, w);
+    if (!rc) rc = pack_res(&b->mid1, &m->mid1, h, w);
+    if (!rc) rc = pack_qkv(&b->qkv, &m->attn, top);
+    if (!rc) rc = bf16_linear_init(&b->proj, m->attn.proj_w, m->attn.proj_b, top, top);
+    if (!rc) rc = pack_res(&b->mid2, &m->mid2, h, w);
+    int H = h, W = w, C = top;
+    for (int i = L - 1; i >= 0 && !rc; i--) {
+        for (int j = 0; j < nb && !rc; j++) {
+            rc = pack_res(&b->blocks[(size_t)i * nb + j], &m->up[i].block[j], H, W);
+            C = m->up[i].block[j].cout;
+        }
+        if (i > 0 && !rc) {
+            H *= 2, W *= 2;
+            rc = conv3(&b->up[i], m->up[i].up_w, m->up[i].up_b, C, C, H, W);
+        }
+    }
+    if (!rc) rc = conv3(&b->out, m->out_w, m->out_b, C, c->out_ch, H, W);
+    if (rc) {
+        vae_bf16_delete(b, c);
+        return disa_err_wrap(rc, "VAE, bf16: ");
+    }
+    vae_bf16_delete(m->bf16, c);
+    m->bf16 = b;
+    m->precision = PRECISION_BF16;
+    return 0;
+}
+
+// The bf16 pass over one image: k->buf[0..2] fp32 [HW, C] maps (buf[0] the current
+// one), k->col holds two bf16 maps (convolution inputs).
+typedef struct { uint16_t *t, *u; } bf_maps;
+
+// nonlinearity(norm(x)) as the bf16 input of the next convolution; f is fp32 scratch.
+static void norm_swish_bf16(vae_work *k, uint16_t *out, float *f, const float *x, const float *w, const float *b,
+                            int C, int HW) {
+    groupnorm_nhwc_forward(f, x, w, b, HW, C, k->groups, k->eps);
+    silu_bf16_forward(out, f, (size_t)HW * C);
+}
+
+static int resblock_bf16(vae_work *k, bf_maps *bm, bf16_cache *cache, const vae_resblock *r, const vres_bf16 *q,
+                         int H, int W) {
+    float *x = k->buf[0], *t = k->buf[1], *u = k->buf[2];
+    int HW = H * W;
+    norm_swish_bf16(k, bm->t, t, x, r->norm1_w, r->norm1_b, r->cin, HW);
+    int rc = bf16_conv_forward(cache, &q->conv1, u, bm->t, 1, 0);
+    if (rc) return rc;
+    norm_swish_bf16(k, bm->u, u, u, r->norm2_w, r->norm2_b, r->cout, HW);
+    if (!r->nin_w)  // x += conv2(...): the skip connection is the convolution's sum post-op
+        return bf16_conv_forward(cache, &q->conv2, x, bm->u, 1, 1);
+    bf16_from_f32(bm->t, x, (size_t)HW * r->cin);
+    if ((rc = bf16_conv_forward(cache, &q->nin, t, bm->t, 1, 0)) != 0) return rc;
+    rc = bf16_conv_forward(cache, &q->conv2, t, bm->u, 1, 1);
+    rotate(k, 1);
+    return rc;
+}
+
+static int attnblock_bf16(vae_work *k, bf_maps *bm, const vae_bf16 *q, const vae_attn *a, int C, int T) {
+    float *x = k->buf[0], *t = k->buf[1];
+    uint16_t *qkv = (uint16_t *)k->qkv;
+    groupnorm_nhwc_forward(t, x, a->norm_w, a->norm_b, T, C, k->groups, k->eps);
+    bf16_from_f32(bm->t, t, (size_t)T * C);
+    int rc = bf16_linear_forward(q->cache, &q->qkv, qkv, 1, bm->t, NULL, T, BF16_EPI_NONE);
+    if (!rc) rc = attention_bf16_forward(q->cache, bm->u, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, k->scores, 1, T, T, C, 1);
+    return rc ? rc : bf16_linear_forward(q->cache, &q->proj, x, 0, bm->u, NULL, T, BF16_EPI_RESIDUAL);
+}
+
+static int decode_one_bf16(const vae_model *m, vae_work *k, float *img /*[out_ch,H,W]*/,
+                           const float *tok /*[embed,h,w]*/, int h, int w) {
+    const vae_config *c = &m->cfg;
+    const vae_bf16 *q = m->bf16;
+    bf16_cache *cache = q->cache;
+    int L = c->n_levels, nb = c->num_res_blocks + 1, HW = h * w, rc;
+    bf_maps bm = {(uint16_t *)k->col, (uint16_t *)k->col + k->act};
+    // tokens / 0.2325 as engine_mar.py divides them, then channels-last bf16.
+    float *z = k->buf[1];
+    for (int e = 0; e < c->embed_dim; e++)
+        for (int p = 0; p < HW; p++) z[(size_t)p * c->embed_dim + e] = tok[(size_t)e * HW + p] / c->latent_scale;
+    bf16_from_f32(bm.t, z, (size_t)HW * c->embed_dim);
+    if ((rc = bf16_conv_forward(cache, &q->pq, k->buf[2], bm.t, 1, 0)) != 0) return rc;
+    bf16_from_f32(bm.t, k->buf[2], (size_t)HW * c->z_channels);
+    if ((rc = bf16_conv_forward(cache, &q->in, k->buf[0], bm.t, 1, 0)) != 0) return rc;
+    int C = c->ch * c->ch_mult[L - 1], H = h, W = w;
+    if ((rc = resblock_bf16(k, &bm, cache, &m->mid1, &q->mid1, h, w)) != 0 ||
+        (rc = attnblock_bf16(k, &bm, q, &m->attn, C, HW)) != 0 ||
+        (rc = resblock_bf16(k, &bm, cache, &m->mid2, &q->mid2, h, w)) != 0)
+        return rc;
+    for (int i = L - 1; i >= 0; i--) {
+        for (int j = 0; j < nb; j++) {
+            if ((rc = resblock_bf16(k, &bm, cache, &m->up[i].block[j], &q->blocks[(size_t)i * nb + j], H, W)) != 0)
+                return rc;
+            C = m->up[i].block[j].cout;
+        }
+        if (i > 0) {
+            upsample_nearest2x_nhwc_bf16(bm.t, k->buf[0], H, W, C);
+            H *= 2, W *= 2;
+            if ((rc = bf16_conv_forward(cache, &q->up[i], k->buf[0], bm.t, 1, 0)) != 0) return rc;
+        }
+    }
+    norm_swish_bf16(k, bm.t, k->buf[1], k->buf[0], m->norm_out_w, m->norm_out_b, C, H * W);
+    if ((rc = bf16_conv_forward(cache, &q->out, k->buf[1], bm.t, 1, 0)) != 0) return rc;
+    for (int p = 0; p < H * W; p++)  // back to the image's channel-major layout
+        for (int o = 0; o < c->out_ch; o++) img[(size_t)o * H * W + p] = k->buf[1][(size_t)p * c->out_ch + o];
+    return 0;
+}
+
 int vae_decode(const vae_model *m, arena *a, float *img /*[B,out_ch,H,W]*/,
                const float *tokens /*[B,embed_dim,h,w]*/, int B, int h, int w) {
     const vae_config *c = &m->cfg;
@@ -459,9 +663,9 @@ int vae_decode(const vae_model *m, arena *a, float *img /*[B,out_ch,H,W]*/,
     size_t mark = arena_mark(a);
     vae_plan p;
     make_plan(&p, c, h, w);
-    vae_work k = {.groups = c->num_groups, .eps = c->eps};
+    vae_work k = {.act = p.act, .groups = c->num_groups, .eps = c->eps};
     for (int i = 0; i < 3; i++) k.buf[i] = arena_floats(a, p.act);
-    k.col = arena_floats(a, p.col ? p.col : 1);
+    k.col = arena_floats(a, p.col > p.act ? p.col : p.act);
     k.qkv = arena_floats(a, p.qkv);
     k.scores = arena_floats(a, p.scores);
     if (!k.buf[0] || !k.buf[1] || !k.buf[2] || !k.col || !k.qkv || !k.scores) {
@@ -469,9 +673,15 @@ int vae_decode(const vae_model *m, arena *a, float *img /*[B,out_ch,H,W]*/,
         return disa_err_wrap(DISA_ENOMEM, "vae_decode (%d x %d latent needs %zu bytes, "
                              "vae_decode_scratch_bytes): ", h, w, vae_decode_scratch_bytes(c, B, h, w));
     }
-    int up = vae_upscale(c);
+    int up = vae_upscale(c), rc = 0;
     size_t in_n = (size_t)c->embed_dim * h * w, out_n = (size_t)c->out_ch * h * up * w * up;
-    for (int b = 0; b < B; b++) decode_one(m, &k, img + b * out_n, tokens + b * in_n, h, w);
+    if (m->bf16 && (h != m->bf16->h || w != m->bf16->w))
+        rc = disa_err(DISA_EINVAL, "vae_decode: the bf16 decoder is prepared for %d x %d latents, got %d x %d",
+                      m->bf16->h, m->bf16->w, h, w);
+    for (int b = 0; b < B && !rc; b++) {
+        if (m->bf16) rc = decode_one_bf16(m, &k, img + b * out_n, tokens + b * in_n, h, w);
+        else decode_one(m, &k, img + b * out_n, tokens + b * in_n, h, w);
+    }
     arena_reset(a, mark);
-    return 0;
+    return rc;
 }

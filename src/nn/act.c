@@ -92,6 +92,15 @@ void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
     }
 }
 
+DISA_VEC
+void silu_bf16_forward(uint16_t *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float e = exp_nonpos(-fabsf(x));
+        out[i] = bf16_bits((x < 0.0f ? x * e : x) / (1.0f + e));
+    }
+}
+
 void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
     // Written so NaN fails the comparison and passes through, like torch.relu.
     for (size_t i = 0; i < n; i++) {

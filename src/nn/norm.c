@@ -121,3 +121,44 @@ void groupnorm_forward(float *out /*[N,C,HW]*/, const float *inp /*[N,C,HW]*/,
         }
     }
 }
+
+// group_norm on channels-last rows x[p, c] (the bf16 decoder's layout): per-channel
+// double sums over the HW positions, combined per group, two passes as moments() does;
+// then (x - mean) * scale + shift in float per channel, the mean subtracted first so a
+// large common offset cancels exactly.
+DISA_VEC
+void groupnorm_nhwc_forward(float *out /*[HW,C]*/, const float *inp /*[HW,C]*/,
+                            const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                            int HW, int C, int groups, float eps) {
+    // Per-channel state on the stack: at most 192 KB (C <= 8192, nn.h).
+    double acc[C], gmean[C];
+    float mean[C], scale[C], shift[C];
+    int cpg = C / groups;
+    double n = (double)HW * cpg;
+    for (int c = 0; c < C; c++) acc[c] = 0.0;
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) acc[c] += inp[(size_t)p * C + c];
+    for (int g = 0; g < groups; g++) {
+        double s = 0.0;
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) s += acc[c];
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) gmean[c] = s / n;
+    }
+    for (int c = 0; c < C; c++) acc[c] = 0.0;
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) {
+            double d = (double)inp[(size_t)p * C + c] - gmean[c];
+            acc[c] += d * d;
+        }
+    for (int g = 0; g < groups; g++) {
+        double v = 0.0;
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) v += acc[c];
+        double rstd = 1.0 / sqrt(v / n + (double)eps);
+        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+            mean[c] = (float)gmean[c];
+            scale[c] = (float)(rstd * (w ? (double)w[c] : 1.0));
+            shift[c] = b ? b[c] : 0.0f;
+        }
+    }
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) out[(size_t)p * C + c] = (inp[(size_t)p * C + c] - mean[c]) * scale[c] + shift[c];
+}

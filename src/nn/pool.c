@@ -5,8 +5,10 @@
 // adaptive_avg_pool2d(x, 1), all with ceil_mode=False. Each (n, c) plane is independent,
 // so every kernel loops over N*C planes.
 #include "disa/nn.h"
+#include "disa/bf16.h"
 
 #include <math.h>
+#include <string.h>
 
 // ----------------------------------------------------------------------------
 
@@ -25,6 +27,22 @@ void upsample_nearest2x_forward(float *out /*[N,C,2H,2W]*/, const float *inp /*[
             float *r1 = r0 + OW;
             for (int ox = 0; ox < OW; ox++) r1[ox] = r0[ox];
         }
+    }
+}
+
+// Channels-last, written as the bf16 input of the convolution that follows it.
+void upsample_nearest2x_nhwc_bf16(uint16_t *out /*[2H,2W,C]*/, const float *inp /*[H,W,C]*/, int H, int W,
+                                  int C) {
+    size_t rowc = (size_t)2 * W * C;
+    for (int iy = 0; iy < H; iy++) {
+        uint16_t *r0 = out + (size_t)(2 * iy) * rowc;
+        for (int ix = 0; ix < W; ix++) {
+            const float *src = inp + ((size_t)iy * W + ix) * C;
+            uint16_t *d = r0 + (size_t)2 * ix * C;
+            bf16_from_f32(d, src, (size_t)C);
+            memcpy(d + C, d, sizeof(uint16_t) * (size_t)C);
+        }
+        memcpy(r0 + rowc, r0, sizeof(uint16_t) * rowc);
     }
 }
 

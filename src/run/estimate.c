@@ -58,10 +58,11 @@ int estimate_job(estimate *e, unit_runner *ur, int j, int precision, double budg
     e->flops_sample = sf.transformer + sf.head;
     e->flops_decode = decode_flops(&uj->info, uj->vae);
 
-    // The model prepared for `precision` (a model serves samplers of the precision it is
-    // prepared for), then sampling: the first unit's images, as the run makes them,
-    // until the budget is spent.
+    // The model and its decoder prepared for `precision` (a model serves samplers of the
+    // precision it is prepared for), then sampling: the first unit's images, as the run
+    // makes them, until the budget is spent.
     if ((rc = uj->fam->prepare(uj->model, precision)) != 0) return rc;
+    if (uj->vae && (rc = vae_prepare(uj->vae, (precision_kind)precision, uj->info.H, uj->info.W)) != 0) return rc;
     void *s = NULL;
     if ((rc = uj->fam->sampler_new(&s, uj->model, &jb->params, precision, jb->eval_bsz)) != 0) return rc;
     int labels[JOB_MAX_EVAL_BSZ];

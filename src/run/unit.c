@@ -66,12 +66,14 @@ static int open_job(unit_runner *ur, int j) {
         if ((rc = uj->fam->prepare(uj->model, jb->precision)) != 0) return rc;
     }
     uj->fam->info(uj->model, &uj->info);
-    if (jb->vae[0] && (k = same_file(ur->jobs, j, offsetof(job, vae), 0)) >= 0) {
+    if (jb->vae[0] && (k = same_file(ur->jobs, j, offsetof(job, vae), 1)) >= 0) {
         uj->vae = ur->job[k].vae;
     } else if (jb->vae[0]) {
         if (!(uj->vae = calloc(1, sizeof *uj->vae))) return disa_err(DISA_ENOMEM, "out of memory");
         uj->owns_vae = 1;
         if ((rc = vae_open(uj->vae, jb->vae)) != 0) return rc;
+        // The decoder runs in the job's precision, packed for its model's latent size.
+        if ((rc = vae_prepare(uj->vae, (precision_kind)jb->precision, uj->info.H, uj->info.W)) != 0) return rc;
     }
     if (jb->features[0] && (k = same_file(ur->jobs, j, offsetof(job, features), 0)) >= 0) {
         uj->feat = ur->job[k].feat;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The KL-16 path of disa-gen and disa-sample: a small MAR with the KL-16 tokenizer and a
 # random-weight decoder of the official shape (disa-mkmodel). 64x64 RGB images, identical
-# on 1 and 2 ranks and between disa-gen and disa-sample, verified on resume.
+# on 1 and 2 ranks and between disa-gen and disa-sample, verified on resume; with
+# --precision bf16 (where it can run) decoded by oneDNN bf16 convolutions, again the
+# same on 1 and 2 ranks.
 set -eu
 . tests/e2e/lib.inc
 $B/disa-mkmodel --vae kl16 --out "$T/kl16.safetensors" --seed 3 > /dev/null || fail "mkmodel vae"
@@ -35,4 +37,18 @@ for i in 0 1 2 3 4; do cp "$T/a/$(printf %05d.png $i)" "$T/first/"; done
 $B/disa-npz "$T/first" "$T/gen.npz" --labels none > /dev/null 2>&1 || fail "disa-npz of disa-gen images"
 $B/disa-npz "$T/s" "$T/sample.npz" --labels none > /dev/null 2>&1 || fail "disa-npz of disa-sample images"
 cmp -s "$T/gen.npz" "$T/sample.npz" || fail "disa-sample and disa-gen images differ"
+if $B/disa-info | grep -q "precision auto: bf16"; then
+    ONEDNN_VERBOSE=1 gen 1 "$T/kl.json" --output_dir "$T/h1" --threads 1 --precision bf16 > "$T/h1.log" 2>&1 ||
+        { tail "$T/h1.log"; fail "bf16, 1 rank"; }
+    gen 2 "$T/kl.json" --output_dir "$T/h2" --threads 1 --precision bf16 > "$T/h2.log" 2>&1 || { cat "$T/h2.log"; fail "bf16, 2 ranks"; }
+    check_complete "$T/h1" 10
+    same_pngs "$T/h1" "$T/h2"
+    grep -q "precision=bf16" "$T/h1/run.json" || fail "bf16 run.json"
+    # 3x3 convolutions of the decoder (16 -> 512 at 4x4 up to 128 -> 3 at 64x64) in bf16.
+    n=$(grep -c "^onednn_verbose,exec,cpu,convolution,.*src_bf16.*ic128oc3_ih64" "$T/h1.log" || true)
+    [ "$n" = 10 ] || fail "expected conv_out in bf16 once per image, found $n: $(grep -m3 convolution "$T/h1.log")"
+    ! grep -q "^onednn_verbose,exec,cpu,[a-z_]*,ref:" "$T/h1.log" || fail "a reference kernel ran: $(grep -m2 ',ref:' "$T/h1.log")"
+    ! cmp -s "$T/a/00000.png" "$T/h1/00000.png" || fail "bf16 image equals the fp32 one"
+    echo "bf16: 10 images decoded by bf16 convolutions, identical on 1 and 2 ranks"
+fi
 echo ok

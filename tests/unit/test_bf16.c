@@ -367,6 +367,65 @@ static int attention(void) {
 static void test_attention(void **state) { in_child(attention); }
 
 // ----------------------------------------------------------------------------
+// Convolution on channels-last maps: a 3x3 padded and a strided, rectangular one, with
+// and without the residual sum, against the direct sum over the rounded operands.
+
+static void ref_conv(double *y, const float *x, const float *w, const float *b, int H, int W, int Cin, int Cout,
+                     int kh, int kw, int sh, int sw, int ph, int pw, int OH, int OW) {
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++)
+            for (int o = 0; o < Cout; o++) {
+                double s = b ? b[o] : 0.0;
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++) {
+                        int iy = oy * sh - ph + i, ix = ox * sw - pw + j;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        for (int c = 0; c < Cin; c++)
+                            s += (double)bf(x[((size_t)iy * W + ix) * Cin + c]) *
+                                 bf(w[(((size_t)o * Cin + c) * kh + i) * kw + j]);
+                    }
+                y[((size_t)oy * OW + ox) * Cout + o] = s;
+            }
+}
+
+static int conv(void) {
+    struct { int H, W, Cin, Cout, kh, kw, sh, sw, ph, pw; } cases[] = {
+        {9, 7, 13, 16, 3, 3, 1, 1, 1, 1},
+        {10, 6, 8, 5, 3, 2, 2, 1, 1, 0},
+        {5, 5, 16, 32, 1, 1, 1, 1, 0, 0},
+    };
+    bf16_cache *c = bf16_cache_new(8);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        int H = cases[k].H, W = cases[k].W, Ci = cases[k].Cin, Co = cases[k].Cout;
+        int kh = cases[k].kh, kw = cases[k].kw, sh = cases[k].sh, sw = cases[k].sw, ph = cases[k].ph, pw = cases[k].pw;
+        int OH = (H + 2 * ph - kh) / sh + 1, OW = (W + 2 * pw - kw) / sw + 1;
+        size_t nx = (size_t)H * W * Ci, ny = (size_t)OH * OW * Co;
+        float *x = rand_buf(nx, -1, 1), *w = rand_buf((size_t)Co * Ci * kh * kw, -0.3, 0.3), *b = rand_buf(Co, -1, 1);
+        float *res = rand_buf(ny, -2, 2), *y = malloc(sizeof(float) * ny);
+        double *want = malloc(sizeof(double) * ny);
+        uint16_t *xb = to_bf(x, nx);
+        bf16_conv cv;
+        CHECK(bf16_conv_init(&cv, w, b, Ci, Co, kh, kw, sh, sw, ph, pw, H, W) == 0, "conv init: %s", disa_errmsg());
+        CHECK(cv.OH == OH && cv.OW == OW, "conv %zu: output %dx%d, expected %dx%d", k, cv.OH, cv.OW, OH, OW);
+        ref_conv(want, x, w, b, H, W, Ci, Co, kh, kw, sh, sw, ph, pw, OH, OW);
+        for (int residual = 0; residual < 2; residual++) {
+            memcpy(y, res, sizeof(float) * ny);
+            CHECK(bf16_conv_forward(c, &cv, y, xb, 1, residual) == 0, "conv %zu: %s", k, disa_errmsg());
+            double *wr = malloc(sizeof(double) * ny);
+            for (size_t i = 0; i < ny; i++) wr[i] = want[i] + (residual ? res[i] : 0.0);
+            double e = normwise(y, 0, wr, ny);
+            CHECK(e <= 1e-5, "conv %zu residual %d: normwise %.3g", k, residual, e);
+            free(wr);
+        }
+        bf16_conv_free(&cv);
+        free(x), free(w), free(b), free(res), free(y), free(want), free(xb);
+    }
+    bf16_cache_delete(c);
+    return 0;
+}
+static void test_conv(void **state) { in_child(conv); }
+
+// ----------------------------------------------------------------------------
 // Element-wise kernels writing bf16 (no oneDNN): within one bf16 rounding (2^-8 of the
 // value, plus the fp32 normalisation of a few ulps) of the double reference.
 
@@ -413,13 +472,54 @@ static void test_softmax_bf16(void **state) {
     free(x), free(x32), free(y), free(xs);
 }
 
+// Channels-last GroupNorm equals the NCHW kernel on the transposed map (both fp32 with
+// double statistics; they differ in the final affine's precision only).
+static void test_groupnorm_nhwc(void **state) {
+    const int HW = 37, C = 24, G = 6;
+    float *x = rand_buf((size_t)HW * C, -2, 3), *w = rand_buf(C, 0.5, 1.5), *b = rand_buf(C, -1, 1);
+    float *xt = malloc(sizeof(float) * HW * C), *yt = malloc(sizeof(float) * HW * C), *y = malloc(sizeof(float) * HW * C);
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) xt[(size_t)c * HW + p] = x[(size_t)p * C + c] + (c < 4 ? 500.0f : 0.0f);
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < 4; c++) x[(size_t)p * C + c] += 500.0f;  // a group with a large offset
+    groupnorm_forward(yt, xt, w, b, 1, C, HW, G, 1e-6f);
+    groupnorm_nhwc_forward(y, x, w, b, HW, C, G, 1e-6f);
+    for (int p = 0; p < HW; p++)
+        for (int c = 0; c < C; c++) {
+            float got = y[(size_t)p * C + c], want = yt[(size_t)c * HW + p];
+            if (!(fabsf(got - want) <= 1e-5f * (1.0f + fabsf(want)))) printf("p %d c %d: %g vs %g\n", p, c, got, want);
+            assert_true(fabsf(got - want) <= 1e-5f * (1.0f + fabsf(want)));
+        }
+    // In place gives the same values.
+    groupnorm_nhwc_forward(x, x, w, b, HW, C, G, 1e-6f);
+    assert_memory_equal(x, y, sizeof(float) * HW * C);
+    free(x), free(w), free(b), free(xt), free(yt), free(y);
+}
+
+// Nearest x2 on channels-last, rounded: every output pixel is its source pixel's bits.
+static void test_upsample_silu_bf16(void **state) {
+    const int H = 3, W = 5, C = 7;
+    float *x = rand_buf((size_t)H * W * C, -4, 4), *s = malloc(sizeof(float) * H * W * C);
+    uint16_t *y = malloc(sizeof(uint16_t) * 4 * H * W * C), *sb = malloc(sizeof(uint16_t) * H * W * C);
+    upsample_nearest2x_nhwc_bf16(y, x, H, W, C);
+    for (int oy = 0; oy < 2 * H; oy++)
+        for (int ox = 0; ox < 2 * W; ox++)
+            for (int c = 0; c < C; c++)
+                assert_int_equal(y[((size_t)oy * 2 * W + ox) * C + c], bf16_bits(x[((size_t)(oy / 2) * W + ox / 2) * C + c]));
+    silu_forward(s, x, (size_t)H * W * C);
+    silu_bf16_forward(sb, x, (size_t)H * W * C);
+    for (int i = 0; i < H * W * C; i++) assert_int_equal(sb[i], bf16_bits(s[i]));
+    free(x), free(s), free(y), free(sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round),           cmocka_unit_test(test_precision_names),
         cmocka_unit_test(test_auto_without_bf16), cmocka_unit_test(test_auto_with_bf16),
         cmocka_unit_test(test_linear_epilogues), cmocka_unit_test(test_cache_eviction),
         cmocka_unit_test(test_attention),       cmocka_unit_test(test_layernorm_bf16),
-        cmocka_unit_test(test_softmax_bf16),
+        cmocka_unit_test(test_softmax_bf16),    cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_groupnorm_nhwc),  cmocka_unit_test(test_upsample_silu_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
