@@ -1,10 +1,12 @@
 // blas.c: row-major sgemm wrapper over OpenBLAS's CBLAS, with FLOP counting.
 #include "disa/blas.h"
 #include "disa/bf16.h"
+#include "disa/par.h"
 #include "disa/vec.h"
 
 #include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 
 static _Thread_local uint64_t g_flops;
 
@@ -30,8 +32,42 @@ enum { SMALL_M = 128 };
 static _Thread_local float *g_yt;
 static _Thread_local size_t g_yt_cap;
 
+// The copies around the GEMM over the threads (par.h): y = yt^T (+ bias) by column blocks
+// of JB, or y's rows seeded with the bias. Pure copies and one add per value, so any split
+// gives the same values.
+enum { JB = 64 };
+typedef struct lin_ctx {
+    float *y;
+    const float *yt, *bias;
+    int M, N;
+} lin_ctx;
+
 DISA_VEC
+static void transpose_part(void *ctx, size_t lo, size_t hi) {
+    const lin_ctx *l = ctx;
+    const int M = l->M, N = l->N;
+    const float *bias = l->bias;
+    // Transpose in column blocks so the strided reads stay in a few cache lines.
+    for (int j0 = (int)lo * JB; j0 < (int)hi * JB && j0 < N; j0 += JB) {
+        int j1 = j0 + JB < N ? j0 + JB : N;
+        for (int i = 0; i < M; i++) {
+            float *row = l->y + (size_t)i * N;
+            const float *col = l->yt + i;
+            if (bias)
+                for (int j = j0; j < j1; j++) row[j] = col[(size_t)j * M] + bias[j];
+            else
+                for (int j = j0; j < j1; j++) row[j] = col[(size_t)j * M];
+        }
+    }
+}
+
+static void seed_part(void *ctx, size_t lo, size_t hi) {
+    const lin_ctx *l = ctx;
+    for (size_t i = lo; i < hi; i++) memcpy(l->y + i * l->N, l->bias, sizeof(float) * (size_t)l->N);
+}
+
 void blas_linear(float *y, const float *x, const float *W, const float *bias, int M, int K, int N) {
+    lin_ctx l = {y, g_yt, bias, M, N};
     if (M > 0 && M <= SMALL_M && N > 0 && K > 0) {
         // With few rows OpenBLAS repacks the whole weight matrix for a handful of output
         // rows (measured on MAR-B-sized 1024x1024 weights, 1 thread, weights not in cache:
@@ -48,36 +84,21 @@ void blas_linear(float *y, const float *x, const float *W, const float *bias, in
         }
         if (need <= g_yt_cap) {
             blas_sgemm(0, 1, N, M, K, 1.0f, W, K, x, K, 0.0f, g_yt, M);
-            // Transpose in column blocks so the strided reads stay in a few cache lines.
-            enum { JB = 64 };
-            for (int j0 = 0; j0 < N; j0 += JB) {
-                int j1 = j0 + JB < N ? j0 + JB : N;
-                for (int i = 0; i < M; i++) {
-                    float *row = y + (size_t)i * N;
-                    const float *col = g_yt + i;
-                    if (bias)
-                        for (int j = j0; j < j1; j++) row[j] = col[(size_t)j * M] + bias[j];
-                    else
-                        for (int j = j0; j < j1; j++) row[j] = col[(size_t)j * M];
-                }
-            }
+            l.yt = g_yt;
+            par_for((size_t)(N + JB - 1) / JB, par_row_grain((size_t)M * JB), transpose_part, &l);
             return;
         }
         // Out of memory for the scratch: the direct call below is slower, not wrong.
     }
-    if (bias) {
-        // Seed C with the bias so the GEMM adds into it (beta = 1): no second pass over y.
-        for (int i = 0; i < M; i++) {
-            float *row = y + (size_t)i * N;
-            for (int j = 0; j < N; j++) row[j] = bias[j];
-        }
-    }
+    // Seed C with the bias so the GEMM adds into it (beta = 1): no second pass over y.
+    if (bias) par_for((size_t)M, par_row_grain((size_t)N), seed_part, &l);
     blas_sgemm(0, 1, M, N, K, 1.0f, x, K, W, K, bias ? 1.0f : 0.0f, y, N);
 }
 
 void blas_set_threads(int n) {
     openblas_set_num_threads(n);
     bf16_set_threads(n);
+    par_set_threads(n);
 }
 int blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *blas_corename(void) { return openblas_get_corename(); }

@@ -8,6 +8,7 @@
 #include "disa/mar.h"
 #include "disa/vec.h"
 #include "disa/nn.h"
+#include "disa/par.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,45 @@ static void gate_add(float *x, const float *mod, const float *u, int N, int w) {
     }
 }
 
+// sy = ce + te row-wise: row n adds te[te_row[n] * w ..] (te_row NULL: te[0..w) for every row).
+DISA_VEC
+static void add_time(float *sy, const float *ce, const float *te, const int *te_row, int N, int w) {
+    for (int n = 0; n < N; n++) {
+        const float *tr = te + (te_row ? (size_t)te_row[n] * w : 0);
+        for (int k = 0; k < w; k++) sy[(size_t)n * w + k] = ce[(size_t)n * w + k] + tr[k];
+    }
+}
+
+// The three row loops over the threads (par.h), a chunk of rows each.
+enum { ROWS_TIME, ROWS_MODULATE, ROWS_GATE };
+typedef struct rows_ctx {
+    int op;
+    float *x;
+    const float *a, *b;  // TIME: ce, te; MODULATE: mod; GATE: mod, u
+    const int *te_row;   // TIME: the row of te each row adds (NULL: row 0)
+    int shift_off, scale_off, stride, w;
+} rows_ctx;
+
+static void rows_part(void *ctx, size_t lo, size_t hi) {
+    const rows_ctx *r = ctx;
+    int n = (int)(hi - lo), w = r->w;
+    float *x = r->x + lo * w;
+    if (r->op == ROWS_TIME) add_time(x, r->a + lo * w, r->b, r->te_row ? r->te_row + lo : NULL, n, w);
+    else if (r->op == ROWS_MODULATE) modulate(x, r->a + lo * r->stride, r->shift_off, r->scale_off, r->stride, n, w);
+    else gate_add(x, r->a + lo * 3 * w, r->b + lo * w, n, w);
+}
+
+static void rows_for(int op, float *x, const float *a, const float *b, int shift_off, int scale_off, int stride,
+                     int N, int w) {
+    rows_ctx r = {op, x, a, b, NULL, shift_off, scale_off, stride, w};
+    par_for((size_t)N, par_row_grain((size_t)w), rows_part, &r);
+}
+
+static void time_rows_for(float *sy, const float *ce, const float *te, const int *te_row, int N, int w) {
+    rows_ctx r = {ROWS_TIME, sy, ce, te, te_row, 0, 0, w, w};
+    par_for((size_t)N, par_row_grain((size_t)w), rows_part, &r);
+}
+
 // SimpleMLPAdaLN.forward in bf16: each ResBlock is three modulation matmuls, the
 // LayerNorm + modulate written as bf16, fc1 with SiLU as its epilogue, and fc2 whose
 // epilogue multiplies by the gate and adds the residual stream (fp32) in place.
@@ -155,10 +195,7 @@ static int forward_bf16(const diffloss_net *h, arena *a, float *out, const float
     uint16_t *syb = arena_alloc(a, sizeof(uint16_t) * nw), *u = arena_alloc(a, sizeof(uint16_t) * nw);
     uint16_t *t1 = arena_alloc(a, sizeof(uint16_t) * nw), *xb = arena_alloc(a, sizeof(uint16_t) * N * h->C);
     if (!sy || !hx || !shift || !scale || !gate || !syb || !u || !t1 || !xb) return DISA_ENOMEM;
-    for (int n = 0; n < N; n++) {
-        const float *tr = te + (te_row ? (size_t)te_row[n] * w : 0);
-        for (int k = 0; k < w; k++) sy[(size_t)n * w + k] = ce[(size_t)n * w + k] + tr[k];
-    }
+    time_rows_for(sy, ce, te, te_row, N, w);
     silu_forward(sy, sy, nw);
     bf16_from_f32(syb, sy, nw);
     bf16_from_f32(xb, x, (size_t)N * h->C);
@@ -202,25 +239,22 @@ int diffloss_forward_te(const diffloss_net *h, arena *a, float *out, const float
     float *t1 = arena_floats(a, (size_t)N * w);
     float *mod = arena_floats(a, (size_t)N * 3 * w);  // shift | scale | gate
     if (!sy || !hx || !u || !t1 || !mod) return DISA_ENOMEM;
-    for (int n = 0; n < N; n++) {
-        const float *tr = te + (te_row ? (size_t)te_row[n] * w : 0);
-        for (int k = 0; k < w; k++) sy[(size_t)n * w + k] = ce[(size_t)n * w + k] + tr[k];
-    }
+    time_rows_for(sy, ce, te, te_row, N, w);
     silu_forward(sy, sy, (size_t)N * w);
     linear_forward(hx, x, h->in_w, h->in_b, N, h->C, w);
     for (int i = 0; i < h->depth; i++) {
         const dl_resblock *b = &h->blocks[i];
         linear_forward(mod, sy, b->ada_w, b->ada_b, N, w, 3 * w);
         layernorm_forward(u, hx, b->ln_w, b->ln_b, N, w, h->eps);
-        modulate(u, mod, 0, w, 3 * w, N, w);
+        rows_for(ROWS_MODULATE, u, mod, NULL, 0, w, 3 * w, N, w);
         linear_forward(t1, u, b->fc1_w, b->fc1_b, N, w, w);
         silu_forward(t1, t1, (size_t)N * w);
         linear_forward(u, t1, b->fc2_w, b->fc2_b, N, w, w);
-        gate_add(hx, mod, u, N, w);
+        rows_for(ROWS_GATE, hx, mod, u, 0, 0, 3 * w, N, w);
     }
     linear_forward(mod, sy, h->fada_w, h->fada_b, N, w, 2 * w);
     layernorm_forward(u, hx, NULL, NULL, N, w, h->eps);
-    modulate(u, mod, 0, w, 2 * w, N, w);
+    rows_for(ROWS_MODULATE, u, mod, NULL, 0, w, 2 * w, N, w);
     linear_forward(out, u, h->flin_w, h->flin_b, N, w, 2 * h->C);
     arena_reset(a, mark);
     return 0;

@@ -7,6 +7,7 @@
 #include "disa/err.h"
 #include "disa/json.h"
 #include "disa/nn.h"
+#include "disa/par.h"
 #include "disa/vec.h"
 
 #include <cJSON.h>
@@ -394,8 +395,27 @@ size_t mar_forward_scratch_bytes(const mar_config *c, int B2) {
 }
 
 DISA_VEC
-static void add_inplace(float *x, const float *y, size_t n) {
+static void add_run(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+typedef struct add_ctx {
+    float *x;
+    const float *y;
+    size_t n;
+} add_ctx;
+
+static void add_part(void *ctx, size_t lo, size_t hi) {
+    const add_ctx *c = ctx;
+    size_t a, b;
+    par_block_range(c->n, lo, hi, &a, &b);
+    add_run(c->x + a, c->y + a, b - a);
+}
+
+// x += y over the threads (par.h).
+static void add_inplace(float *x, const float *y, size_t n) {
+    add_ctx c = {x, y, n};
+    par_for(par_blocks(n), 32, add_part, &c);
 }
 
 // The rest of a timm Block after attention, on R rows in place:

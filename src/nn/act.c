@@ -5,6 +5,7 @@
 // inputs already read (softmax reads the whole row before writing it).
 #include "disa/nn.h"
 #include "disa/bf16.h"
+#include "disa/par.h"
 #include "disa/vec.h"
 
 #include <math.h>
@@ -70,7 +71,7 @@ static inline float erfc_nonneg(float z) {
 }
 
 DISA_VEC
-void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+static void gelu_run(float *out, const float *inp, size_t n) {
     // 0.5 x (1 + erf(x/sqrt2)) written as 0.5 x erfc(-x/sqrt2), and erfc(-z) = 2 - erfc(z):
     // the same function, without the cancellation of 1 + erf near -1 for x << 0.
     const float r = (float)M_SQRT1_2;
@@ -82,7 +83,7 @@ void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
 }
 
 DISA_VEC
-void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+static void silu_run(float *out, const float *inp, size_t n) {
     // x sigmoid(x) with e = exp(-|x|) <= 1: x / (1 + e) for x >= 0 and x e / (1 + e) for
     // x < 0, so exp never overflows; for x << 0, e flushes to 0 and the result is -0.
     for (size_t i = 0; i < n; i++) {
@@ -93,13 +94,39 @@ void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
 }
 
 DISA_VEC
-void silu_bf16_forward(uint16_t *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
+static void silu_bf16_run(uint16_t *out, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float e = exp_nonpos(-fabsf(x));
         out[i] = bf16_bits((x < 0.0f ? x * e : x) / (1.0f + e));
     }
 }
+
+// The element-wise loops over the threads (par.h): blocks of the flat array.
+typedef struct flat {
+    void *out;
+    const float *inp;
+    size_t n;
+    int kind;  // 0 GELU, 1 SiLU, 2 SiLU to bf16
+} flat;
+
+static void flat_part(void *ctx, size_t lo, size_t hi) {
+    const flat *f = ctx;
+    size_t a, b;
+    par_block_range(f->n, lo, hi, &a, &b);
+    if (f->kind == 0) gelu_run((float *)f->out + a, f->inp + a, b - a);
+    else if (f->kind == 1) silu_run((float *)f->out + a, f->inp + a, b - a);
+    else silu_bf16_run((uint16_t *)f->out + a, f->inp + a, b - a);
+}
+
+static void flat_for(void *out, const float *inp, size_t n, int kind) {
+    flat f = {out, inp, n, kind};
+    par_for(par_blocks(n), 16, flat_part, &f);
+}
+
+void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) { flat_for(out, inp, n, 0); }
+void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) { flat_for(out, inp, n, 1); }
+void silu_bf16_forward(uint16_t *out /*[n]*/, const float *inp /*[n]*/, size_t n) { flat_for(out, inp, n, 2); }
 
 void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n) {
     // Written so NaN fails the comparison and passes through, like torch.relu.
@@ -142,7 +169,7 @@ static inline __attribute__((always_inline)) float softmax_exp_row(float *y, con
 }
 
 DISA_VEC
-void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, int C) {
+static void softmax_rows(float *out, const float *inp, int N, int C) {
     for (int i = 0; i < N; i++) {
         float *y = out + (size_t)i * C;
         float inv = softmax_exp_row(y, inp + (size_t)i * C, C);
@@ -151,11 +178,34 @@ void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, in
 }
 
 DISA_VEC
-void softmax_bf16_forward(uint16_t *out /*[N,C]*/, float *x /*[N,C]*/, int N, int C) {
+static void softmax_bf16_rows(uint16_t *out, float *x, int N, int C) {
     for (int i = 0; i < N; i++) {
         float *xr = x + (size_t)i * C;
         uint16_t *y = out + (size_t)i * C;
         float inv = softmax_exp_row(xr, xr, C);
         for (int j = 0; j < C; j++) y[j] = bf16_bits(xr[j] * inv);
     }
+}
+
+typedef struct sm_ctx {
+    void *out;
+    float *inp;
+    int C, bf16;
+} sm_ctx;
+
+static void softmax_part(void *ctx, size_t lo, size_t hi) {
+    const sm_ctx *s = ctx;
+    size_t o = lo * (size_t)s->C;
+    if (s->bf16) softmax_bf16_rows((uint16_t *)s->out + o, s->inp + o, (int)(hi - lo), s->C);
+    else softmax_rows((float *)s->out + o, s->inp + o, (int)(hi - lo), s->C);
+}
+
+void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, int C) {
+    sm_ctx s = {out, (float *)inp, C, 0};  // the fp32 rows only read inp
+    par_for((size_t)N, par_row_grain((size_t)C), softmax_part, &s);
+}
+
+void softmax_bf16_forward(uint16_t *out /*[N,C]*/, float *x /*[N,C]*/, int N, int C) {
+    sm_ctx s = {out, x, C, 1};
+    par_for((size_t)N, par_row_grain((size_t)C), softmax_part, &s);
 }

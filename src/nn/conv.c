@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "disa/blas.h"
+#include "disa/par.h"
 
 // 4 Mi floats (16 MB) of col per band.
 #define COL_CAP ((size_t)1 << 22)
@@ -42,13 +43,13 @@ size_t conv2d_scratch_floats(int Cin, int H, int W, int kh, int kw, int sh, int 
 
 // ----------------------------------------------------------------------------
 // col[(c*kh + i)*kw + j, (oy - oy0)*OW + ox] = x[c, oy*sh - ph + i, ox*sw - pw + j],
-// zero outside the image, for output rows oy0 <= oy < oy1.
+// zero outside the image, for output rows oy0 <= oy < oy1 and channels c0 <= c < c1.
 static void im2col_band(float *col /*[Cin*kh*kw, (oy1-oy0)*OW]*/,
-                        const float *x /*[Cin,H,W]*/, int Cin, int H, int W,
+                        const float *x /*[Cin,H,W]*/, int c0, int c1, int H, int W,
                         int kh, int kw, int sh, int sw, int ph, int pw,
                         int OW, int oy0, int oy1) {
     size_t ncol = (size_t)(oy1 - oy0) * OW;
-    for (int c = 0; c < Cin; c++) {
+    for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * H * W;
         for (int i = 0; i < kh; i++) {
             for (int j = 0; j < kw; j++) {
@@ -85,6 +86,27 @@ static void im2col_band(float *col /*[Cin*kh*kw, (oy1-oy0)*OW]*/,
     }
 }
 
+// The copies around the GEMMs over the threads (par.h), by input channel (im2col) or
+// output channel (bias): the same values for any split.
+typedef struct conv_ctx {
+    float *col, *y;
+    const float *x, *b;
+    int H, W, kh, kw, sh, sw, ph, pw, OW, oy0, oy1;
+    size_t P;
+} conv_ctx;
+
+static void im2col_part(void *ctx, size_t lo, size_t hi) {
+    const conv_ctx *c = ctx;
+    im2col_band(c->col, c->x, (int)lo, (int)hi, c->H, c->W, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->OW, c->oy0,
+                c->oy1);
+}
+
+static void bias_part(void *ctx, size_t lo, size_t hi) {
+    const conv_ctx *c = ctx;
+    for (size_t co = lo; co < hi; co++)
+        for (size_t p = 0; p < c->P; p++) c->y[co * c->P + p] = c->b[co];
+}
+
 void conv2d_forward(float *out /*[N,Cout,OH,OW]*/, const float *inp /*[N,Cin,H,W]*/,
                     const float *w /*[Cout,Cin,kh,kw]*/, const float *b /*[Cout] or NULL*/,
                     float *scratch /*[conv2d_scratch_floats]*/,
@@ -99,11 +121,9 @@ void conv2d_forward(float *out /*[N,Cout,OH,OW]*/, const float *inp /*[N,Cin,H,W
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * Cin * H * W;
         float *y = out + (size_t)n * Cout * P;
+        conv_ctx cc = {scratch, y, x, b, H, W, kh, kw, sh, sw, ph, pw, OW, 0, 0, P};
         // Seed the output with the bias so every GEMM accumulates into it (beta = 1).
-        if (b) {
-            for (int co = 0; co < Cout; co++)
-                for (size_t p = 0; p < P; p++) y[(size_t)co * P + p] = b[co];
-        }
+        if (b) par_for((size_t)Cout, par_row_grain(P), bias_part, &cc);
         float beta = b ? 1.0f : 0.0f;
         if (pointwise) {
             blas_sgemm(0, 0, Cout, (int)P, K, 1.0f, w, K, x, (int)P, beta, y, (int)P);
@@ -112,7 +132,8 @@ void conv2d_forward(float *out /*[N,Cout,OH,OW]*/, const float *inp /*[N,Cin,H,W
         for (int oy0 = 0; oy0 < OH; oy0 += rows) {
             int oy1 = oy0 + rows < OH ? oy0 + rows : OH;
             int ncol = (oy1 - oy0) * OW;
-            im2col_band(scratch, x, Cin, H, W, kh, kw, sh, sw, ph, pw, OW, oy0, oy1);
+            cc.oy0 = oy0, cc.oy1 = oy1;
+            par_for((size_t)Cin, par_row_grain((size_t)kh * kw * ncol), im2col_part, &cc);
             blas_sgemm(0, 0, Cout, ncol, K, 1.0f, w, K, scratch, ncol, beta,
                        y + (size_t)oy0 * OW, (int)P);
         }

@@ -6,6 +6,7 @@
 // parity tolerance is 1e-5.
 #include "disa/nn.h"
 #include "disa/bf16.h"
+#include "disa/par.h"
 #include "disa/vec.h"
 
 #include <math.h>
@@ -43,9 +44,7 @@ static inline void moments(const float *x /*[n]*/, size_t n, double *mean, doubl
 // ----------------------------------------------------------------------------
 
 DISA_VEC
-void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
-                       const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
-                       int N, int C, float eps) {
+static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int N, int C, float eps) {
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         float *y = out + (size_t)i * C;
@@ -80,10 +79,8 @@ static inline __attribute__((always_inline)) void ln_row_bf16(uint16_t *y, const
 }
 
 DISA_VEC
-void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
-                            const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
-                            const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
-                            int N, int C, float eps) {
+static void layernorm_bf16_rows(uint16_t *out, const float *inp, const float *w, const float *b, const float *shift,
+                                const float *scale, int N, int C, float eps) {
     // The model's LayerNorms have both affine parts or neither (final_layer's norm).
     int affine = w && b, mod = shift && scale;
     for (int i = 0; i < N; i++) {
@@ -97,68 +94,150 @@ void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
     }
 }
 
-DISA_VEC
-void groupnorm_forward(float *out /*[N,C,HW]*/, const float *inp /*[N,C,HW]*/,
+// Both LayerNorms over the threads (par.h), a chunk of rows each.
+typedef struct ln_ctx {
+    void *out;
+    const float *inp, *w, *b, *shift, *scale;
+    int C;
+    float eps;
+} ln_ctx;
+
+static void ln_part(void *ctx, size_t lo, size_t hi) {
+    const ln_ctx *l = ctx;
+    size_t o = lo * (size_t)l->C;
+    layernorm_rows((float *)l->out + o, l->inp + o, l->w, l->b, (int)(hi - lo), l->C, l->eps);
+}
+
+static void ln_bf16_part(void *ctx, size_t lo, size_t hi) {
+    const ln_ctx *l = ctx;
+    size_t o = lo * (size_t)l->C;
+    layernorm_bf16_rows((uint16_t *)l->out + o, l->inp + o, l->w, l->b, l->shift ? l->shift + o : NULL,
+                        l->scale ? l->scale + o : NULL, (int)(hi - lo), l->C, l->eps);
+}
+
+void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
                        const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
-                       int N, int C, int HW, int groups, float eps) {
+                       int N, int C, float eps) {
+    ln_ctx l = {out, inp, w, b, NULL, NULL, C, eps};
+    par_for((size_t)N, par_row_grain((size_t)C), ln_part, &l);
+}
+
+void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
+                            const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                            const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
+                            int N, int C, float eps) {
+    ln_ctx l = {out, inp, w, b, shift, scale, C, eps};
+    par_for((size_t)N, par_row_grain((size_t)C), ln_bf16_part, &l);
+}
+
+// Groups [lo, hi) of the N * groups (image, group) pairs.
+DISA_VEC
+static void groupnorm_groups(float *out, const float *inp, const float *w, const float *b, int C, int HW, int groups,
+                             float eps, size_t lo, size_t hi) {
     int cpg = C / groups;  // channels per group; contiguous in NCHW
     size_t gsize = (size_t)cpg * HW;
-    for (int n = 0; n < N; n++) {
-        for (int g = 0; g < groups; g++) {
-            size_t off = ((size_t)n * C + (size_t)g * cpg) * HW;
-            double mean, var;
-            moments(inp + off, gsize, &mean, &var);
-            double rstd = 1.0 / sqrt(var + (double)eps);
-            for (int cc = 0; cc < cpg; cc++) {
-                int ch = g * cpg + cc;
-                // Fold normalisation and affine into one scale/shift per channel.
-                double scale = rstd * (w ? (double)w[ch] : 1.0);
-                double shift = (b ? (double)b[ch] : 0.0) - mean * scale;
-                const float *x = inp + off + (size_t)cc * HW;
-                float *y = out + off + (size_t)cc * HW;
-                for (int k = 0; k < HW; k++) y[k] = (float)((double)x[k] * scale + shift);
-            }
+    for (size_t ng = lo; ng < hi; ng++) {
+        int n = (int)(ng / (size_t)groups), g = (int)(ng % (size_t)groups);
+        size_t off = ((size_t)n * C + (size_t)g * cpg) * HW;
+        double mean, var;
+        moments(inp + off, gsize, &mean, &var);
+        double rstd = 1.0 / sqrt(var + (double)eps);
+        for (int cc = 0; cc < cpg; cc++) {
+            int ch = g * cpg + cc;
+            // Fold normalisation and affine into one scale/shift per channel.
+            double scale = rstd * (w ? (double)w[ch] : 1.0);
+            double shift = (b ? (double)b[ch] : 0.0) - mean * scale;
+            const float *x = inp + off + (size_t)cc * HW;
+            float *y = out + off + (size_t)cc * HW;
+            for (int k = 0; k < HW; k++) y[k] = (float)((double)x[k] * scale + shift);
         }
     }
 }
 
+typedef struct gn_ctx {
+    float *out;
+    const float *inp, *w, *b;
+    int C, HW, groups;
+    float eps;
+    // channels-last form: per-channel sums, per-channel group mean, scale and shift
+    double *acc, *gmean;
+    float *mean, *scale, *shift;
+    int phase;
+} gn_ctx;
+
+static void gn_part(void *ctx, size_t lo, size_t hi) {
+    const gn_ctx *g = ctx;
+    groupnorm_groups(g->out, g->inp, g->w, g->b, g->C, g->HW, g->groups, g->eps, lo, hi);
+}
+
+void groupnorm_forward(float *out /*[N,C,HW]*/, const float *inp /*[N,C,HW]*/,
+                       const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
+                       int N, int C, int HW, int groups, float eps) {
+    gn_ctx g = {.out = out, .inp = inp, .w = w, .b = b, .C = C, .HW = HW, .groups = groups, .eps = eps};
+    par_for((size_t)N * groups, par_row_grain((size_t)(C / groups) * HW), gn_part, &g);
+}
+
 // group_norm on channels-last rows x[p, c] (the bf16 decoder's layout): per-channel
-// double sums over the HW positions, combined per group, two passes as moments() does;
-// then (x - mean) * scale + shift in float per channel, the mean subtracted first so a
-// large common offset cancels exactly.
+// double sums over the HW positions (each thread a range of channels, so the sums do not
+// depend on the thread count), combined per group, two passes as moments() does; then
+// (x - mean) * scale + shift in float per channel (a range of positions per thread), the
+// mean subtracted first so a large common offset cancels exactly.
 DISA_VEC
+static void nhwc_sums(double *acc, const float *inp, const double *mean, int HW, int C, int c0, int c1) {
+    for (int c = c0; c < c1; c++) acc[c] = 0.0;
+    for (int p = 0; p < HW; p++) {
+        const float *x = inp + (size_t)p * C;
+        if (mean)
+            for (int c = c0; c < c1; c++) {
+                double d = (double)x[c] - mean[c];
+                acc[c] += d * d;
+            }
+        else
+            for (int c = c0; c < c1; c++) acc[c] += x[c];
+    }
+}
+
+DISA_VEC
+static void nhwc_apply(float *out, const float *inp, const float *mean, const float *scale, const float *shift, int C,
+                       size_t p0, size_t p1) {
+    for (size_t p = p0; p < p1; p++)
+        for (int c = 0; c < C; c++) out[p * C + c] = (inp[p * C + c] - mean[c]) * scale[c] + shift[c];
+}
+
+static void nhwc_part(void *ctx, size_t lo, size_t hi) {
+    const gn_ctx *g = ctx;
+    if (g->phase == 2) nhwc_apply(g->out, g->inp, g->mean, g->scale, g->shift, g->C, lo, hi);
+    else nhwc_sums(g->acc, g->inp, g->phase ? g->gmean : NULL, g->HW, g->C, (int)lo, (int)hi);
+}
+
 void groupnorm_nhwc_forward(float *out /*[HW,C]*/, const float *inp /*[HW,C]*/,
                             const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                             int HW, int C, int groups, float eps) {
-    // Per-channel state on the stack: at most 192 KB (C <= 8192, nn.h).
+    // Per-channel state on the stack: at most 256 KB (C <= 8192, nn.h).
     double acc[C], gmean[C];
     float mean[C], scale[C], shift[C];
+    gn_ctx g = {out, inp, w, b, C, HW, groups, eps, acc, gmean, mean, scale, shift, 0};
     int cpg = C / groups;
     double n = (double)HW * cpg;
-    for (int c = 0; c < C; c++) acc[c] = 0.0;
-    for (int p = 0; p < HW; p++)
-        for (int c = 0; c < C; c++) acc[c] += inp[(size_t)p * C + c];
-    for (int g = 0; g < groups; g++) {
+    size_t cgrain = (size_t)(C / 2 > 16 ? 16 : 1);  // channel ranges of whole cache lines when there are enough
+    par_for((size_t)C, cgrain, nhwc_part, &g);
+    for (int k = 0; k < groups; k++) {
         double s = 0.0;
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) s += acc[c];
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) gmean[c] = s / n;
+        for (int c = k * cpg; c < (k + 1) * cpg; c++) s += acc[c];
+        for (int c = k * cpg; c < (k + 1) * cpg; c++) gmean[c] = s / n;
     }
-    for (int c = 0; c < C; c++) acc[c] = 0.0;
-    for (int p = 0; p < HW; p++)
-        for (int c = 0; c < C; c++) {
-            double d = (double)inp[(size_t)p * C + c] - gmean[c];
-            acc[c] += d * d;
-        }
-    for (int g = 0; g < groups; g++) {
+    g.phase = 1;
+    par_for((size_t)C, cgrain, nhwc_part, &g);
+    for (int k = 0; k < groups; k++) {
         double v = 0.0;
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) v += acc[c];
+        for (int c = k * cpg; c < (k + 1) * cpg; c++) v += acc[c];
         double rstd = 1.0 / sqrt(v / n + (double)eps);
-        for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        for (int c = k * cpg; c < (k + 1) * cpg; c++) {
             mean[c] = (float)gmean[c];
             scale[c] = (float)(rstd * (w ? (double)w[c] : 1.0));
             shift[c] = b ? b[c] : 0.0f;
         }
     }
-    for (int p = 0; p < HW; p++)
-        for (int c = 0; c < C; c++) out[(size_t)p * C + c] = (inp[(size_t)p * C + c] - mean[c]) * scale[c] + shift[c];
+    g.phase = 2;
+    par_for((size_t)HW, par_row_grain((size_t)C), nhwc_part, &g);
 }

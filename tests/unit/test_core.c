@@ -10,10 +10,12 @@
 #include "disa/cpu.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
+#include "disa/par.h"
 #include "disa/rng.h"
 #include "disa/tensor.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,6 +217,55 @@ static void test_coretype_decision(void **state) {
     assert_null(cpu_blas_coretype_for(NULL, &avx2));
 }
 
+// par_for: every index exactly once, in contiguous chunks of at least `grain`, for
+// several thread counts; a loop inside a chunk runs serially on that thread.
+typedef struct par_rec {
+    unsigned char *hits;
+    int chunks, nested_ok;
+    size_t min_chunk;
+    pthread_mutex_t mu;
+} par_rec;
+
+static void inner(void *ctx, size_t lo, size_t hi) {
+    size_t *count = ctx;
+    *count += hi - lo;  // serial: no other thread touches it
+}
+
+static void mark(void *ctx, size_t lo, size_t hi) {
+    par_rec *r = ctx;
+    for (size_t i = lo; i < hi; i++) r->hits[i]++;
+    size_t count = 0;
+    par_for(1000, 1, inner, &count);
+    pthread_mutex_lock(&r->mu);
+    r->chunks++;
+    if (hi - lo < r->min_chunk) r->min_chunk = hi - lo;
+    r->nested_ok &= count == 1000;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void test_par_for(void **state) {
+    (void)state;
+    int saved = par_threads();
+    const size_t ns[] = {0, 1, 7, 100, 4099, 100000};
+    for (int t = 1; t <= 5; t++) {
+        par_set_threads(t);
+        assert_int_equal(par_threads(), t);
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            size_t n = ns[k], grain = 3;
+            par_rec r = {calloc(n + 1, 1), 0, 1, (size_t)-1, PTHREAD_MUTEX_INITIALIZER};
+            assert_non_null(r.hits);
+            par_for(n, grain, mark, &r);
+            for (size_t i = 0; i < n; i++) assert_int_equal(r.hits[i], 1);
+            int want = n / grain < (size_t)t ? (int)(n / grain) : t;
+            assert_int_equal(r.chunks, want < 2 ? 1 : want);
+            if (r.chunks > 1) assert_true(r.min_chunk >= grain);
+            assert_true(r.nested_ok);
+            free(r.hits);
+        }
+    }
+    par_set_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_message),    cmocka_unit_test(test_arena),
@@ -222,6 +273,7 @@ int main(void) {
         cmocka_unit_test(test_rng_normal_moments), cmocka_unit_test(test_rng_permutation),
         cmocka_unit_test(test_tensor),         cmocka_unit_test(test_dgen),
         cmocka_unit_test(test_blas),           cmocka_unit_test(test_coretype_decision),
+        cmocka_unit_test(test_par_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
