@@ -242,6 +242,21 @@ struct bf16_cache {
     long created;
 };
 
+// What a key computes, for messages (made only when something failed).
+static const char *describe(const op_key *k, char *buf, size_t n) {
+    const int64_t *d = k->dims;
+    if (k->op == OP_LINEAR)
+        snprintf(buf, n, "a Linear of %lld rows, %lld -> %lld, epilogue %d", (long long)d[0], (long long)d[1],
+                 (long long)d[2], k->epi);
+    else if (k->op == OP_BMM)
+        snprintf(buf, n, "a batched matmul %lld x (%lld x %lld . %lld x %lld)", (long long)d[0], (long long)d[1],
+                 (long long)d[2], (long long)d[2], (long long)d[3]);
+    else
+        snprintf(buf, n, "a %lldx%lld convolution %lld -> %lld on %lld x %lldx%lld", (long long)d[3], (long long)d[4],
+                 (long long)d[1], (long long)d[2], (long long)d[0], (long long)d[9], (long long)d[10]);
+    return buf;
+}
+
 bf16_cache *bf16_cache_new(int capacity) {
     bf16_cache *c = calloc(1, sizeof *c);
     if (c) c->e = calloc((size_t)(capacity > 0 ? capacity : 1), sizeof(entry));
@@ -292,8 +307,8 @@ static entry *lookup(bf16_cache *c, const op_key *k) {
 }
 
 // A new entry for key k from recipe r (its op descriptor already initialised). Evicts
-// the least recently used entry when full. NULL with a message naming `what` on failure.
-static entry *make(bf16_cache *c, const op_key *k, recipe *r, const char *what) {
+// the least recently used entry when full. NULL with a message naming the op on failure.
+static entry *make(bf16_cache *c, const op_key *k, recipe *r) {
     entry *e;
     if (c->n < c->cap) {
         e = &c->e[c->n++];
@@ -331,8 +346,9 @@ static entry *make(bf16_cache *c, const op_key *k, recipe *r, const char *what) 
     if (bad) {
         entry_clear(e);
         if (e == &c->e[c->n - 1]) c->n--;  // the slot stays for the next make
+        char what[128];
         disa_err(DISA_EINVAL, "bf16: oneDNN cannot make a primitive for %s (out of memory, or a shape it "
-                 "does not support)", what);
+                 "does not support)", describe(k, what, sizeof what));
         return NULL;
     }
     e->key = *k;
@@ -342,7 +358,7 @@ static entry *make(bf16_cache *c, const op_key *k, recipe *r, const char *what) 
 }
 
 // Run e with data pointers ptr[ARG_*] (NULL: argument absent).
-static int run(entry *e, void *const ptr[N_ARGS], const char *what) {
+static int run(entry *e, void *const ptr[N_ARGS]) {
     static const int tag[N_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
                                     DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1};
     dnnl_exec_arg_t args[N_ARGS];
@@ -353,9 +369,17 @@ static int run(entry *e, void *const ptr[N_ARGS], const char *what) {
         args[n].arg = tag[i];
         args[n++].memory = e->mem[i];
     }
-    if (D.dnnl_primitive_execute(e->prim, D.strm, n, args) != dnnl_success || D.dnnl_stream_wait(D.strm) != dnnl_success)
-        return disa_err(DISA_EINTERNAL, "bf16: oneDNN failed to run %s", what);
+    if (D.dnnl_primitive_execute(e->prim, D.strm, n, args) != dnnl_success || D.dnnl_stream_wait(D.strm) != dnnl_success) {
+        char what[128];
+        return disa_err(DISA_EINTERNAL, "bf16: oneDNN failed to run %s", describe(&e->key, what, sizeof what));
+    }
     return 0;
+}
+
+// The error of a forward whose descriptors oneDNN refused (before any primitive).
+static int refused(const op_key *k) {
+    char what[128];
+    return disa_err(DISA_EINVAL, "bf16: oneDNN refused the descriptors of %s", describe(k, what, sizeof what));
 }
 
 static int md_tag(dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_data_type_t t, dnnl_format_tag_t tag) {
@@ -472,8 +496,6 @@ int bf16_linear_forward(bf16_cache *c, const bf16_linear *l, void *y, int y_bf16
     memset(&k, 0, sizeof k);
     k.op = OP_LINEAR, k.epi = epi, k.d_bf16 = y_bf16, k.bias = l->bias != NULL;
     k.dims[0] = M, k.dims[1] = l->K, k.dims[2] = l->N;
-    char what[96];
-    snprintf(what, sizeof what, "a Linear of %d rows, %d -> %d, epilogue %d", M, l->K, l->N, (int)epi);
     entry *e = lookup(c, &k);
     if (!e) {
         recipe r;
@@ -488,12 +510,12 @@ int bf16_linear_forward(bf16_cache *c, const bf16_linear *l, void *y, int y_bf16
             md_tag(&r.md[ARG_DST], 2, ys, y_bf16 ? dnnl_bf16 : dnnl_f32, dnnl_ab) ||
             md_tag(&r.md[ARG_GATE], 2, ys, dnnl_f32, dnnl_ab) ||
             D.dnnl_matmul_desc_init(&r.op.mm, &r.md[ARG_SRC], &r.md[ARG_WEI], k.bias ? &r.md[ARG_BIAS] : NULL,
-                                    &r.md[ARG_DST]) != dnnl_success ||
-            !(e = make(c, &k, &r, what)))
-            return disa_err(DISA_EINVAL, "bf16: cannot set up %s: %s", what, disa_errmsg());
+                                    &r.md[ARG_DST]) != dnnl_success)
+            return refused(&k);
+        if (!(e = make(c, &k, &r))) return DISA_EINVAL;
     }
     void *ptr[N_ARGS] = {(void *)x, l->w, l->bias, y, (void *)gate};
-    int rc = run(e, ptr, what);
+    int rc = run(e, ptr);
     if (!rc) blas_flops_add(2ull * (uint64_t)M * (uint64_t)l->K * (uint64_t)l->N);
     return rc;
 }
@@ -512,8 +534,6 @@ int bf16_bmm(bf16_cache *c, bf16_view d, int d_bf16, bf16_view a, bf16_view w, i
     memcpy(k.dims + 4, a.s, sizeof a.s);
     memcpy(k.dims + 7, w.s, sizeof w.s);
     memcpy(k.dims + 10, d.s, sizeof d.s);
-    char what[96];
-    snprintf(what, sizeof what, "a batched matmul %d x (%d x %d . %d x %d)", batch, M, K, K, N);
     entry *e = lookup(c, &k);
     if (!e) {
         recipe r;
@@ -523,12 +543,12 @@ int bf16_bmm(bf16_cache *c, bf16_view d, int d_bf16, bf16_view a, bf16_view w, i
         r.epi = BF16_EPI_NONE, r.scale = scale;
         if (md_strides(&r.md[ARG_SRC], 3, ad, dnnl_bf16, a.s) || md_strides(&r.md[ARG_WEI], 3, wd, dnnl_bf16, w.s) ||
             md_strides(&r.md[ARG_DST], 3, dd, d_bf16 ? dnnl_bf16 : dnnl_f32, d.s) ||
-            D.dnnl_matmul_desc_init(&r.op.mm, &r.md[ARG_SRC], &r.md[ARG_WEI], NULL, &r.md[ARG_DST]) != dnnl_success ||
-            !(e = make(c, &k, &r, what)))
-            return disa_err(DISA_EINVAL, "bf16: cannot set up %s: %s", what, disa_errmsg());
+            D.dnnl_matmul_desc_init(&r.op.mm, &r.md[ARG_SRC], &r.md[ARG_WEI], NULL, &r.md[ARG_DST]) != dnnl_success)
+            return refused(&k);
+        if (!(e = make(c, &k, &r))) return DISA_EINVAL;
     }
     void *ptr[N_ARGS] = {a.p, w.p, NULL, d.p, NULL};
-    int rc = run(e, ptr, what);
+    int rc = run(e, ptr);
     if (!rc) blas_flops_add(2ull * (uint64_t)batch * (uint64_t)M * (uint64_t)K * (uint64_t)N);
     return rc;
 }
@@ -598,9 +618,6 @@ int bf16_conv_forward(bf16_cache *c, const bf16_conv *cv, float *y, const uint16
     k.op = OP_CONV, k.epi = residual ? BF16_EPI_RESIDUAL : BF16_EPI_NONE, k.bias = cv->bias != NULL;
     int64_t dims[11] = {N, cv->Cin, cv->Cout, cv->kh, cv->kw, cv->sh, cv->sw, cv->ph, cv->pw, cv->H, cv->W};
     memcpy(k.dims, dims, sizeof dims);
-    char what[96];
-    snprintf(what, sizeof what, "a %dx%d convolution %d -> %d on %d x %dx%d", cv->kh, cv->kw, cv->Cin, cv->Cout, N,
-             cv->H, cv->W);
     entry *e = lookup(c, &k);
     if (!e) {
         recipe r;
@@ -608,11 +625,11 @@ int bf16_conv_forward(bf16_cache *c, const bf16_conv *cv, float *y, const uint16
         r.has[ARG_SRC] = r.has[ARG_WEI] = r.has[ARG_DST] = 1;
         r.has[ARG_BIAS] = k.bias;
         r.epi = k.epi, r.scale = 1.0f;
-        if (conv_desc(&r, cv, N, cv->md) || !(e = make(c, &k, &r, what)))
-            return disa_err(DISA_EINVAL, "bf16: cannot set up %s: %s", what, disa_errmsg());
+        if (conv_desc(&r, cv, N, cv->md)) return refused(&k);
+        if (!(e = make(c, &k, &r))) return DISA_EINVAL;
     }
     void *ptr[N_ARGS] = {(void *)x, cv->w, cv->bias, y, NULL};
-    int rc = run(e, ptr, what);
+    int rc = run(e, ptr);
     if (!rc)
         blas_flops_add(2ull * (uint64_t)N * cv->OH * cv->OW * (uint64_t)cv->Cout * cv->Cin * cv->kh * cv->kw);
     return rc;
