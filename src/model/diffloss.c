@@ -116,9 +116,10 @@ int diffloss_time(const diffloss_net *h, float *te, float t) {
 
 size_t diffloss_scratch_bytes(const diffloss_net *h, int N) {
     // fp32 needs 7 [N, w] float blocks; bf16 five float and three bf16 ones, x in bf16,
-    // and the bf16 copy of the condition rows in diffloss_cond.
+    // and the bf16 copy of the condition rows in diffloss_cond. The size covers either, so
+    // it does not depend on the precision.
     size_t bf = ((size_t)N * h->z_dim + (size_t)N * h->C) * sizeof(uint16_t) + 2 * 64;
-    return ((size_t)N * h->w * 7 + 64) * sizeof(float) + 8 * 64 + (h->bf16 ? bf : 0);
+    return ((size_t)N * h->w * 7 + 64) * sizeof(float) + 8 * 64 + bf;
 }
 
 // x * (1 + scale) + shift, row-wise with modulation rows mod[N, k*w] at column offsets.

@@ -363,9 +363,9 @@ static size_t block_floats(int R, int T, int d, int h, int heads) {
     return (size_t)R * d * 2 + (size_t)R * 3 * d + (size_t)R * h + attention_scratch_floats(T, d, heads) + 64;
 }
 
-// The bf16 block needs less: bf16 ln, qkv, att, hid (half the floats) and the bf16
-// attention scratch, at most twice the fp32 scores per head; block_floats covers it with
-// the fp32 score matrix counted per head below.
+// Scratch of one bf16 block pass in floats: ln, qkv, att (bf16: 2.5 R d floats' worth,
+// rounded up), hid (R h / 2) and one image's attention scores and probabilities for all
+// heads; the row-restricted block needs no more. The larger of the two forms is reserved.
 static size_t block_bf16_floats(int R, int T, int d, int h, int heads) {
     return (size_t)R * d * 3 + (size_t)R * h / 2 + attention_bf16_scratch_bytes(T, T, heads) / sizeof(float) + 128;
 }
