@@ -24,7 +24,9 @@
 #include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/mar.h"
 #include "disa/nn.h"
+#include "disa/sampler.h"
 
 // ----------------------------------------------------------------------------
 // helpers
@@ -512,6 +514,68 @@ static void test_upsample_silu_bf16(void **state) {
     free(x), free(s), free(y), free(sb);
 }
 
+// ----------------------------------------------------------------------------
+// A prepared model: preparing is idempotent, FP32 drops the bf16 form, a sampler needs
+// its model prepared for its precision and refuses to run once the model was prepared
+// for another, and the bf16 and fp32 samplers draw the same images up to bf16 rounding.
+
+static int prepared_model(void) {
+    mar_model m;
+    CHECK(mar_open(&m, "models/tiny-test.safetensors") == 0, "open: %s", disa_errmsg());
+    CHECK(m.precision == PRECISION_FP32 && !m.bf16 && !m.head.bf16, "a model opens as fp32");
+    sample_params p;
+    sample_params_init(&p);
+    p.num_iter = 4, p.cfg = 2.0, p.sampler = GD_SAMPLER_DISA, p.upper = 10, p.lower = 3;
+    p.precision = PRECISION_BF16;
+    sampler s16, s32;
+    CHECK(sampler_init(&s16, &m, &p, 2) == DISA_EINVAL &&
+              strstr(disa_errmsg(), "asks for bf16 but the model is prepared for fp32"),
+          "a bf16 sampler on an fp32 model: %s", disa_errmsg());
+    CHECK(mar_prepare(&m, PRECISION_BF16) == 0, "prepare: %s", disa_errmsg());
+    mar_bf16 *form = m.bf16;
+    CHECK(m.precision == PRECISION_BF16 && form && m.head.bf16, "prepared for bf16");
+    CHECK(mar_prepare(&m, PRECISION_AUTO) == 0 && m.bf16 == form, "auto where bf16 runs keeps the bf16 form");
+    p.precision = PRECISION_AUTO;  // the sampler resolves it to what the model is prepared for
+    CHECK(sampler_init(&s16, &m, &p, 2) == 0 && s16.p.precision == PRECISION_BF16, "bf16 sampler: %s", disa_errmsg());
+    const int B = 2, L = m.cfg.seq_len, C = m.cfg.token_dim;
+    int labels[2] = {3, 5};
+    uint32_t index[2] = {0, 1};
+    float *tok[2] = {malloc(sizeof(float) * B * L * C), malloc(sizeof(float) * B * L * C)};
+    for (int k = 0; k < 2; k++) {  // 0: bf16, 1: fp32
+        if (k) {
+            p.precision = PRECISION_FP32;
+            CHECK(mar_prepare(&m, PRECISION_FP32) == 0 && !m.bf16 && !m.head.bf16, "fp32 drops the bf16 form");
+            CHECK(sampler_init(&s32, &m, &p, B) == 0, "fp32 sampler: %s", disa_errmsg());
+        }
+        ar_rng_philox rng;
+        sample_stats st = {0};
+        CHECK(ar_rng_philox_init(&rng, 7, index, B) == 0, "rng");
+        CHECK(sampler_run(k ? &s32 : &s16, &rng.base, labels, B, tok[k], &st) == 0, "run %d: %s", k, disa_errmsg());
+        ar_rng_philox_free(&rng);
+    }
+    ar_rng_philox rng;
+    sample_stats st = {0};
+    ar_rng_philox_init(&rng, 7, index, B);
+    CHECK(sampler_run(&s16, &rng.base, labels, B, tok[0], &st) == DISA_EINVAL &&
+              strstr(disa_errmsg(), "made for bf16, but its model is now prepared for fp32"),
+          "a bf16 sampler ran on a model prepared for fp32: %s", disa_errmsg());
+    ar_rng_philox_free(&rng);
+    double e = 0, mx = 0;
+    for (int i = 0; i < B * L * C; i++) {
+        double d = fabs((double)tok[0][i] - tok[1][i]);
+        if (d > e) e = d;
+        if (fabs(tok[1][i]) > mx) mx = fabs(tok[1][i]);
+    }
+    printf("tiny model, whole loop: bf16 vs fp32 tokens normwise %.3g\n", e / mx);
+    CHECK(e / mx > 1e-6 && e / mx < 0.2, "tokens bf16 vs fp32 normwise %.3g outside (1e-6, 0.2)", e / mx);
+    sampler_free(&s16);
+    sampler_free(&s32);
+    mar_close(&m);
+    free(tok[0]), free(tok[1]);
+    return 0;
+}
+static void test_prepared_model(void **state) { in_child(prepared_model); }
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round),           cmocka_unit_test(test_precision_names),
@@ -520,6 +584,7 @@ int main(void) {
         cmocka_unit_test(test_attention),       cmocka_unit_test(test_layernorm_bf16),
         cmocka_unit_test(test_softmax_bf16),    cmocka_unit_test(test_conv),
         cmocka_unit_test(test_groupnorm_nhwc),  cmocka_unit_test(test_upsample_silu_bf16),
+        cmocka_unit_test(test_prepared_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
