@@ -17,6 +17,12 @@ void bench_fill_normal(float *x, size_t n, uint32_t index);
 // The median GFLOPS of `reps` (<= 64) n^3 sgemms after one warm-up; each rep into
 // gflops_all[reps]. 0 when out of memory.
 double bench_sgemm_peak(int n, int reps, double *gflops_all);
+// The bf16 counterpart: the median GFLOPS of `reps` (<= 64) products y [M, N] fp32 =
+// x [M, K] bf16 . W^T through the primitive a bf16 model's Linears run (bf16_linear,
+// W packed once into oneDNN's layout, no bias, no post-op), after one warm-up; each rep
+// into gflops_all[reps]. 0 with the message set when bf16 cannot run here or memory is
+// short.
+double bench_bf16_peak(int M, int N, int K, int reps, double *gflops_all);
 
 // Arena bytes the functions below need for batches of B images.
 size_t bench_scratch_bytes(const mar_model *m, int B, int cfg);

@@ -5,12 +5,14 @@
 //              [--batch B] [--baseline_sampler default|DiSA|DDIM --baseline_steps N --baseline_iter K]
 //              [--steps]                      per-AR-step FLOP schedule
 //              [--sgemm [--sgemm_n N --sgemm_reps R]]   sgemm peak (median), OpenBLAS core
+//              [--bf16_peak]                  the bf16 matmul peak (oneDNN, N^3 and the model's
+//                                             Linear shapes), its ISA
 //              [--peak GFLOPS]                the peak to quote percentages against
 //              [--run [--run_iter K] [--per-step]]     time sampler_run at a reduced K
 //              [--extrapolate [--t_points N --t_reps R]]  per-step timing at the target K
 //              [--vae FILE] [--features FILE] [--threads N] [--json FILE]
 //
-// Without --sgemm/--run/--extrapolate it prints the per-image FLOP table only (a preset
+// Without --sgemm/--bf16_peak/--run/--extrapolate it prints the per-image FLOP table only (a preset
 // name needs no weights). --run and --extrapolate need a model file (disa-mkmodel).
 //
 // Extrapolation (include/disa/bench.h): a full K = 64 run of MAR-B at batch 32 takes
@@ -45,7 +47,7 @@ static int usage(FILE *f) {
     fprintf(f,
             "usage: disa-bench --model PRESET|FILE [main_mar.py sampling flags] [--batch B]\n"
             "       [--baseline_sampler S --baseline_steps N --baseline_iter K] [--steps]\n"
-            "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS]\n"
+            "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--bf16_peak] [--peak GFLOPS]\n"
             "       [--run [--run_iter K] [--per-step]] [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
             "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n");
     return f == stdout ? 0 : 2;
@@ -71,7 +73,7 @@ typedef struct opts {
     const char *model, *vae, *features, *json;
     sample_params p, base;
     int batch, steps, sgemm, sgemm_n, sgemm_reps, run, run_iter, per_step, extrap, t_points, t_reps, threads;
-    int bf16_check;
+    int bf16_check, bf16_peak;
     double peak;
 } opts;
 
@@ -137,6 +139,7 @@ static int parse(int argc, char **argv, opts *o) {
         if (!strcmp(f, "per-step")) { o->per_step = 1; continue; }
         if (!strcmp(f, "extrapolate")) { o->extrap = 1; continue; }
         if (!strcmp(f, "bf16_check")) { o->bf16_check = 1; continue; }
+        if (!strcmp(f, "bf16_peak")) { o->bf16_peak = 1; continue; }
         if (!is_valued_flag(f)) {
             fprintf(stderr, "disa-bench: unknown flag '%s' (disa-bench --help lists them)\n", a);
             return 2;
@@ -156,7 +159,7 @@ static int parse(int argc, char **argv, opts *o) {
         }
         if (rc) return 2;
     }
-    if (!o->model && !o->sgemm) {
+    if (!o->model && !o->sgemm && !o->bf16_peak) {
         fprintf(stderr, "disa-bench: --model is required (a preset: mar_base, mar_large, mar_huge, or a file)\n");
         return usage(stderr);
     }
@@ -206,18 +209,74 @@ static int failed(void) {
 // ----------------------------------------------------------------------------
 // --sgemm
 
-static void mode_sgemm(opts *o) {
-    double all[64];
-    double g = bench_sgemm_peak(o->sgemm_n, o->sgemm_reps, all);
-    printf("sgemm %d^3, %d threads, %d reps: median %.1f GFLOPS (", o->sgemm_n, blas_get_threads(), o->sgemm_reps, g);
-    J(",\n  \"sgemm\": {\"n\": %d, \"reps\": %d, \"median_gflops\": %.2f, \"all\": [", o->sgemm_n, o->sgemm_reps, g);
-    for (int r = 0; r < o->sgemm_reps; r++) {
+// A peak's repeats: closing its line "(r1 r2 ...)" and its JSON member "all": [...]}.
+static void peak_reps(const double *all, int reps) {
+    for (int r = 0; r < reps; r++) {
         printf("%s%.0f", r ? " " : "", all[r]);
         J("%s%.2f", r ? ", " : "", all[r]);
     }
     printf(")\n");
     J("]}");
+}
+
+static void mode_sgemm(opts *o) {
+    double all[64];
+    double g = bench_sgemm_peak(o->sgemm_n, o->sgemm_reps, all);
+    printf("sgemm %d^3, %d threads, %d reps: median %.1f GFLOPS (", o->sgemm_n, blas_get_threads(), o->sgemm_reps, g);
+    J(",\n  \"sgemm\": {\"n\": %d, \"reps\": %d, \"median_gflops\": %.2f, \"all\": [", o->sgemm_n, o->sgemm_reps, g);
+    peak_reps(all, o->sgemm_reps);
     if (o->peak == 0) o->peak = g;
+}
+
+// ----------------------------------------------------------------------------
+// --bf16_peak: what the bf16 shares are quoted against, measured with the primitive the
+// bf16 model's Linears run (packed weights, fp32 output); oneDNN runs --threads threads.
+
+static int mode_bf16_peak(opts *o) {
+    if (bf16_available() != 0) {
+        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+        return 2;
+    }
+    double all[64];
+    int n = o->sgemm_n;
+    double g = bench_bf16_peak(n, n, n, o->sgemm_reps, all);
+    if (g <= 0) return failed();
+    printf("bf16 matmul %d^3 (oneDNN %s, ISA %s), %d threads, %d reps: median %.1f GFLOPS (", n, bf16_version(),
+           bf16_isa(), blas_get_threads(), o->sgemm_reps, g);
+    J(",\n  \"bf16_peak\": {\"isa\": \"%s\", \"onednn\": \"%s\", \"threads\": %d, \"n\": %d, \"reps\": %d, "
+      "\"median_gflops\": %.2f, \"all\": [", bf16_isa(), bf16_version(), blas_get_threads(), n, o->sgemm_reps, g);
+    peak_reps(all, o->sgemm_reps);
+    if (o->peak == 0) o->peak = g;
+    return 0;
+}
+
+// The Linear shapes of one AR step of this model in bf16, each timed like the peak: the
+// transformer's (the decoder's width) and the head's, at the rows of a full decoder pass
+// of this batch with CFG (buffer and all tokens), capped at 16384 rows so that the
+// operands stay within a few hundred MB.
+static int mode_bf16_shapes(const bench *b) {
+    const mar_config *c = b->c;
+    const int D = c->dec_dim, H = c->dec_hidden, w = c->diffloss_w;
+    long rows = (long)(b->cfg ? 2 * b->B : b->B) * (c->buffer_size + c->seq_len);
+    const int M = rows < 16384 ? (int)rows : 16384;
+    const struct { const char *name; int N, K; } sh[] = {
+        {"attn.qkv", 3 * D, D}, {"attn.proj", D, D}, {"mlp.fc1", H, D}, {"mlp.fc2", D, H},
+        {"head res block fc", w, w}, {"head adaLN", 3 * w, w},
+    };
+    printf("bf16 matmul at this model's Linear shapes, %d rows (median of %d):\n", M, b->o.sgemm_reps);
+    J(",\n  \"bf16_shapes\": [");
+    for (size_t i = 0; i < sizeof sh / sizeof *sh; i++) {
+        double all[64];
+        double g = bench_bf16_peak(M, sh[i].N, sh[i].K, b->o.sgemm_reps, all);
+        if (g <= 0) return failed();
+        printf("  %-18s %5d x %5d x %5d  %8.1f GFLOPS", sh[i].name, M, sh[i].N, sh[i].K, g);
+        if (b->o.peak > 0) printf("  %5.1f%% of peak", 100 * g / b->o.peak);
+        printf("\n");
+        J("%s{\"name\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"median_gflops\": %.2f}", i ? ", " : "",
+          sh[i].name, M, sh[i].N, sh[i].K, g);
+    }
+    J("]");
+    return 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -651,6 +710,7 @@ static int model_modes(bench *b) {
     int rc = open_model(b);
     if (!rc) rc = mode_flop_table(b);
     if (!rc && o->steps) mode_steps(b);
+    if (!rc && o->bf16_peak) rc = mode_bf16_shapes(b);
     if (!rc && o->bf16_check) rc = mode_bf16_check(b);
     if (!rc && o->run) rc = mode_run(b);
     if (!rc && o->extrap) rc = mode_extrapolate(b);
@@ -688,6 +748,7 @@ int main(int argc, char **argv) {
     }
     J("{\n  \"blas_core\": \"%s\", \"blas_threads\": %d", blas_corename(), blas_get_threads());
     if (o->sgemm) mode_sgemm(o);
+    if (o->bf16_peak && (rc = mode_bf16_peak(o)) != 0) return rc;
     if (o->peak > 0) J(",\n  \"peak_gflops\": %.2f", o->peak);
     if (o->model && (rc = model_modes(&b)) != 0) return rc;
     J("\n}\n");

@@ -1,5 +1,6 @@
 // bench.c: MAR's step shapes timed, and a schedule extrapolated (include/disa/bench.h).
 #include "disa/bench.h"
+#include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
 #include "disa/err.h"
@@ -45,6 +46,41 @@ double bench_sgemm_peak(int n, int reps, double *gflops_all) {
     free(B);
     free(C);
     return bench_median(tmp, reps);
+}
+
+double bench_bf16_peak(int M, int N, int K, int reps, double *gflops_all) {
+    float *W = malloc(sizeof(float) * (size_t)N * K), *xf = malloc(sizeof(float) * (size_t)M * K);
+    uint16_t *x = malloc(sizeof(uint16_t) * (size_t)M * K);
+    float *y = malloc(sizeof(float) * (size_t)M * N);
+    bf16_cache *c = bf16_cache_new(2);
+    bf16_linear l = {0};
+    double g = 0, tmp[64];
+    if (!W || !xf || !x || !y) {
+        disa_err(DISA_ENOMEM, "bf16 peak: out of memory for a %dx%dx%d product", M, N, K);
+        goto out;
+    }
+    if (!c) goto out;
+    bench_fill_normal(W, (size_t)N * K, 1);
+    bench_fill_normal(xf, (size_t)M * K, 2);
+    bf16_from_f32(x, xf, (size_t)M * K);
+    if (bf16_linear_init(&l, W, NULL, K, N) != 0) goto out;
+    // warm-up: the primitive, oneDNN's threads, the pages of y
+    if (bf16_linear_forward(c, &l, y, 0, x, NULL, M, BF16_EPI_NONE) != 0) goto out;
+    for (int r = 0; r < reps; r++) {
+        double t0 = clock_now();
+        if (bf16_linear_forward(c, &l, y, 0, x, NULL, M, BF16_EPI_NONE) != 0) goto out;
+        gflops_all[r] = 2.0 * M * (double)N * K / (clock_now() - t0) / 1e9;
+    }
+    memcpy(tmp, gflops_all, sizeof(double) * (size_t)reps);
+    g = bench_median(tmp, reps);
+out:
+    bf16_linear_free(&l);
+    bf16_cache_delete(c);
+    free(W);
+    free(xf);
+    free(x);
+    free(y);
+    return g;
 }
 
 // ----------------------------------------------------------------------------
