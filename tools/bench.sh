@@ -20,9 +20,12 @@
 #     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
 #   MAR-B batch 64 again as N ranks x 1 thread (N disa-bench processes at once);
 #   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
-#   --precision bf16 where oneDNN and AVX512_BF16 are there: MAR-B batch 64; the error
-#     of one transformer pass and one head step against fp32; tokens after a whole loop
-#     against fp32 (MAR-B shapes at K = 8, the embedded Fashion-MNIST model at K = 16);
+#   --precision bf16 where oneDNN and AVX512_BF16 (or AMX) are there: the bf16 matmul
+#     peak (oneDNN, 2048^3 and MAR-B's Linear shapes, the ISA oneDNN picks) and right
+#     after it MAR-B batch 64 with bf16 decode and fp32 features, quoted as shares of that
+#     peak; the error of one transformer pass and one head step against fp32; tokens
+#     after a whole loop against fp32 (MAR-B shapes at K = 8, the embedded Fashion-MNIST
+#     model at K = 16);
 #   tools/bench_torch.py: the batch-1 K = 4 run through tools/marref (fp32), at the
 #     same thread count and again at 1 thread against the 1-thread disa run; and the
 #     K = 64 schedules of batch 1 and 64 timed step shape by step shape like disa's.
@@ -44,6 +47,7 @@ step() { echo "bench: [$(( $(date +%s) - start )) s] $*"; }
 step "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$B/disa-info" > "$RAW/info.txt" 2>&1
 cat "$RAW/info.txt"
+grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//' > "$RAW/cpu.txt" || true
 cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_start.txt"
 
 step "sgemm peak"
@@ -110,11 +114,18 @@ done
 # --precision bf16 (oneDNN, AVX512_BF16): speed at batch 64 and the tokens of a short
 # MAR-B loop against fp32 (fp32 equals the PyTorch reference to ~4e-7, tests/parity).
 if "$B/disa-bench" --model mar_base --precision bf16 > "$RAW/bf16_check.txt" 2>&1; then
-    step "bf16: MAR-B batch 64 K 64 extrapolation; tokens after a K 8 loop vs fp32"
-    P=$(local_peak mar_base_b64_bf16 "$THREADS")
+    step "bf16: matmul peak; MAR-B batch 64 K 64 extrapolation; tokens after a K 8 loop vs fp32"
+    # The ISA oneDNN picks, in its own words (ONEDNN_VERBOSE), from a small product.
+    ONEDNN_VERBOSE=1 "$B/disa-bench" --bf16_peak --sgemm_n 256 --sgemm_reps 1 2>&1 |
+        grep '^onednn_verbose,info' > "$RAW/onednn_verbose.txt" || true
+    # shellcheck disable=SC2086
+    "$B/disa-bench" --model mar_base $DISA --batch 64 --bf16_peak --sgemm_n 2048 --sgemm_reps 5 --threads "$THREADS" \
+        --json "$RAW/bf16_peak.json"
+    P=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['bf16_peak']['median_gflops'])" "$RAW/bf16_peak.json")
     # shellcheck disable=SC2086
     "$B/disa-bench" --model "$W/mar_base.safetensors" $DISA $BASE --precision bf16 --batch 64 --threads "$THREADS" \
-        --peak "$P" --extrapolate --t_points 1 --json "$RAW/mar_base_b64_bf16.json"
+        --peak "$P" --extrapolate --t_points 1 --vae "$W/kl16.safetensors" --features "$W/inception.safetensors" \
+        --json "$RAW/mar_base_b64_bf16.json"
     # One evaluation of each network in both precisions (MAR-B shapes, random weights).
     "$B/disa-bench" --model "$W/mar_base.safetensors" --cfg 2.9 --batch 2 --threads "$THREADS" --bf16_check \
         --json "$RAW/bf16_check.json"

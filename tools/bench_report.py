@@ -28,6 +28,8 @@ def main():
     a = ap.parse_args()
     R = a.raw
     info = open(os.path.join(R, "info.txt")).read().strip()
+    cpu_f = os.path.join(R, "cpu.txt")
+    cpu = open(cpu_f).read().strip() if os.path.exists(cpu_f) else "unknown CPU"
     load_start = open(os.path.join(R, "load_start.txt")).read().strip()
     load_end = open(os.path.join(R, "load_end.txt")).read().strip()
     sg = load(os.path.join(R, "sgemm.json"))
@@ -52,12 +54,12 @@ def main():
     torch = load(os.path.join(R, "torch.json"))
     gens = {os.path.basename(p)[4:-5]: load(p) for p in sorted(glob.glob(os.path.join(R, "gen_*.json")))}
 
-    out = {"date": os.path.basename(R).replace(".raw", ""), "blas": info, "blas_core": sg["blas_core"],
+    out = {"date": os.path.basename(R).replace(".raw", ""), "cpu": cpu, "blas": info, "blas_core": sg["blas_core"],
            "threads": a.threads, "load_avg_start": load_start, "load_avg_end": load_end,
            "bench_seconds": a.seconds, "sgemm": sg["sgemm"], "peak_gflops": peak, "mar_base": {}, "targets": {}}
     md = []
     md.append(f"# disa bench {out['date']}\n")
-    md.append(f"- OpenBLAS: `{info.splitlines()[0]}`; {a.threads} threads; load average at start {load_start}, "
+    md.append(f"- CPU: {cpu}. OpenBLAS: `{info.splitlines()[0]}`; {a.threads} threads; load average at start {load_start}, "
               f"at end {load_end} (read the numbers with the load: the machine may be shared).")
     md.append(f"- sgemm 2048^3 peak at the start: **{peak:.1f} GFLOPS** (median of {sg['sgemm']['reps']}: "
               f"{', '.join('%.0f' % x for x in sg['sgemm']['all'])}).")
@@ -228,17 +230,30 @@ def main():
 
     bf = None
     bfj = os.path.join(R, "mar_base_b64_bf16.json")
-    if os.path.exists(bfj):
+    bpj = os.path.join(R, "bf16_peak.json")
+    if os.path.exists(bfj) and os.path.exists(bpj):
         j = load(bfj)
         e = j["extrapolate"]
         pi = e["per_image"]
-        pk = local("mar_base_b64_bf16")
+        bp = load(bpj)
+        pk = bp["bf16_peak"]["median_gflops"]  # measured right before the section, like the sgemm peaks
+        isa_f = os.path.join(R, "onednn_verbose.txt")
+        isa_line = [l for l in open(isa_f).read().splitlines() if ",isa:" in l] if os.path.exists(isa_f) else []
         f32 = out["mar_base"]["batch_64"]
-        bf = {"s_per_ar_step": pi["s_per_ar_step"], "s_per_diff_step": pi["s_per_diff_step"],
+        fl = j["flops_per_image"]
+        dec16, feat16 = j["decode"], j["features"]
+        e2e_t = pi["t_total"] + dec16["s_per_image"] + feat16["s_per_image"]
+        e2e_g = fl["total"] / e2e_t / 1e9
+        bf = {"cpu": cpu, "onednn": bp["bf16_peak"]["onednn"], "isa": bp["bf16_peak"]["isa"],
+              "isa_verbose": isa_line[0].split(",isa:", 1)[1] if isa_line else None,
+              "peak": bp["bf16_peak"], "shapes": bp.get("bf16_shapes", []),
+              "s_per_ar_step": pi["s_per_ar_step"], "s_per_diff_step": pi["s_per_diff_step"],
               "gflops_transformer": pi["gflops_transformer"], "gflops_head": pi["gflops_head"],
               "gflops_head_late": pi["gflops_head_late"], "disa_s_per_image": pi["t_total"],
               "baseline_s_per_image": e["baseline_per_image"]["t_total"], "local_peak_gflops": pk,
-              "speedup_over_fp32": f32["disa_s_per_image"] / pi["t_total"]}
+              "decode": dec16, "features": feat16, "end_to_end_s_per_image": e2e_t, "end_to_end_gflops": e2e_g,
+              "end_to_end_pct_peak": pct(e2e_g, pk), "speedup_over_fp32": f32["disa_s_per_image"] / pi["t_total"],
+              "end_to_end_speedup_over_fp32": f32["end_to_end_s_per_image"] / e2e_t}
         if 64 in tk:
             bf["ratio_torch_over_disa"] = tk[64]["torch"]["per_image"]["t_total"] / pi["t_total"]
         for name in ("mar_base", "fmnist"):
@@ -248,13 +263,31 @@ def main():
         if os.path.exists(os.path.join(R, "bf16_check.json")):
             bf["one_evaluation"] = load(os.path.join(R, "bf16_check.json"))["bf16_check"]
         out["bf16"] = bf
-        md.append("\n## --precision bf16 (oneDNN bf16 matmul for the Linear layers; attention, decode, features fp32)\n")
-        md.append("| batch | s / AR step | transformer GFLOPS (fp32-equivalent, % of fp32 sgemm peak) | head GFLOPS | "
-                  "DiSA s/img | baseline s/img | speedup over fp32 (DiSA) | torch fp32 / disa bf16 |")
-        md.append("|---|---|---|---|---|---|---|---|")
+        md.append("\n## --precision bf16 (oneDNN bf16 matmuls with fused epilogues, fp32 accumulation and statistics; "
+                  "KL-16 decode in bf16 convolutions, Inception fp32)\n")
+        md.append(f"- {cpu}; oneDNN {bf['onednn']}, ISA `{bf['isa']}`"
+                  + (f" (ONEDNN_VERBOSE: {bf['isa_verbose']})" if bf["isa_verbose"] else "") + f", {a.threads} threads.")
+        md.append(f"- bf16 matmul peak, {bp['bf16_peak']['n']}^3 through the primitive the model's Linears run (packed "
+                  f"weights, fp32 output): **{pk:.1f} GFLOPS** (median of {bp['bf16_peak']['reps']}: "
+                  f"{', '.join('%.0f' % x for x in bp['bf16_peak']['all'])}); the sgemm peak of the fp32 batch-64 row "
+                  f"was {f32['local_peak_gflops']:.1f}. The rows below are shares of this bf16 peak.")
+        if bf["shapes"]:
+            md.append("\n| MAR-B Linear shape (same run) | M x N x K | GFLOPS | % of bf16 peak |")
+            md.append("|---|---|---|---|")
+            for s in bf["shapes"]:
+                md.append(f"| {s['name']} | {s['M']} x {s['N']} x {s['K']} | {s['median_gflops']:.1f} | "
+                          f"{pct(s['median_gflops'], pk):.0f}% |")
+        md.append("\n| batch | s / AR step | transformer GFLOPS (% bf16 peak) | head GFLOPS (% bf16 peak) | "
+                  "head late half (% bf16 peak) | DiSA s/img | baseline s/img | decode s/img (bf16) | "
+                  "features s/img (fp32) | end-to-end s/img | end-to-end GFLOPS (% bf16 peak) | speedup over fp32 "
+                  "(DiSA / end to end) | torch fp32 / disa bf16 |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         md.append(f"| 64 | {bf['s_per_ar_step']:.2f} | {bf['gflops_transformer']:.1f} ({pct(bf['gflops_transformer'], pk):.0f}%) | "
-                  f"{bf['gflops_head']:.1f} | {bf['disa_s_per_image']:.1f} | {bf['baseline_s_per_image']:.1f} | "
-                  f"{bf['speedup_over_fp32']:.2f}x | {bf.get('ratio_torch_over_disa', float('nan')):.2f} |")
+                  f"{bf['gflops_head']:.1f} ({pct(bf['gflops_head'], pk):.0f}%) | "
+                  f"{bf['gflops_head_late']:.1f} ({pct(bf['gflops_head_late'], pk):.0f}%) | {bf['disa_s_per_image']:.1f} | "
+                  f"{bf['baseline_s_per_image']:.1f} | {dec16['s_per_image']:.2f} | {feat16['s_per_image']:.3f} | "
+                  f"{e2e_t:.1f} | {e2e_g:.1f} ({pct(e2e_g, pk):.0f}%) | {bf['speedup_over_fp32']:.2f}x / "
+                  f"{bf['end_to_end_speedup_over_fp32']:.2f}x | {bf.get('ratio_torch_over_disa', float('nan')):.2f} |")
         md.append("\nQuality against fp32 (fp32 equals the PyTorch reference to ~4e-7, tests/parity):\n")
         if "one_evaluation" in bf:
             o1 = bf["one_evaluation"]
@@ -300,6 +333,16 @@ def main():
                       if rb is not None else "")
                    + f"; batch 1: {tk[1]['ratio_disa']:.2f} at K 64, {ratio:.2f} in the real K 4 run"
                    + (f" ({ratio1:.2f} at 1 thread)" if ratio1 is not None else "")))
+    ft = pct(bt["gflops_transformer"], bt["local_peak_gflops"])
+    tg.append(("fp32 transformer >= 90% of the sgemm peak (batch 64)", ft >= 90,
+               f"{ft:.0f}% ({bt['gflops_transformer']:.1f} of {bt['local_peak_gflops']:.1f} GFLOPS)"))
+    if bf:
+        bt16 = pct(bf["gflops_transformer"], bf["local_peak_gflops"])
+        tg.append(("bf16 transformer >= 60% of the bf16 matmul peak (batch 64)", bt16 >= 60,
+                   f"{bt16:.0f}% ({bf['gflops_transformer']:.1f} of {bf['local_peak_gflops']:.1f} GFLOPS, ISA {bf['isa']})"))
+        tg.append(("bf16 end to end >= 50% of the bf16 matmul peak (sample + decode + features, batch 64)",
+                   bf["end_to_end_pct_peak"] >= 50,
+                   f"{bf['end_to_end_pct_peak']:.0f}% ({bf['end_to_end_gflops']:.1f} GFLOPS)"))
     worst = max(gen_over.values()) if gen_over else 1
     tg.append(("scheduling / IO overhead < 2% of wall in disa-gen", worst < 0.02,
                ", ".join(f"{k}: {100 * v:.1f}%" for k, v in gen_over.items())))
