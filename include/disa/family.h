@@ -94,6 +94,10 @@ struct family {
     int (*params_set)(family_params *p, const char *key, const char *value);
     int (*params_check)(const family_params *p);
     const char *(*params_str)(const family_params *p, char *buf, int n);
+    // Whether p's settings run at a resolved precision (FP32 or BF16): DISA_EINVAL with a
+    // message naming the setting when not; from_auto: the precision was "auto" (the
+    // message says what it resolved to). NULL: every setting runs at both.
+    int (*params_check_precision)(const family_params *p, int precision, int from_auto);
 
     // Sampler for batches of up to max_batch images of one model and setting, the model
     // prepared for `precision` (AUTO: for what AUTO resolves to).
@@ -134,6 +138,8 @@ int family_sampling_set(const family *f, family_params *p, int *precision, const
 // params_str, plus " precision=bf16" for bf16 (" precision=auto" while unresolved; fp32
 // adds nothing, so the identity of runs started before the key existed holds).
 const char *family_sampling_str(const family *f, const family_params *p, int precision, char *buf, int n);
+// f's params_check_precision (0 for a family without one).
+int family_precision_check(const family *f, const family_params *p, int precision, int from_auto);
 // The known keys of f for messages: "num_iter cfg ... precision".
 const char *family_keys_str(const family *f, char *buf, int n);
 

@@ -22,7 +22,8 @@ typedef struct generator_opts {
 // Rank 0 parses and validates (status 0, or the exit status of a bad command line); every
 // rank learns the verdict, and when it is 0 rank 0's options, log level and jobs
 // (HPL's pattern); a job's precision "auto" then becomes bf16 if every rank can run it,
-// else fp32. Collective; returns the verdict.
+// else fp32, and a job whose settings do not run at what it became makes the verdict 2
+// (rank 0 prints the message). Collective; returns the verdict.
 int generator_share(job_list *jobs, generator_opts *o, int status);
 
 // Run every job of `jobs` (the same list on every rank). Collective over

@@ -32,6 +32,11 @@ typedef struct sample_params {
 void sample_params_init(sample_params *p);
 // 0, or DISA_EINVAL/ERANGE with a message naming the flag and the accepted range.
 int sample_params_check(const sample_params *p);
+// Whether p's settings run at precision prec (resolved: FP32 or BF16). bf16 runs the
+// default, DiSA and DDIM samplers; the DPM solvers and the adaptive strategy are
+// validated in fp32 only, so they are DISA_EINVAL at BF16 with one message naming the
+// setting (from_auto: the precision was "auto", and the message says it resolved to bf16).
+int sample_params_check_precision(const sample_params *p, precision_kind prec, int from_auto);
 // Set one field from a main_mar.py flag name without dashes ("num_iter", "cfg",
 // "cfg_schedule", "temperature", "diff_sampler", "diff_upper_steps", "diff_lower_steps",
 // "diff_annealing_strategy", and disa's "precision", "dpm_order", "diff_budget",

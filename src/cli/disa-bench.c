@@ -735,8 +735,10 @@ int main(int argc, char **argv) {
     if (rc) return rc == PARSE_HELP ? 0 : rc;
     opts *o = &b.o;
     if (o->threads) blas_set_threads(o->threads);
+    const int asked_auto = o->p.precision == PRECISION_AUTO;
     o->p.precision = precision_resolve(o->p.precision, NULL, 0);
-    if (o->p.precision == PRECISION_BF16 && bf16_available() != 0) {
+    if (sample_params_check_precision(&o->p, o->p.precision, asked_auto) != 0 ||
+        (o->p.precision == PRECISION_BF16 && bf16_available() != 0)) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         return 2;
     }

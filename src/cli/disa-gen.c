@@ -255,11 +255,19 @@ static int run_estimate(job_list *jobs, const generator_opts *o, int ranks) {
     blas_set_threads(threads);
     g_cores[0] = threads * ranks;
     if (g_n_cores == 0) g_n_cores = 1, g_cores[g_n_cores++] = 64;
+    // auto: what this machine runs (the run itself picks bf16 only if every rank can), and
+    // refused where the run would refuse it.
+    for (int j = 0; j < jobs->n; j++) {
+        job *jb = &jobs->jobs[j];
+        const int asked_auto = jb->precision == PRECISION_AUTO;
+        jb->precision = precision_resolve((precision_kind)jb->precision, NULL, 0);
+        if (asked_auto && family_precision_check(job_family(jb), &jb->params, jb->precision, 1) != 0) {
+            fprintf(stderr, "disa-gen: %s: %s\n", jb->name, disa_errmsg());
+            return 2;
+        }
+    }
     char blas[512];
     printf("estimate on this machine: %s\n", cpu_blas_describe(blas, sizeof blas));
-    // auto: what this machine runs (the run itself picks bf16 only if every rank can).
-    for (int j = 0; j < jobs->n; j++)
-        jobs->jobs[j].precision = precision_resolve((precision_kind)jobs->jobs[j].precision, NULL, 0);
     unit_runner ur;
     double t0 = clock_now();
     int rc = unit_runner_init(&ur, jobs, 0);
@@ -271,7 +279,12 @@ static int run_estimate(job_list *jobs, const generator_opts *o, int ranks) {
         const job *jb = &jobs->jobs[j];
         for (int k = 0; k < 2 && !rc; k++) {
             int prec = k == 0 ? jb->precision : (jb->precision == PRECISION_BF16 ? PRECISION_FP32 : PRECISION_BF16);
-            if (k == 1 && prec == PRECISION_BF16 && !bf16) break;
+            // The other precision only where it runs here and runs these settings.
+            if (k == 1 && prec == PRECISION_BF16 &&
+                (!bf16 || family_precision_check(job_family(jb), &jb->params, prec, 0) != 0)) {
+                disa_err_clear();
+                break;
+            }
             estimate e;
             if ((rc = estimate_job(&e, &ur, j, prec, 10.0)) != 0) break;
             estimate_print(&e, jb, jb->num_images, g_cores, g_n_cores);

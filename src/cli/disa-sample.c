@@ -119,8 +119,10 @@ static int sampling_from_flags(const opts *o, const family *fam, family_params *
         }
     }
     // auto becomes bf16 or fp32 here, so what runs is what the log line names.
+    const int asked_auto = *precision == PRECISION_AUTO;
     *precision = (int)precision_resolve((precision_kind)*precision, why, nwhy);
-    if (fam->params_check(p) != 0 || (*precision == PRECISION_BF16 && bf16_available() != 0)) {
+    if (fam->params_check(p) != 0 || family_precision_check(fam, p, *precision, asked_auto) != 0 ||
+        (*precision == PRECISION_BF16 && bf16_available() != 0)) {
         fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
         return 2;
     }

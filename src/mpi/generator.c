@@ -43,18 +43,28 @@ static void bcast_jobs(job_list *jobs, int rank) {
 
 // sampling.precision "auto": bf16 only when every rank can run it (the nodes of a cluster
 // job may differ), so the images of one run never mix precisions; the jobs then carry
-// the precision used, which run.json and the run identity record.
-static void resolve_auto_precision(job_list *jobs, int rank) {
+// the precision used, which run.json and the run identity record. A job whose settings
+// do not run in bf16 is then refused (every rank decides alike): 0, or 2 after rank 0
+// printed the message.
+static int resolve_auto_precision(job_list *jobs, int rank) {
     int any = 0;
     for (int j = 0; j < jobs->n; j++) any |= jobs->jobs[j].precision == PRECISION_AUTO;
-    if (!any) return;
+    if (!any) return 0;
     char why[512];
     int can = precision_resolve(PRECISION_AUTO, why, sizeof why) == PRECISION_BF16, all = 0;
     MPI_Allreduce(&can, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
     if (can && !all) snprintf(why, sizeof why, "fp32 (another rank cannot run bf16; see its disa-info)");
     if (rank == 0 || !can) LOG(LOG_INFO, "--precision auto: %s", why);
-    for (int j = 0; j < jobs->n; j++)
-        if (jobs->jobs[j].precision == PRECISION_AUTO) jobs->jobs[j].precision = all ? PRECISION_BF16 : PRECISION_FP32;
+    for (int j = 0; j < jobs->n; j++) {
+        job *jb = &jobs->jobs[j];
+        if (jb->precision != PRECISION_AUTO) continue;
+        jb->precision = all ? PRECISION_BF16 : PRECISION_FP32;
+        if (family_precision_check(job_family(jb), &jb->params, jb->precision, 1) != 0) {
+            if (rank == 0) fprintf(stderr, "disa-gen: %s: %s\n", jb->name, disa_errmsg());
+            return 2;
+        }
+    }
+    return 0;
 }
 
 int generator_share(job_list *jobs, generator_opts *o, int status) {
@@ -67,8 +77,7 @@ int generator_share(job_list *jobs, generator_opts *o, int status) {
     MPI_Bcast(&lv, sizeof lv, MPI_BYTE, 0, MPI_COMM_WORLD);
     log_set_level(lv);
     bcast_jobs(jobs, rank);
-    resolve_auto_precision(jobs, rank);
-    return 0;
+    return resolve_auto_precision(jobs, rank);
 }
 
 // What opening the models cost every rank (seconds until all had them; the slowest

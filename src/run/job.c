@@ -298,6 +298,10 @@ static int finish_job(job *j, int variant, const job_override *ov, int n_ov, con
     if (!j->output_dir[0]) return disa_err(DISA_EINVAL, "%s: 'output_dir' is required (or give --output_dir)", path);
     if (j->num_images < 1) return disa_err(DISA_EINVAL, "%s: 'num_images' is required (or give --num_images)", path);
     if ((rc = job_family(j)->params_check(&j->params)) != 0) return disa_err_wrap(rc, "%s: %s: ", path, j->name);
+    // auto is resolved once every rank is known (generator_share), and checked there.
+    if (j->precision != PRECISION_AUTO &&
+        (rc = family_precision_check(job_family(j), &j->params, j->precision, 0)) != 0)
+        return disa_err_wrap(rc, "%s: %s: ", path, j->name);
     if ((rc = check_file(path, "model", j->model)) || (rc = check_file(path, "vae", j->vae)) ||
         (rc = check_file(path, "features", j->features)) || (rc = check_file(path, "reference", j->reference)))
         return rc;

@@ -95,6 +95,7 @@ int sampler_init(sampler *s, const mar_model *m, const sample_params *p, int max
     if (m->precision != want)
         return disa_err(DISA_EINVAL, "sampler: the sampling asks for %s but the model is prepared for %s (mar_prepare)",
                         precision_name(want), precision_name(m->precision));
+    if ((rc = sample_params_check_precision(p, want, p->precision == PRECISION_AUTO)) != 0) return rc;
     s->m = m;
     s->p = *p;
     s->p.precision = want;

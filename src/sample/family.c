@@ -72,6 +72,10 @@ int family_is_sampling_key(const char *key) {
     return 0;
 }
 
+int family_precision_check(const family *f, const family_params *p, int precision, int from_auto) {
+    return f->params_check_precision ? f->params_check_precision(p, precision, from_auto) : 0;
+}
+
 int family_sampling_set(const family *f, family_params *p, int *precision, const char *key, const char *value) {
     int rc = family_precision_set(precision, key, value);
     if (rc != DISA_ENOTFOUND) return rc;

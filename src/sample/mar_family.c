@@ -99,6 +99,9 @@ static int params_set(family_params *p, const char *key, const char *value) {
 }
 
 static int params_check(const family_params *p) { return sample_params_check(CP(p)); }
+static int params_check_precision(const family_params *p, int precision, int from_auto) {
+    return sample_params_check_precision(CP(p), (precision_kind)precision, from_auto);
+}
 
 static const char *params_str(const family_params *p, char *buf, int n) { return sample_params_str(CP(p), buf, n); }
 
@@ -178,6 +181,7 @@ const family mar_family = {
     .params_init = params_init,
     .params_set = params_set,
     .params_check = params_check,
+    .params_check_precision = params_check_precision,
     .params_str = params_str,
     .sampler_new = sampler_new_,
     .sampler_run = sampler_run_,

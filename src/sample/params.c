@@ -65,6 +65,26 @@ int sample_params_check(const sample_params *p) {
     return 0;
 }
 
+int sample_params_check_precision(const sample_params *p, precision_kind prec, int from_auto) {
+    // "default" ignores the strategy, adaptive included (sampler_init).
+    const int dpm = gd_sampler_is_dpm(p->sampler), adaptive = p->adaptive && p->sampler != GD_SAMPLER_DEFAULT;
+    if (prec != PRECISION_BF16 || (!dpm && !adaptive)) return 0;
+    // The flag's own spelling (gd_sampler_name is lower case).
+    const char *name = p->sampler == GD_SAMPLER_DPM      ? "DPM_Solver"
+                       : p->sampler == GD_SAMPLER_DPM_PP ? "DPM_Solver++"
+                       : p->sampler == GD_SAMPLER_DDIM   ? "DDIM"
+                                                         : "DiSA";
+    char got[96];
+    if (dpm)
+        snprintf(got, sizeof got, "--diff_sampler %s%s", name, p->adaptive ? " with --diff_annealing_strategy adaptive" : "");
+    else
+        snprintf(got, sizeof got, "--diff_annealing_strategy adaptive with --diff_sampler %s", name);
+    return disa_err(DISA_EINVAL,
+                    "%s runs the default, DiSA and DDIM samplers; DPM_Solver, DPM_Solver++ and the adaptive "
+                    "strategy run in fp32 for now (got %s): give --precision fp32",
+                    from_auto ? "--precision auto resolves to bf16 here, and bf16" : "--precision bf16", got);
+}
+
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
     long long x;
     int rc = flag_int(flag, v, lo, hi, &x);

@@ -24,6 +24,7 @@
 #include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/family.h"
 #include "disa/mar.h"
 #include "disa/nn.h"
 #include "disa/sampler.h"
@@ -515,6 +516,51 @@ static void test_upsample_silu_bf16(void **state) {
 }
 
 // ----------------------------------------------------------------------------
+// Settings by precision: bf16 refuses the DPM solvers and the adaptive strategy (one
+// message naming the setting, and "auto" when that is where bf16 came from); fp32 runs
+// them; "default" ignores the strategy, so adaptive with it runs in bf16.
+
+static void expect_refused(const sample_params *p, int from_auto, const char *got) {
+    assert_int_equal(sample_params_check_precision(p, PRECISION_BF16, from_auto), DISA_EINVAL);
+    const char *msg = disa_errmsg();
+    assert_non_null(strstr(msg, from_auto ? "--precision auto resolves to bf16 here" : "--precision bf16 runs the "
+                                                                                      "default, DiSA and DDIM samplers"));
+    assert_non_null(strstr(msg, "DPM_Solver, DPM_Solver++ and the adaptive strategy run in fp32 for now"));
+    assert_non_null(strstr(msg, got));
+    assert_int_equal(sample_params_check_precision(p, PRECISION_FP32, from_auto), 0);
+}
+
+static void test_settings_by_precision(void **state) {
+    (void)state;
+    sample_params p;
+    sample_params_init(&p);
+    const gd_sampler ok[] = {GD_SAMPLER_DEFAULT, GD_SAMPLER_DISA, GD_SAMPLER_DDIM};
+    for (int k = 0; k < 3; k++) {
+        p.sampler = ok[k];
+        assert_int_equal(sample_params_check_precision(&p, PRECISION_BF16, 0), 0);
+    }
+    p.sampler = GD_SAMPLER_DPM;
+    expect_refused(&p, 0, "(got --diff_sampler DPM_Solver)");
+    p.sampler = GD_SAMPLER_DPM_PP;
+    expect_refused(&p, 1, "(got --diff_sampler DPM_Solver++)");
+    assert_int_equal(sample_params_set(&p, "diff_annealing_strategy", "adaptive"), 0);
+    expect_refused(&p, 0, "(got --diff_sampler DPM_Solver++ with --diff_annealing_strategy adaptive)");
+    p.sampler = GD_SAMPLER_DISA;
+    expect_refused(&p, 0, "(got --diff_annealing_strategy adaptive with --diff_sampler DiSA)");
+    p.sampler = GD_SAMPLER_DEFAULT;
+    assert_int_equal(sample_params_check_precision(&p, PRECISION_BF16, 0), 0);
+    // Through the family seam: the same check on MAR's blob.
+    const family *f = family_for_preset("mar_base");
+    assert_non_null(f);
+    family_params fp;
+    f->params_init(&fp);
+    assert_int_equal(f->params_set(&fp, "diff_sampler", "DPM_Solver"), 0);
+    assert_int_equal(family_precision_check(f, &fp, PRECISION_FP32, 0), 0);
+    assert_int_equal(family_precision_check(f, &fp, PRECISION_BF16, 1), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "--precision auto resolves to bf16 here"));
+}
+
+// ----------------------------------------------------------------------------
 // A prepared model: preparing is idempotent, FP32 drops the bf16 form, a sampler needs
 // its model prepared for its precision and refuses to run once the model was prepared
 // for another, and the bf16 and fp32 samplers draw the same images up to bf16 rounding.
@@ -537,6 +583,13 @@ static int prepared_model(void) {
     CHECK(mar_prepare(&m, PRECISION_AUTO) == 0 && m.bf16 == form, "auto where bf16 runs keeps the bf16 form");
     p.precision = PRECISION_AUTO;  // the sampler resolves it to what the model is prepared for
     CHECK(sampler_init(&s16, &m, &p, 2) == 0 && s16.p.precision == PRECISION_BF16, "bf16 sampler: %s", disa_errmsg());
+    sample_params q = p;  // the DPM solvers run in fp32 only, also when auto made them bf16
+    q.sampler = GD_SAMPLER_DPM_PP;
+    sampler sd;
+    CHECK(sampler_init(&sd, &m, &q, 2) == DISA_EINVAL &&
+              strstr(disa_errmsg(), "--precision auto resolves to bf16 here") &&
+              strstr(disa_errmsg(), "(got --diff_sampler DPM_Solver++)"),
+          "a DPM sampler on a bf16 model: %s", disa_errmsg());
     const int B = 2, L = m.cfg.seq_len, C = m.cfg.token_dim;
     int labels[2] = {3, 5};
     uint32_t index[2] = {0, 1};
@@ -584,7 +637,7 @@ int main(void) {
         cmocka_unit_test(test_attention),       cmocka_unit_test(test_layernorm_bf16),
         cmocka_unit_test(test_softmax_bf16),    cmocka_unit_test(test_conv),
         cmocka_unit_test(test_groupnorm_nhwc),  cmocka_unit_test(test_upsample_silu_bf16),
-        cmocka_unit_test(test_prepared_model),
+        cmocka_unit_test(test_prepared_model),  cmocka_unit_test(test_settings_by_precision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
