@@ -2,7 +2,8 @@
 # --precision: bf16 sampling (oneDNN) on the tiny model gives tokens close to, but not
 # equal to, the fp32 tokens, with no reorder once sampling runs; auto picks bf16 where
 # it can run and fp32 elsewhere (DISA_TEST_NO_BF16), in disa-sample, disa-info and a
-# disa-gen job, whose run.json records what ran; bad values get one message and exit 2.
+# disa-gen job, whose run.json records what ran; bad values get one message and exit 2;
+# bf16 (and auto become bf16) refuses the DPM solvers and the adaptive strategy.
 # On a CPU without AVX512_BF16 the bf16 runs must fail with a message saying so.
 set -eu
 . tests/e2e/lib.inc
@@ -70,6 +71,17 @@ echo "precision: $n_mm matmuls ($(cut -d, -f5 "$T/exec.log" | grep -v '^jit:uni$
 expect 0 $B/disa-sample $S --precision auto --out "$T/auto"
 grep -q "precision bf16 (oneDNN" "$T/out.log" || fail "auto did not pick bf16: $(cat "$T/out.log")"
 cmp -s "$T/bf16/tokens.npy" "$T/auto/tokens.npy" || fail "auto differs from bf16"
+# The DPM solvers and the adaptive strategy run in fp32 only: bf16, and auto where it
+# becomes bf16, refuse them before any work, saying where bf16 came from; without bf16,
+# auto runs them in fp32.
+DPM="--diff_sampler DPM_Solver++ --dpm_order 2 --diff_lower_steps 2"
+expect 2 $B/disa-sample $S $DPM --precision auto --out "$T/autodpm"
+grep -q -- "--precision auto resolves to bf16 here, and bf16 runs the default, DiSA and DDIM samplers; DPM_Solver, DPM_Solver++ and the adaptive strategy run in fp32 for now (got --diff_sampler DPM_Solver++): give --precision fp32" "$T/out.log" ||
+    fail "auto DPM: $(cat "$T/out.log")"
+[ ! -e "$T/autodpm" ] || fail "disa-sample wrote output before refusing DPM in bf16"
+DISA_TEST_NO_BF16=1 expect 0 $B/disa-sample $S $DPM --precision auto --out "$T/autodpm32"
+expect 0 $B/disa-sample $S $DPM --out "$T/dpm32"
+cmp -s "$T/dpm32/tokens.npy" "$T/autodpm32/tokens.npy" || fail "auto DPM without bf16 differs from fp32"
 # Same seed, same Philox draws: the tokens differ only by bf16 rounding in the matmuls
 # (and what the AR loop makes of it). Normwise error between 1e-6 and 0.2.
 $PY - "$T/fp32/tokens.npy" "$T/bf16/tokens.npy" <<'PYEOF'
@@ -95,6 +107,11 @@ sed 's|"bf16"|"auto"|' "$T/job.json" > "$T/auto.json"
 expect 0 gen 2 "$T/auto.json" --output_dir "$T/autorun" --num_images 10 --quiet
 grep -q '"precision":[[:space:]]*"bf16"' "$T/autorun/run.json" || fail "auto job: $(cat "$T/autorun/run.json")"
 grep -q '"bf16":[[:space:]]*"oneDNN [0-9.]*, ISA avx512_core' "$T/autorun/run.json" || fail "auto job: no ISA in run.json"
+expect 2 gen 2 "$T/auto.json" --output_dir "$T/autoadapt" --num_images 10 --diff_annealing_strategy adaptive \
+    --diff_budget 12 --quiet
+grep -q -- "tiny-test: --precision auto resolves to bf16 here, and bf16 runs .*(got --diff_annealing_strategy adaptive with --diff_sampler DiSA)" "$T/out.log" ||
+    fail "auto adaptive job: $(cat "$T/out.log")"
+! ls "$T/autoadapt" 2>/dev/null | grep -q '\.png$' || fail "disa-gen wrote images before refusing adaptive in bf16"
 DISA_TEST_NO_BF16=1 expect 0 gen 2 "$T/auto.json" --output_dir "$T/autorun32" --num_images 10 --quiet
 grep -q '"precision":[[:space:]]*"fp32"' "$T/autorun32/run.json" || fail "auto job without bf16: $(cat "$T/autorun32/run.json")"
 ! grep -q "precision=" "$T/autorun32/run.json" || fail "fp32 run identity changed: $(cat "$T/autorun32/run.json")"
