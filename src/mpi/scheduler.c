@@ -66,7 +66,7 @@ static void queue_push(scheduler *s, unit_ref u) { s->queue[s->queue_len++] = u;
 // A finished unit: ledger line (fsync'd), report kept for the summary, progress.
 static int record(scheduler *s, const unit_report *r) {
     const job *jb = &s->jobs->jobs[r->job];
-    int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
+    int rc = ledger_append(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count, -1);
     if (rc) return rc;
     if (s->n_reports == s->cap_reports) {
         int cap = s->cap_reports ? 2 * s->cap_reports : 256;

@@ -49,7 +49,7 @@ static void run_units(unit_runner *ur, ledger *led, const job *jb, const int *or
         assert_int_equal(unit_run(ur, 0, u, NULL, NULL, &reports[k]), 0);
         assert_int_equal(reports[k].count, job_unit_count(jb, u));
         assert_true(reports[k].tokens > 0 && reports[k].flops_transformer > 0);
-        assert_int_equal(ledger_append(led, u, job_unit_first(jb, u), reports[k].count), 0);
+        assert_int_equal(ledger_append(led, u, job_unit_first(jb, u), reports[k].count, -1), 0);
     }
 }
 
