@@ -69,9 +69,11 @@ int generator_run(const job_list *jobs, const generator_opts *o) {
     // and every rank exits with the worst status (2 when a file given was bad).
     int mine = disa_exit_status(rc), worst;
     MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    machine_sig *sigs = signatures_gather(jobs, rank, size);
     if (rank == 0) {
-        rc = scheduler_run(&ur, size, o, worst != 0, &status);
+        rc = scheduler_run(&ur, size, o, worst != 0, sigs, &status);
         if (worst) status = worst;
+        free(sigs);
     } else {
         int go;
         MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);

@@ -83,7 +83,8 @@ static void test_load_overrides_and_variants(void **state) {
     p = write_job("npz.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, \"npz\": true}");
     assert_int_equal(job_load(&l, p, NULL, 0), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "unknown key 'npz' (known: name model vae features reference output_dir "
-                                          "num_images eval_bsz seed labels png sampling variants description)"));
+                                          "num_images eval_bsz seed labels png sampling variants description "
+                                          "require_uniform_hardware)"));
     // A sampling key of the model's family, with the family's list.
     p = write_job("key.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, "
                               "\"output_dir\": \"o\", \"sampling\": {\"steps\": 3}}");
