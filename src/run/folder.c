@@ -133,7 +133,14 @@ int folder_check(const job *jb, int restart) {
     if ((rc = path_check_writable(jb->output_dir, 1, what)) != 0) return rc;
     if ((rc = record_identity(jb, ident, sizeof ident)) != 0) return rc;
     rc = runinfo_check(jb->output_dir, ident, &exists);
-    return restart ? 0 : rc;
+    if (restart || rc || !exists) return restart ? 0 : rc;
+    // The signature table a resume extends: a bad one refuses the run before any folder
+    // of it is touched.
+    provenance pv;
+    provenance_init(&pv);
+    rc = runinfo_signatures(jb->output_dir, &pv);
+    provenance_free(&pv);
+    return rc;
 }
 
 // The ranks against each other and, on a resume, against the signatures of the units the

@@ -434,6 +434,9 @@ static void test_provenance_resume(void **state) {
     assert_non_null(strstr(text, "unit 5 first 10 count 2\nunit 6 first 12 count 2 sig 0\n"));
     // A table that is not one is refused, naming the file.
     assert_int_equal(runinfo_write(dir, ident, "\"signatures\": [{\"host\": 3}]"), 0);
+    assert_int_equal(folder_check(jb, 0), DISA_EINVAL);  // among the checks of every job before any is prepared
+    assert_non_null(strstr(disa_errmsg(), "/run.json: 'signatures[0].host' must be a string"));
+    assert_int_equal(folder_check(jb, 1), 0);  // --restart discards it
     assert_int_equal(prepare_as(&led, &pv, jb, &sky, 1), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "/run.json: 'signatures[0].host' must be a string of at most 63 characters"));
     job_list_free(&jl);
