@@ -318,14 +318,16 @@ int summary_job(job_row *row, const job *jb, int j, const unit_report *reports, 
         return disa_err(DISA_ENOMEM, "out of memory");
     }
     provenance_count(pv, l, jb, images, &unknown);
-    if (provenance_mixed(pv, l, jb, mixed, sizeof mixed)) LOG(LOG_WARN, "%s: %s", jb->name, mixed);
+    provenance_mixed(pv, l, jb, mixed, sizeof mixed);
     cJSON *o = summary_object(jb, &t, l, mt, world_size, pv, images, unknown, mixed);
     rc = o ? write_summary(jb->output_dir, o) : disa_err(DISA_ENOMEM, "out of memory");
     cJSON_Delete(o);
     if (!rc && !quiet) {
         print_row(jb, &t, mt);
         print_signatures(pv, images, unknown);
+        fflush(stdout);  // the warning (stderr) below the lines it is about
     }
+    if (mixed[0]) LOG(LOG_WARN, "%s: %s", jb->name, mixed);
     free(images);
     if (!rc) {
         row->have = t.n_timed > 0;
