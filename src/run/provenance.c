@@ -35,6 +35,9 @@ static void cpu_model(char *dst, size_t n) {
     fclose(f);
 }
 
+// oneDNN's name of the ISA the bf16 kernels run on: the one place a signature asks for it.
+static const char *onednn_bf16_isa(void) { return blas_bf16_isa(); }
+
 void machine_sig_local(machine_sig *s, int precision) {
     memset(s, 0, sizeof *s);
     char host[256] = "";
@@ -44,7 +47,7 @@ void machine_sig_local(machine_sig *s, int precision) {
     copy(s->blas, sizeof s->blas, blas_version());
     copy(s->blas_core, sizeof s->blas_core, blas_corename());
     copy(s->precision, sizeof s->precision, precision == BLAS_BF16 ? "bf16" : "fp32");
-    copy(s->bf16_isa, sizeof s->bf16_isa, precision == BLAS_BF16 ? blas_bf16_isa() : "none");
+    copy(s->bf16_isa, sizeof s->bf16_isa, precision == BLAS_BF16 ? onednn_bf16_isa() : "none");
     s->threads = blas_get_threads();
 }
 
