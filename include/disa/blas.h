@@ -24,6 +24,10 @@ int blas_set_precision(int precision);
 // 0 when bf16 Linear layers can run here (oneDNN loads, the CPU has AVX512_BF16),
 // else DISA_EINVAL with a message saying why.
 int blas_bf16_available(void);
+// oneDNN's name of the ISA its bf16 matmuls run on ("avx512_core_bf16", "avx512_core_amx"),
+// or "none" before blas_bf16_available() succeeded. Kernels differ per ISA, and so may
+// the bits of a bf16 image.
+const char *blas_bf16_isa(void);
 // Drop the bf16 copies of weights (their fp32 source is about to be unmapped).
 void blas_bf16_forget(void);
 
@@ -31,6 +35,8 @@ void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN
 int blas_get_threads(void);
 // OpenBLAS's name for the kernel set in use ("SkylakeX", "Haswell", "Prescott", ...).
 const char *blas_corename(void);
+// The BLAS library and its version ("OpenBLAS 0.3.21"): kernels change between versions.
+const char *blas_version(void);
 
 // FLOPs (2 per multiply-add) performed through this module by the calling thread.
 uint64_t blas_flops(void);

@@ -55,6 +55,7 @@
 static struct {
     int state;  // 0 not tried, 1 ready, -1 unavailable (why says why)
     char why[256];
+    char isa[32];  // oneDNN's name of the ISA its kernels use, once ready
     void *lib;
 #define X(name, ret, args) ret(*name) args;
     DNNL_FUNCS(X)
@@ -63,6 +64,19 @@ static struct {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
 } D;
+
+// oneDNN's own names (dnnl_cpu_isa_t without the prefix), as its verbose mode prints them.
+static const char *isa_name(dnnl_cpu_isa_t isa) {
+    switch (isa) {
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    default: return "other";
+    }
+}
 
 static int load(void) {
     if (D.state) return D.state;
@@ -92,6 +106,7 @@ static int load(void) {
         snprintf(D.why, sizeof D.why, "this CPU has no AVX512_BF16 (oneDNN's ISA mask 0x%x)", (unsigned)isa);
         return -1;
     }
+    snprintf(D.isa, sizeof D.isa, "%s", isa_name(isa));
     if (D.dnnl_engine_create(&D.eng, dnnl_cpu, 0) != dnnl_success ||
         D.dnnl_stream_create(&D.strm, D.eng, dnnl_stream_default_flags) != dnnl_success) {
         snprintf(D.why, sizeof D.why, "oneDNN: cannot create a CPU engine");
@@ -106,6 +121,8 @@ int blas_bf16_available(void) {
     if (load() < 0) return disa_err(DISA_EINVAL, "--precision bf16: %s", D.why);
     return 0;
 }
+
+const char *blas_bf16_isa(void) { return D.state == 1 ? D.isa : "none"; }
 
 // ----------------------------------------------------------------------------
 // Round to nearest even; NaN stays a (quiet) NaN instead of carrying into the exponent.

@@ -87,9 +87,11 @@ int generator_run(const job_list *jobs, const generator_opts *o) {
     int mine = disa_exit_status(rc), worst;
     lazy_allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX);
     log_open_cost(clock_now() - t0, rank, size);
+    machine_sig *sigs = signatures_gather(jobs, rank, size);
     if (rank == 0) {
-        rc = scheduler_run(&ur, size, o, worst != 0, &status);
+        rc = scheduler_run(&ur, size, o, worst != 0, sigs, &status);
         if (worst) status = worst;
+        free(sigs);
     } else {
         int go;
         lazy_bcast(&go, 1, MPI_INT);  // while rank 0 prepares the folders

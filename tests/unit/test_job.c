@@ -90,7 +90,8 @@ static void test_load_overrides_and_variants(void **state) {
     p = write_job("npz.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, \"npz\": true}");
     assert_int_equal(job_load(&l, p, NULL, 0), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "unknown key 'npz' (known: name model vae features reference output_dir "
-                                          "num_images eval_bsz seed labels png sampling variants description)"));
+                                          "num_images eval_bsz seed labels png sampling variants description "
+                                          "require_uniform_hardware)"));
     // A sampling key of the model's family, with the family's list.
     p = write_job("key.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, "
                               "\"output_dir\": \"o\", \"sampling\": {\"steps\": 3}}");
@@ -108,9 +109,10 @@ static void test_ledger(void **state) {
     ledger l;
     assert_int_equal(ledger_open(&l, dir, 5), 0);
     assert_int_equal(l.n_done, 0);
-    assert_int_equal(ledger_append(&l, 3, 12, 4), 0);
-    assert_int_equal(ledger_append(&l, 0, 0, 4), 0);
-    assert_int_equal(ledger_append(&l, 3, 12, 4), 0);  // idempotent
+    assert_int_equal(ledger_append(&l, 3, 12, 4, 1), 0);
+    assert_int_equal(ledger_append(&l, 0, 0, 4, 0), 0);
+    assert_int_equal(ledger_append(&l, 3, 12, 4, 0), 0);  // idempotent
+    assert_int_equal(l.sig[3], 1);
     ledger_close(&l);
     // A crash in the middle of a line leaves a torn tail: ignored and cut off.
     char path[320];
@@ -118,22 +120,50 @@ static void test_ledger(void **state) {
     FILE *f = fopen(path, "a");
     fputs("unit 4 fir", f);
     fclose(f);
+    // Reading only (the uniform-hardware check before anything is written) keeps the tail.
+    struct stat sb;
+    stat(path, &sb);
+    off_t torn = sb.st_size;
+    assert_int_equal(ledger_read(&l, dir, 5), 0);
+    assert_int_equal(l.n_done, 2);
+    assert_true(l.done[0] && l.done[3] && l.sig[0] == 0 && l.sig[3] == 1 && l.sig[4] == -1);
+    ledger_close(&l);
+    stat(path, &sb);
+    assert_int_equal(sb.st_size, torn);
+    char none[320];
+    snprintf(none, sizeof none, "%s/none", g_dir);
+    assert_int_equal(ledger_read(&l, none, 5), 0);  // no manifest: nothing done, nothing created
+    assert_int_equal(l.n_done, 0);
+    ledger_close(&l);
+    snprintf(none, sizeof none, "%s/none/manifest", g_dir);
+    assert_int_not_equal(access(none, F_OK), 0);
     assert_int_equal(ledger_open(&l, dir, 5), 0);
     assert_int_equal(l.n_done, 2);
     assert_true(l.done[0] && l.done[3] && !l.done[4]);
-    assert_int_equal(ledger_append(&l, 4, 16, 4), 0);
+    // A unit of unknown signature is written as lines were before signatures existed.
+    assert_int_equal(ledger_append(&l, 4, 16, 4, -1), 0);
     ledger_close(&l);
     f = fopen(path, "r");
     char text[256] = "";
     size_t n = fread(text, 1, sizeof text - 1, f);
     text[n] = '\0';
     fclose(f);
-    assert_string_equal(text, "unit 3 first 12 count 4\nunit 0 first 0 count 4\nunit 4 first 16 count 4\n");
+    assert_string_equal(text, "unit 3 first 12 count 4 sig 1\nunit 0 first 0 count 4 sig 0\nunit 4 first 16 count 4\n");
+    // Lines without a signature (ledgers written before them) and a later line of the same
+    // unit (recomputed elsewhere) read as expected.
+    f = fopen(path, "a");
+    fputs("unit 0 first 0 count 4 sig 2\nunit 1 first 4 count 4\n", f);
+    fclose(f);
+    assert_int_equal(ledger_open(&l, dir, 5), 0);
+    assert_int_equal(l.n_done, 4);
+    assert_true(l.sig[0] == 2 && l.sig[1] == -1 && l.sig[3] == 1 && l.sig[4] == -1);
+    ledger_close(&l);
     // Forgetting a unit (its PNG failed verification) makes it pending again.
     assert_int_equal(ledger_open(&l, dir, 5), 0);
     ledger_forget(&l, 3);
-    assert_int_equal(l.n_done, 2);
+    assert_int_equal(l.n_done, 3);
     assert_false(l.done[3]);
+    assert_int_equal(l.sig[3], -1);
     ledger_close(&l);
     // Another run's ledger (more units) is refused, not silently reused.
     assert_int_equal(ledger_open(&l, dir, 4), DISA_EFORMAT);
@@ -143,6 +173,16 @@ static void test_ledger(void **state) {
     fclose(f);
     assert_int_equal(ledger_open(&l, dir, 5), DISA_EFORMAT);
     assert_non_null(strstr(disa_errmsg(), "not a ledger line: 'garbage line'"));
+    // A signature that is not a non-negative index is no ledger line either.
+    for (int k = 0; k < 3; k++) {
+        static const char *const bad[] = {"unit 2 first 8 count 4 sig -1\n", "unit 2 first 8 count 4 sig\n",
+                                          "unit 2 first 8 count 4 sig 1 x\n"};
+        f = fopen(path, "w");
+        fputs(bad[k], f);
+        fclose(f);
+        assert_int_equal(ledger_read(&l, dir, 5), DISA_EFORMAT);
+        assert_non_null(strstr(disa_errmsg(), "manifest:1: not a ledger line"));
+    }
 }
 
 // One fsync for many lines: a written unit is pending, not done, until ledger_sync.
@@ -153,15 +193,15 @@ static void test_ledger_write_sync(void **state) {
     mkdir(dir, 0755);
     ledger l;
     assert_int_equal(ledger_open(&l, dir, 6), 0);
-    assert_int_equal(ledger_write(&l, 5, 20, 2), 0);
-    assert_int_equal(ledger_write(&l, 1, 4, 4), 0);
-    assert_int_equal(ledger_write(&l, 5, 20, 2), 0);  // idempotent while pending
+    assert_int_equal(ledger_write(&l, 5, 20, 2, -1), 0);
+    assert_int_equal(ledger_write(&l, 1, 4, 4, -1), 0);
+    assert_int_equal(ledger_write(&l, 5, 20, 2, -1), 0);  // idempotent while pending
     assert_int_equal(l.n_pending, 2);
     assert_true(l.n_done == 0 && !l.done[5] && !l.done[1]);
     assert_int_equal(ledger_sync(&l), 0);
     assert_true(l.n_done == 2 && l.done[5] && l.done[1] && l.n_pending == 0);
     assert_int_equal(ledger_sync(&l), 0);  // nothing pending: nothing to do
-    assert_int_equal(ledger_write(&l, 1, 4, 4), 0);  // done already: no second line
+    assert_int_equal(ledger_write(&l, 1, 4, 4, -1), 0);  // done already: no second line
     assert_int_equal(l.n_pending, 0);
     ledger_close(&l);
     assert_int_equal(ledger_open(&l, dir, 6), 0);
