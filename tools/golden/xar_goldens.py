@@ -25,6 +25,7 @@ ops (tensor and config names in the docstrings of the gen_* functions):
 
 Run with Debian's PyTorch: /usr/bin/python3 tools/golden/xar_goldens.py
 """
+import copy
 import json
 import math
 import os
@@ -394,14 +395,59 @@ def split_tape(tape, B):
     return np.stack([np.concatenate(p) for p in per])
 
 
+def sample_case(model, arch, sampler, upper, lower, cfg, labels, seed, model_file=None):
+    """One xar_sample case of `model` (float32, random or loaded weights; `arch` its
+    config): (tensors, config, description, rtol). With model_file the parameters are
+    not stored; the config names the file instead (tools/convert_xar.py --self-test)."""
+    B = len(labels)
+    lab_t = torch.from_numpy(np.where(labels < 0, arch["class_num"], labels))
+    kw = dict(cfg=cfg, labels=lab_t, flow_upper_steps=upper, flow_lower_steps=lower, sampler=sampler)
+    torch.manual_seed(seed)
+    rec = X.Randomness(record=True)
+    tr32 = {}
+    out32 = model.sample_tokens(B, rng=rec, trace=tr32, **kw)
+    tape = split_tape(rec.tape, B)
+    again = model.sample_tokens(B, rng=ImageTapeRandomness(tape), **kw)
+    assert torch.equal(again, out32), "per-image tape replay differs"
+
+    m64 = copy.deepcopy(model).double()
+    tr64 = {}
+    with exact_mode():
+        out64 = m64.sample_tokens(B, rng=ImageTapeRandomness(tape), trace=tr64, dtype=torch.float64, **kw)
+    assert tr64["n_steps"] == tr32["n_steps"]
+    err = (out32.double() - out64).abs().max().item()
+    scale = out64.abs().max().item()
+    # the loop feeds each group back as context: a wider margin than for one pass
+    rtol = tolerance(err, scale, margin=50.0, floor=1e-5)
+    tokens = m64.group_to_raster(torch.cat(tr64["z"], dim=1))
+    tokens32 = model.group_to_raster(torch.cat(tr32["z"], dim=1))
+    t = {"in.labels": labels.astype(np.int64), "in.tape": tape}
+    if model_file is None:
+        t.update(params_of(model))
+    t["out.n_steps"] = np.array(tr64["n_steps"], dtype=np.int64)
+    t["out.cfg"] = np.array(tr64["cfg"], dtype=np.float32)
+    t["out.z_steps"] = f32(torch.stack(tr64["z"], 0))
+    t["out.tokens"] = f32(tokens)
+    t["out.tokens_f32"] = f32(tokens32)
+    t["out.latent"] = f32(out64)
+    conf = dict(export_cfg(model)) if model_file is None else {"model": model_file}
+    conf.update(flow_upper_steps=upper, flow_lower_steps=lower, cfg=cfg, flow_sampler=sampler, batch=B,
+                f32_rtol=1e-4)
+    desc = (f"sample_tokens {sampler} {upper}->{lower} steps {tr32['n_steps']} cfg={cfg} "
+            f"({model.seq_len} tokens of {model.token_embed_dim}, {model.clusters} groups, B={B}); "
+            f"float32 run vs float64: {err / max(scale, 1e-30):.1e} normwise")
+    return t, conf, desc, rtol
+
+
 def gen_sample():
     """op xar_sample: xAR_DiSA xAR.sample_tokens with every random draw replayed.
 
     in.labels [B] I64        class labels (-1 = unconditional)
     in.tape [B, T] F64       per-image Gaussian draws, see split_tape
     param.*                  xAR state_dict names (no buffers)
-    config                   disa-xar-1 model config + flow_upper_steps, flow_lower_steps, cfg,
-                             flow_sampler (euler_maruyama / euler), batch, f32_rtol
+    config                   disa-xar-1 model config (or "model": a converted file) +
+                             flow_upper_steps, flow_lower_steps, cfg, flow_sampler
+                             (euler_maruyama / euler), batch, f32_rtol
     out.n_steps [K] I64      flow steps per AR step (K = clusters)
     out.cfg [K] F32          guidance scale per AR step
     out.z_steps [K, B, G, C] F32    each group's tokens (float64 run)
@@ -424,43 +470,8 @@ def gen_sample():
         labels = np.random.default_rng(600 + k).integers(0, arch["class_num"], B).astype(np.int64)
         if case == "t4_em_const_nocfg":
             labels[1] = -1
-        lab_t = torch.from_numpy(np.where(labels < 0, arch["class_num"], labels))
-        kw = dict(cfg=cfg, labels=lab_t, flow_upper_steps=upper, flow_lower_steps=lower, sampler=sampler)
-        torch.manual_seed(700 + k)
-        rec = X.Randomness(record=True)
-        tr32 = {}
-        out32 = model.sample_tokens(B, rng=rec, trace=tr32, **kw)
-        tape = split_tape(rec.tape, B)
-        again = model.sample_tokens(B, rng=ImageTapeRandomness(tape), **kw)
-        assert torch.equal(again, out32), f"{case}: per-image tape replay differs"
-
-        m64 = xar_model(arch, seed=500 + k).double()
-        tr64 = {}
-        with exact_mode():
-            out64 = m64.sample_tokens(B, rng=ImageTapeRandomness(tape), trace=tr64, dtype=torch.float64, **kw)
-        assert tr64["n_steps"] == tr32["n_steps"]
-        err = (out32.double() - out64).abs().max().item()
-        scale = out64.abs().max().item()
-        # the loop feeds each group back as context: a wider margin than for one pass
-        rtol = tolerance(err, scale, margin=50.0, floor=1e-5)
-        g64 = torch.cat(tr64["z"], dim=1)
-        tokens = m64.group_to_raster(g64)
-        tokens32 = model.group_to_raster(torch.cat(tr32["z"], dim=1))
-        t = {"in.labels": labels, "in.tape": tape}
-        t.update(params_of(model))
-        t["out.n_steps"] = np.array(tr64["n_steps"], dtype=np.int64)
-        t["out.cfg"] = np.array(tr64["cfg"], dtype=np.float32)
-        t["out.z_steps"] = f32(torch.stack(tr64["z"], 0))
-        t["out.tokens"] = f32(tokens)
-        t["out.tokens_f32"] = f32(tokens32)
-        t["out.latent"] = f32(out64)
-        conf = dict(export_cfg(model))
-        conf.update(flow_upper_steps=upper, flow_lower_steps=lower, cfg=cfg, flow_sampler=sampler, batch=B,
-                    f32_rtol=1e-4)
-        save(f"xar_sample_{case}", "xar_sample", t, conf,
-             f"sample_tokens {sampler} {upper}->{lower} steps {tr32['n_steps']} cfg={cfg} "
-             f"({model.seq_len} tokens of {model.token_embed_dim}, {model.clusters} groups, B={B}); "
-             f"float32 run vs float64: {err / max(scale, 1e-30):.1e} normwise", rtol=rtol, atol=rtol * 1e-2)
+        t, conf, desc, rtol = sample_case(model, arch, sampler, upper, lower, cfg, labels, 700 + k)
+        save(f"xar_sample_{case}", "xar_sample", t, conf, desc, rtol=rtol, atol=rtol * 1e-2)
 
 
 def main():
