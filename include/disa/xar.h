@@ -34,8 +34,10 @@ typedef struct xar_config {
     int enc_hidden, dec_hidden;     // int(dim * mlp_ratio * 2 / 3.), the SwiGLU width
 } xar_config;
 
-// Parse and validate the config JSON; `label` (file name) prefixes every message.
+// Parse and validate the config JSON (strict JSON, json.h; a key not in xar_config_keys
+// is refused); `label` (file name) prefixes every message.
 int xar_config_parse(xar_config *c, const char *json, const char *label);
+extern const char *const xar_config_keys[];  // NULL-terminated
 // The config as the JSON the loader reads back.
 const char *xar_config_to_json(const xar_config *c, char *buf, int n);
 // Preset configs of the official models (xar_base, xar_large, xar_huge) at 256x256 with

@@ -4,8 +4,8 @@
 // branch), RMSNorm, TimestepEmbedder; the RoPE tables are src/nn/rope.c.
 #include "disa/xar.h"
 #include "disa/blas.h"
-#include "disa/diffusion.h"
 #include "disa/err.h"
+#include "disa/json.h"
 #include "disa/nn.h"
 #include "disa/vec.h"
 
@@ -35,12 +35,20 @@ static int cfg_int(const cJSON *o, const char *key, int lo, int def, int has_def
     return 0;
 }
 
+const char *const xar_config_keys[] = {
+    "format", "img_size", "vae_stride", "patch_size", "vae_embed_dim", "encoder_embed_dim", "encoder_depth",
+    "encoder_num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mlp_ratio", "class_num",
+    "clusters", "norm_eps", "tokenizer", NULL};
+
 int xar_config_parse(xar_config *c, const char *json, const char *label) {
     memset(c, 0, sizeof *c);
     if (!json) return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa xAR file (convert "
                                "checkpoints with tools/convert_xar.py)", label);
-    cJSON *o = cJSON_Parse(json);
-    int rc = 0;
+    char where[1100];
+    snprintf(where, sizeof where, "%s: config", label);
+    cJSON *o = NULL;
+    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
+    if (rc) goto out;
     if (!cJSON_IsObject(o)) {
         rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
         goto out;
@@ -52,6 +60,9 @@ int xar_config_parse(xar_config *c, const char *json, const char *label) {
                       cJSON_IsString(fmt) ? "\"" : "");
         goto out;
     }
+    // A key this reader does not know may change the model: refuse it rather than sample
+    // from a different network.
+    if ((rc = json_check_keys(o, xar_config_keys, where, "")) != 0) goto out;
     struct { const char *k; int lo, def, has_def; int *dst; } ints[] = {
         {"img_size", 1, 0, 0, &c->img_size}, {"vae_stride", 1, 0, 0, &c->vae_stride},
         {"patch_size", 1, 0, 0, &c->patch_size}, {"vae_embed_dim", 1, 0, 0, &c->vae_embed_dim},
@@ -63,11 +74,27 @@ int xar_config_parse(xar_config *c, const char *json, const char *label) {
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].def, ints[i].has_def, ints[i].dst, label)) != 0) goto out;
     const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
-    c->mlp_ratio = cJSON_IsNumber(mr) ? mr->valuedouble : 4.0;
+    if (mr && !cJSON_IsNumber(mr)) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'mlp_ratio' must be a number", label);
+        goto out;
+    }
+    c->mlp_ratio = mr ? mr->valuedouble : 4.0;
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
-    c->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
+    c->norm_eps = 1e-6f;
+    if (eps) {
+        // RMSNorm divides by sqrt(mean(x^2) + eps): eps <= 0 gives Inf/NaN on a zero row.
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)) {
+            rc = disa_err(DISA_ERANGE, "%s: config 'norm_eps' must be a number in (0, 1)", label);
+            goto out;
+        }
+        c->norm_eps = (float)eps->valuedouble;
+    }
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
-    const char *tks = cJSON_IsString(tk) ? tk->valuestring : "kl16";
+    if (tk && !cJSON_IsString(tk)) {
+        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be a string", label);
+        goto out;
+    }
+    const char *tks = tk ? tk->valuestring : "kl16";
     if (strcmp(tks, "patch") == 0) c->tokenizer = TOKENIZER_PATCH;
     else if (strcmp(tks, "kl16") == 0) c->tokenizer = TOKENIZER_KL16;
     else {

@@ -90,8 +90,16 @@ static int load_model(pcase *c, xar_model *m, int *opened) {
         *opened = 1;
         return 0;
     }
-    char *json = cJSON_PrintUnformatted(pc_config(c));
-    int rc = xar_config_parse(&m->cfg, json, "golden config");
+    // The model config is the case config's model keys (the others are the case's own).
+    cJSON *model = cJSON_CreateObject();
+    const cJSON *it;
+    cJSON_ArrayForEach(it, pc_config(c)) {
+        for (int k = 0; xar_config_keys[k]; k++)
+            if (strcmp(it->string, xar_config_keys[k]) == 0) cJSON_AddItemToObject(model, it->string, cJSON_Duplicate(it, 1));
+    }
+    char *json = cJSON_PrintUnformatted(model);
+    cJSON_Delete(model);
+    int rc = json ? xar_config_parse(&m->cfg, json, "golden config") : DISA_ENOMEM;
     free(json);
     if (rc) return pc_fail(c, "%s", disa_errmsg());
     st_bind_entry *tab;

@@ -129,6 +129,9 @@ static void test_bad_configs(void **state) {
         {"\"class_num\":10,", "", "'class_num' is missing"},
         {"\"tokenizer\":\"patch\"", "\"tokenizer\":\"vq\"", "'tokenizer' must be"},
         {"\"img_size\":12", "\"img_size\":13", "not a multiple of vae_stride*patch_size"},
+        {"\"clusters\":9", "\"clusters\":9,\"buffer_size\":64", "unknown key 'buffer_size'"},
+        {"\"norm_eps\":1e-6", "\"norm_eps\":0", "'norm_eps' must be a number in (0, 1)"},
+        {"\"mlp_ratio\":4.0", "\"mlp_ratio\":\"4\"", "'mlp_ratio' must be a number"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char json[1024];
