@@ -5,14 +5,14 @@
 // (tools/xarref/ is the Python reference, tests/golden/xar_*.safetensors the check).
 #include "disa/xar_sample.h"
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 // torch evaluates each element-wise op on its own and rounds after it; a fused
 // multiply-add would round once and drift from the official float64 flow by an ulp.
@@ -21,12 +21,6 @@
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // ----------------------------------------------------------------------------
 // params
@@ -70,13 +64,10 @@ int xar_params_check(const xar_params *p) {
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return disa_err(DISA_EINVAL, "--%s must be an integer in %d..%d, got '%s'", flag, lo, hi, v);
-    *out = (int)x;
-    return 0;
+    long long x;
+    int rc = flag_int(flag, v, lo, hi, &x);
+    if (!rc) *out = (int)x;
+    return rc;
 }
 
 int xar_params_set(xar_params *p, const char *flag, const char *v) {
@@ -87,15 +78,7 @@ int xar_params_set(xar_params *p, const char *flag, const char *v) {
         if (!rc) p->lower = p->upper;
         return rc;
     }
-    if (strcmp(flag, "cfg") == 0) {
-        char *end;
-        errno = 0;
-        double x = strtod(v, &end);
-        if (errno || end == v || *end || !(x >= 1.0 && x <= 100.0))
-            return disa_err(DISA_EINVAL, "--cfg must be a number in [1, 100], got '%s'", v);
-        p->cfg = x;
-        return 0;
-    }
+    if (strcmp(flag, "cfg") == 0) return flag_num(flag, v, 1.0, 100.0, &p->cfg);
     if (strcmp(flag, "cfg_schedule") == 0) {
         if (strcmp(v, "linear") == 0) return 0;
         return disa_err(DISA_EINVAL, "--cfg_schedule must be linear for xAR (sample_tokens raises the scale "
@@ -324,7 +307,7 @@ static int run(xar_sampler *s, xar_rng *rng, const int *labels, int B, float *to
         if (labels[b] < -1 || labels[b] >= c->class_num)
             return disa_err(DISA_ERANGE, "class label %d out of range 0..%d (-1 = unconditional)", labels[b],
                             c->class_num - 1);
-    double t0 = now_s();
+    double t0 = clock_now();
     arena *a = &s->scratch;
     arena_reset(a, 0);
     double *x = arena_alloc(a, sizeof(double) * (size_t)B * GC);
@@ -343,10 +326,10 @@ static int run(xar_sampler *s, xar_rng *rng, const int *labels, int B, float *to
     }
     s->kv.rows = 0;
     size_t base = arena_mark(a);
-    st->t_other += now_s() - t0;
+    st->t_other += clock_now() - t0;
 
     for (int step = 0; step < K; step++) {
-        double ts = now_s();
+        double ts = clock_now();
         int n = s->steps[step];
         double scale = xar_cfg_at(p, K, step);
         // The official loop always evaluates the unconditional half, but uses it only
@@ -381,7 +364,7 @@ static int run(xar_sampler *s, xar_rng *rng, const int *labels, int B, float *to
                             p->sampler, B * G, C);
             if (s->poll && s->poll(s->poll_ctx)) return DISA_ECANCELED;
         }
-        double t1 = now_s();
+        double t1 = clock_now();
         st->t_transformer += t1 - ts;
         st->flops_transformer += blas_flops() - f0;
         st->head_row_steps += (uint64_t)B * G * n;
@@ -394,7 +377,7 @@ static int run(xar_sampler *s, xar_rng *rng, const int *labels, int B, float *to
                 grp[((size_t)b * c->seq_len + (size_t)step * G) * C + j] = z;
             }
         if (s->trace) s->trace(s->trace_ctx, step, n, scale, prev);
-        st->t_other += now_s() - t1;
+        st->t_other += clock_now() - t1;
     }
     xar_group_to_raster(tokens, grp, c, B);
     arena_reset(a, 0);
