@@ -150,4 +150,24 @@ typedef struct xar_flops {
 // The whole schedule of xar_sampler_run(B images) under p; DISA_EINVAL for bad params.
 int xar_flops_run(xar_flops *out, const xar_config *c, const xar_params *p, int B);
 
+// ----------------------------------------------------------------------------
+// Call shapes timed (disa-bench --extrapolate): a run is the same few network calls
+// repeated, so timing each shape once gives any flow-step schedule of the same batch
+// and guidance without running it (xAR-B at 50 -> 15 steps is ~130 calls per batch).
+
+// Sequences of AR step s for B images: 2B where the step is guided, else B.
+int xar_seqs_at(const xar_params *p, int clusters, int s, int B);
+
+// Median seconds over `reps` (after one warm-up) of one xar_forward call of N sequences
+// at AR step `step`: the first call of the step (`first`: R = 2G, or G at step 0, cache
+// update) or a later one (R = G). Random inputs; the cache is zero-filled and set to the
+// rows the call expects before every repeat. *flops the call's count (xar_flops_call).
+// Allocates its cache and scratch; DISA_ENOMEM naming the bytes.
+int xar_bench_time_call(const xar_model *m, int N, int step, int first, int reps, double *sec, uint64_t *flops);
+
+// Seconds of xar_sampler_run over one batch under p, from the call times of its shapes:
+// t_first[s] and t_rest[s] for each AR step s (the batch and guidance they were timed
+// with must be p's): sum over s of t_first[s] + (n_s - 1) t_rest[s].
+double xar_bench_schedule(const xar_config *c, const xar_params *p, const double *t_first, const double *t_rest);
+
 #endif

@@ -390,6 +390,38 @@ static void test_bf16(void **state) {
     xar_close(&m);
 }
 
+// The call-shape timing counts what the FLOP model says a call of that shape costs, and
+// a schedule sums its calls: the first of each AR step, then n - 1 later ones.
+static void test_bench_shapes(void **state) {
+    (void)state;
+    xar_model m;
+    assert_int_equal(xar_open(&m, g_model), 0);
+    const xar_config *c = &m.cfg;
+    for (int s = 0; s < c->clusters; s += 4)
+        for (int first = 0; first <= 1; first++) {
+            double sec;
+            uint64_t f;
+            assert_int_equal(xar_bench_time_call(&m, 3, s, first, 1, &sec, &f), 0);
+            assert_true(sec > 0);
+            assert_int_equal(f, xar_flops_call(c, 3, first && s > 0 ? 2 * c->group : c->group, s));
+        }
+    xar_params p;
+    xar_params_init(&p);
+    p.upper = 7;
+    p.lower = 2;
+    p.cfg = 3.0;
+    double tf[9], tr[9], want = 0;
+    for (int s = 0; s < 9; s++) {
+        tf[s] = 1.0 + s;
+        tr[s] = 0.5;
+        want += tf[s] + 0.5 * (xar_steps_at(&p, 9, s) - 1);
+    }
+    assert_true(fabs(xar_bench_schedule(c, &p, tf, tr) - want) < 1e-12);
+    assert_int_equal(xar_seqs_at(&p, 9, 0, 4), 4);  // scale 1 at the first group: no unconditional half
+    assert_int_equal(xar_seqs_at(&p, 9, 1, 4), 8);
+    xar_close(&m);
+}
+
 static void test_bad_inputs(void **state) {
     (void)state;
     xar_model m;
@@ -442,7 +474,8 @@ int main(void) {
         cmocka_unit_test(test_params),           cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_time_index),       cmocka_unit_test(test_raster_order),
         cmocka_unit_test(test_flops_equal_count), cmocka_unit_test(test_streams_per_image),
-        cmocka_unit_test(test_bf16),            cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_bf16),            cmocka_unit_test(test_bench_shapes),
+        cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
