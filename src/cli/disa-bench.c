@@ -734,11 +734,13 @@ static int xar_settings(opts *o, const family *f) {
                         "baseline is a constant number of flow steps: --baseline_steps N)\n", mar_only);
         return 2;
     }
-    o->xbase = o->xp;
-    if (xar_params_set(&o->xbase, "num_steps", o->bsteps ? o->bsteps : "50") || xar_params_check(&o->xp)) {
+    long long n = 50;
+    if ((o->bsteps && flag_int("baseline_steps", o->bsteps, 1, 1000, &n) != 0) || xar_params_check(&o->xp)) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         return 2;
     }
+    o->xbase = o->xp;
+    o->xbase.upper = o->xbase.lower = (int)n;
     return 0;
 }
 
