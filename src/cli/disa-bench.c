@@ -910,7 +910,7 @@ static int xar_run(xbench *x) {
 static int xar_extrapolate(xbench *x) {
     const opts *o = x->o;
     const xar_config *c = x->c;
-    const int B = x->B, K = c->clusters, reps = o->t_reps > 1 ? o->t_reps : 3;
+    const int B = x->B, K = c->clusters, reps = o->t_reps;
     if (K > 64) {
         fprintf(stderr, "disa-bench: --extrapolate: the model has %d groups, at most 64 are timed\n", K);
         return 2;
