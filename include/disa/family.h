@@ -71,15 +71,22 @@ struct family {
     const char *name;          // "mar": the family's name in messages and tables
     const char *format;        // the config "format" its model files carry: "disa-mar-1"
     const char *const *keys;   // its sampling keys, the official flag names, NULL-ended
+    const char *const *presets; // its preset names (official model sizes), NULL-ended
 
     // Model: open a file (every problem named, see the family's loader) / a config preset
     // without weights, for FLOP tables (DISA_ENOTFOUND: not a preset of this family).
     int (*open)(void **model, const char *path);
     int (*preset)(void **model, const char *name);
+    // A config without weights from the JSON a model file carries as "config" (messages
+    // prefixed by `label`), for FLOP tables and random weights.
+    int (*config)(void **model, const char *json, const char *label);
     void (*close)(void *model);
     void (*info)(const void *model, family_info *out);
     // One line for logs: the architecture ("seq 256 x 16, enc 12x768, ...").
     const char *(*describe)(const void *model, char *buf, int n);
+    // Write a model file of this model's config with generated weights (st_write_generated:
+    // tests and benchmarks at full-size shapes); *n_values (may be NULL) the values written.
+    int (*write_random)(const void *model, const char *path, uint64_t seed, size_t *n_values);
 
     // Sampling settings in a family_params blob, under the official flag names:
     // defaults; one key (DISA_ENOTFOUND for a key the family does not have, DISA_EINVAL
@@ -113,8 +120,12 @@ int family_index(const family *f);
 // cannot be read or declares no known format gets the first family (MAR), whose loader
 // then names what is wrong with it.
 const family *family_for_file(const char *path);
+// The family of a config JSON: the one whose format it declares, else the first, as above.
+const family *family_for_config(const char *json);
 // The family with a preset of that name (open with ->preset), or NULL.
 const family *family_for_preset(const char *name);
+// Every family's presets for messages: "mar_base, mar_large, ..., xar_huge".
+const char *family_presets_str(char *buf, int n);
 
 // The shared sampling key: "precision" (fp32 | bf16) into *precision (BLAS_FP32 /
 // BLAS_BF16). DISA_ENOTFOUND for another key, DISA_EINVAL naming the value.

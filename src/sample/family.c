@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const family mar_family;
+extern const family mar_family, xar_family;
 
 // The families; a new one adds its table here (its index is its place in this list).
-static const family *const k_families[] = {&mar_family};
+static const family *const k_families[] = {&mar_family, &xar_family};
 
 int family_count(void) { return (int)(sizeof k_families / sizeof *k_families); }
 
@@ -27,15 +27,20 @@ const char *latent_kind_name(latent_kind k) {
     return k == LATENT_PIXELS ? "pixels" : k == LATENT_KL16 ? "kl16" : "?";
 }
 
-const family *family_for_file(const char *path) {
-    st_file st;
+const family *family_for_config(const char *json) {
     const family *found = k_families[0];
-    if (st_open(&st, path) != 0) return found;
-    cJSON *cfg = cJSON_Parse(st_meta(&st, "config") ? st_meta(&st, "config") : "");
+    cJSON *cfg = cJSON_Parse(json ? json : "");
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(cfg, "format");
     for (int i = 0; cJSON_IsString(fmt) && i < family_count(); i++)
         if (strcmp(fmt->valuestring, k_families[i]->format) == 0) found = k_families[i];
     cJSON_Delete(cfg);
+    return found;
+}
+
+const family *family_for_file(const char *path) {
+    st_file st;
+    if (st_open(&st, path) != 0) return k_families[0];
+    const family *found = family_for_config(st_meta(&st, "config"));
     st_close(&st);
     return found;
 }
@@ -49,6 +54,15 @@ const family *family_for_preset(const char *name) {
         }
     }
     return NULL;
+}
+
+const char *family_presets_str(char *buf, int n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < family_count(); i++)
+        for (int k = 0; k_families[i]->presets[k] && used < (size_t)n; k++)
+            used += (size_t)snprintf(buf + used, (size_t)n - used, "%s%s", used ? ", " : "", k_families[i]->presets[k]);
+    return buf;
 }
 
 int family_precision_set(int *precision, const char *key, const char *value) {

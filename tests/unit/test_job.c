@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "disa/err.h"
+#include "disa/family.h"
 #include "disa/job.h"
 #include "disa/ledger.h"
 #include "disa/record.h"
@@ -99,6 +100,45 @@ static void test_load_overrides_and_variants(void **state) {
     assert_non_null(strstr(disa_errmsg(), "unknown key 'sampling.steps' (known: num_iter cfg cfg_schedule "
                                           "temperature diff_sampler diff_upper_steps diff_lower_steps "
                                           "diff_annealing_strategy dpm_order diff_budget diff_adaptive_signal precision)"));
+}
+
+// The shipped xAR ImageNet jobs: they load as xAR jobs with the settings of the official
+// README (the files they name are converted weights, here a small KL-16 xAR and stand-ins).
+static void test_imagenet_xar_jobs(void **state) {
+    (void)state;
+    const char *json = "{\"format\":\"disa-xar-1\",\"img_size\":64,\"vae_stride\":16,\"patch_size\":1,"
+                       "\"vae_embed_dim\":16,\"encoder_embed_dim\":16,\"encoder_depth\":1,\"encoder_num_heads\":2,"
+                       "\"decoder_embed_dim\":16,\"decoder_depth\":1,\"decoder_num_heads\":2,\"class_num\":1000,"
+                       "\"clusters\":4,\"tokenizer\":\"kl16\"}";
+    const family *xar = family_for_config(json);
+    void *m;
+    char model[256];
+    snprintf(model, sizeof model, "%s/xar.safetensors", g_dir);
+    assert_int_equal(xar->config(&m, json, "test"), 0);
+    assert_int_equal(xar->write_random(m, model, 1, NULL), 0);
+    xar->close(m);
+    job_override ov[] = {{"model", model}, {"vae", "models/tiny-test.safetensors"},
+                         {"features", "models/fmnist-classifier.safetensors"}, {"reference", "models/fmnist-test-stats.npz"}};
+    struct { const char *file, *sampling; int eval_bsz; } want[] = {
+        {"jobs/imagenet256-xar-b-disa.json", "flow_upper_steps=50 flow_lower_steps=15 cfg=2.7", 16},
+        {"jobs/imagenet256-xar-b-baseline.json", "flow_upper_steps=40 flow_lower_steps=40 cfg=2.7", 16},
+        {"jobs/imagenet256-xar-l-disa.json", "flow_upper_steps=50 flow_lower_steps=15 cfg=2.3", 8},
+        {"jobs/imagenet256-xar-l-baseline.json", "flow_upper_steps=50 flow_lower_steps=50 cfg=2.3", 8},
+        {"jobs/imagenet256-xar-h-disa.json", "flow_upper_steps=50 flow_lower_steps=15 cfg=2.2", 8},
+        {"jobs/imagenet256-xar-h-baseline.json", "flow_upper_steps=50 flow_lower_steps=50 cfg=2.2", 8},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        job_list l = {0};
+        if (job_load(&l, want[i].file, ov, 4) != 0) fail_msg("%s: %s", want[i].file, disa_errmsg());
+        assert_int_equal(l.n, 1);
+        assert_string_equal(job_family(&l.jobs[0])->name, "xar");
+        char buf[512], expect[256];
+        snprintf(expect, sizeof expect, "%s cfg_schedule=linear flow_sampler=euler_maruyama", want[i].sampling);
+        assert_string_equal(job_sampling_str(&l.jobs[0], buf, sizeof buf), expect);
+        assert_int_equal(l.jobs[0].num_images, 50000);
+        assert_int_equal(l.jobs[0].eval_bsz, want[i].eval_bsz);
+        job_list_free(&l);
+    }
 }
 
 static void test_ledger(void **state) {
@@ -284,6 +324,7 @@ static void test_runinfo(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan), cmocka_unit_test(test_load_overrides_and_variants),
+        cmocka_unit_test(test_imagenet_xar_jobs),
         cmocka_unit_test(test_ledger), cmocka_unit_test(test_ledger_write_sync), cmocka_unit_test(test_runinfo),
         cmocka_unit_test(test_simulate_spec),
     };
