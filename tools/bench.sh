@@ -3,7 +3,7 @@
 # part of make test. Writes results/bench/<date>.json and results/bench/<date>.md
 # (raw per-program JSON in results/bench/<date>.raw/) and prints the table.
 #
-# What runs (about 12 minutes on 2 cores; every number is a median, the machine
+# What runs (about 14 minutes on 2 cores; every number is a median, the machine
 # may be shared, so read them with the load average printed at the top):
 #   sgemm peak (2048^3, the current thread count) and the OpenBLAS core;
 #   MAR-B random weights, CFG on, at batch 1, 8, 32 and 64 (disa-gen's default unit, where
@@ -28,7 +28,11 @@
 #     model at K = 16);
 #   tools/bench_torch.py: the batch-1 K = 4 run through tools/marref (fp32), at the
 #     same thread count and again at 1 thread against the 1-thread disa run; and the
-#     K = 64 schedules of batch 1 and 64 timed step shape by step shape like disa's.
+#     K = 64 schedules of batch 1 and 64 timed step shape by step shape like disa's;
+#   xAR-B random weights, cfg 2.7, at batch 1 and 16: every network-call shape timed, the
+#     official 40 constant flow steps and DiSA 50->15 summed from them (K = the model's 4
+#     groups, as in the official evaluation), batch 1 also as a real run at 8->4 steps;
+#     xAR-L/H the FLOP model's predicted speedup.
 # Random-weight models (several GB for MAR-H) are written once to $BENCH_WORK
 # (default /tmp/disa-bench) and reused.
 set -e
@@ -186,6 +190,30 @@ sh tools/mpirun.sh "$THREADS" "$B/disa-gen" "$RAW/gen-job.json" --output_dir "$R
 cp "$RAW/gen-1x$THREADS/summary.json" "$RAW/gen_1x$THREADS.json"
 cp "$RAW/gen-${THREADS}x1/summary.json" "$RAW/gen_${THREADS}x1.json"
 rm -rf "$RAW/gen-1x$THREADS" "$RAW/gen-${THREADS}x1"
+
+# xAR-B (random weights, cfg 2.7 linear). Its AR steps are the model's 4 groups (the
+# official K), each a number of flow steps that are whole network calls: every call
+# shape is timed and the official evaluation's schedule (a constant 40 flow steps) and
+# DiSA 50->15 are summed from them, at batch 1 and at the ImageNet job's unit of 16.
+# Batch 1 also runs the real sampler at 8->4 flow steps, checked against the sum of its
+# own schedule. xAR-L/H: the FLOP model's prediction only (presets, no weights).
+[ -f "$W/xar_base.safetensors" ] || { step "writing $W/xar_base.safetensors"; "$B/disa-mkmodel" --preset xar_base --out "$W/xar_base.safetensors"; }
+XAR="--cfg 2.7 --cfg_schedule linear --flow_upper_steps 50 --flow_lower_steps 15 --baseline_steps 40"
+step "xAR-B batch 1: call shapes (median of 3), the real sampler at 8->4 flow steps"
+P=$(local_peak xar_base_b1 "$THREADS")
+# shellcheck disable=SC2086
+"$B/disa-bench" --model "$W/xar_base.safetensors" $XAR --batch 1 --threads "$THREADS" --peak "$P" \
+    --run --run_flow_upper_steps 8 --run_flow_lower_steps 4 --per-step --extrapolate --t_reps 3 \
+    --json "$RAW/xar_base_b1.json"
+step "xAR-B batch 16: call shapes (median of 1)"
+P=$(local_peak xar_base_b16 "$THREADS")
+# shellcheck disable=SC2086
+"$B/disa-bench" --model "$W/xar_base.safetensors" $XAR --batch 16 --threads "$THREADS" --peak "$P" \
+    --extrapolate --t_reps 1 --json "$RAW/xar_base_b16.json"
+for p in xar_large:2.3 xar_huge:2.2; do
+    "$B/disa-bench" --model "${p%%:*}" --cfg "${p#*:}" --flow_upper_steps 50 --flow_lower_steps 15 --baseline_steps 50 \
+        --json "$RAW/${p%%:*}_flops.json" > /dev/null
+done
 
 cut -d' ' -f1-3 /proc/loadavg > "$RAW/load_end.txt"
 step "report"

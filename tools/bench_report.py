@@ -308,6 +308,8 @@ def main():
         md.append("\n## --precision bf16\n\nNot available here: " +
                   open(os.path.join(R, "bf16_check.txt")).read().strip().splitlines()[-1])
 
+    xar_report(R, out, md, local)
+
     # Targets, read at batch 64 (disa-gen's default unit).
     bt = out["mar_base"]["batch_64"]
     mb = out["mar_base"]
@@ -365,10 +367,124 @@ def main():
     for name, ok, nums in tg:
         out["targets"][name] = {"met": bool(ok), "numbers": nums}
         md.append(f"| {name} | {'met' if ok else 'not met'} | {nums} |")
+    png = os.path.splitext(a.out_md)[0] + ".png"
+    if chart(out, png):
+        md.append(f"\n![share of peak per phase]({os.path.basename(png)})")
     with open(a.out_json, "w") as f:
         json.dump(out, f, indent=1)
     with open(a.out_md, "w") as f:
         f.write("\n".join(md) + "\n")
+
+
+def chart_rows(out):
+    """(label, transformer %, head %, end to end %) per MAR-B row of the report, each against
+    the peak it is quoted against in the tables."""
+    rows = []
+    for key, r in out.get("mar_base", {}).items():
+        pk = r.get("local_peak_gflops") or out.get("peak_gflops")
+        if not pk:
+            continue
+        parts = key.split("_")
+        label = f"b{parts[1]}" + (f" {parts[3]}t" if len(parts) > 3 else "")
+        rows.append((label, pct(r["gflops_transformer"], pk), pct(r["gflops_head"], pk), r["end_to_end_pct_peak"]))
+    return rows
+
+
+def chart(out, png):
+    """A bar chart of % of peak per phase (gnuplot, Debian gnuplot-nox; the script is kept
+    next to it as .gp). False when there is nothing to draw or gnuplot is missing."""
+    import shutil
+    import subprocess
+    rows = chart_rows(out)
+    if not rows or not shutil.which("gnuplot"):
+        return False
+    gp = os.path.splitext(png)[0] + ".gp"
+    with open(gp, "w") as f:
+        f.write("# Written by tools/bench_report.py; run `gnuplot THIS_FILE` to redraw.\n$d << EOD\n")
+        for label, t, h, e in rows:
+            f.write(f'"{label}" {t:.2f} {h:.2f} {e:.2f}\n')
+        f.write("EOD\n")
+        f.write(f"set terminal pngcairo size 900,480 noenhanced font 'sans,10' background 'white'\n"
+                f"set output '{os.path.basename(png)}'\n"
+                f"set title 'MAR-B, % of the sgemm peak measured before each row ({out.get('blas_core', '')})'\n"
+                "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+                "set ylabel '% of peak'\nset yrange [0:*]\nset grid ytics\nset key outside right top\n"
+                "set xlabel 'batch (threads)'\n"
+                "plot $d using 2:xtic(1) title 'transformer', '' using 3 title 'diffusion head', "
+                "'' using 4 title 'end to end'\n")
+    r = subprocess.run(["gnuplot", os.path.basename(gp)], cwd=os.path.dirname(os.path.abspath(png)),
+                       capture_output=True, text=True)
+    return r.returncode == 0 and os.path.exists(png)
+
+
+def xar_report(R, out, md, local):
+    """xAR-B rows: per image at the official K (the model's 4 groups), the official constant
+    40 flow steps against DiSA 50->15, summed from the timed call shapes of disa-bench
+    --extrapolate; the real 8->4 run against the sum of its own shapes; xAR-L/H predicted.
+    Also the 50-step constant schedule the DiSA README compares with, from the same shapes.
+    Nothing when the xAR files are absent."""
+    files = {bs: os.path.join(R, f"xar_base_b{bs}.json") for bs in (1, 16)}
+    if not all(os.path.exists(f) for f in files.values()):
+        return
+    md.append("\n## xAR-B, per image at K = 4 (the model's groups, as in the official evaluation), cfg 2.7\n")
+    md.append("Baseline: the official evaluation's constant 40 flow steps; DiSA 50->15 linear over the groups; "
+              "\"50 const\": the schedule DiSA's README compares with. Every network-call shape of the schedules (the "
+              "first call of each group and a later one) is timed and the schedules summed from them.\n")
+    md.append("| batch | local sgemm peak | baseline s/img | DiSA s/img | 50 const s/img | DiSA GFLOPS (% peak) | "
+              "DiSA speedup vs baseline measured / predicted | vs 50 const measured / predicted |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    for bs, f in files.items():
+        j = load(f)
+        e = j["extrapolate"]
+        pk = local(f"xar_base_b{bs}")
+        first = {c["step"]: c for c in e["calls"] if c["first"]}
+        later = {c["step"]: c for c in e["calls"] if not c["first"]}
+        t50 = sum(first[k]["s"] + 49 * later[k]["s"] for k in first) / bs
+        f50 = sum(first[k]["flops"] + 49 * later[k]["flops"] for k in first) / bs
+        fi = j["flops_per_image"]["transformer"]
+        pi, bp = e["per_image"], e["baseline_per_image"]
+        row = {"local_peak_gflops": pk, "baseline_s_per_image": bp["t_total"], "disa_s_per_image": pi["t_total"],
+               "const50_s_per_image": t50, "gflops_disa": pi["gflops"], "gflops_baseline": bp["gflops"],
+               "disa_pct_peak": pct(pi["gflops"], pk), "speedup_measured": e["speedup_measured"],
+               "speedup_predicted": e["speedup_predicted"], "speedup_vs_50_measured": t50 / pi["t_total"],
+               "speedup_vs_50_predicted": f50 / fi, "calls": e["calls"]}
+        if "run_check" in e:
+            row["run_check"] = e["run_check"]
+        out.setdefault("xar_base", {})[f"batch_{bs}"] = row
+        md.append(f"| {bs} | {pk:.0f} | {bp['t_total']:.1f} | {pi['t_total']:.1f} | {t50:.1f} | {pi['gflops']:.1f} "
+                  f"({pct(pi['gflops'], pk):.0f}%) | {e['speedup_measured']:.2f}x / {e['speedup_predicted']:.2f}x | "
+                  f"{t50 / pi['t_total']:.2f}x / {f50 / fi:.2f}x |")
+    j1 = load(files[1])
+    fl, fb = j1["flops_per_image"], j1["baseline_flops_per_image"]
+    md.append(f"\nFLOPs per image (analytic, equal to the engine's count): DiSA {fl['transformer'] / 1e12:.2f} T "
+              f"({fl['calls']} network calls per batch, {fl['nfe_per_token']:.2f} flow steps per token) vs baseline "
+              f"{fb['transformer'] / 1e12:.2f} T ({fb['calls']} calls); KL-16 decode {fl['decode'] / 1e9:.0f} G and "
+              f"Inception {fl['features'] / 1e9:.1f} G as for MAR.")
+    run, chk = j1.get("run"), j1["extrapolate"].get("run_check")
+    if run and chk:
+        md.append(f"\nReal sampler, batch 1, {run['flow_upper_steps']}->{run['flow_lower_steps']} flow steps: "
+                  f"{run['wall_s']:.2f} s, FLOPs counted = FLOP model: {run['model_equal']}; the sum of its call shapes "
+                  f"gave {chk['extrapolated_s']:.2f} s (measured / extrapolated {chk['measured_s'] / chk['extrapolated_s']:.3f}).")
+        md.append("\n| group | flow steps | cfg scale | s | s / flow step | GFLOPS |")
+        md.append("|---|---|---|---|---|---|")
+        for st in run["steps"]:
+            md.append(f"| {st['step']} | {st['flow_steps']} | {st['cfg']:.3f} | {st['t']:.2f} | "
+                      f"{st['t'] / st['flow_steps']:.3f} | {st['gflops']:.1f} |")
+        out["xar_base"]["run_b1"] = run
+    pred = {}
+    md.append("")
+    for p, name in (("xar_large", "xAR-L (cfg 2.3)"), ("xar_huge", "xAR-H (cfg 2.2)")):
+        f = os.path.join(R, f"{p}_flops.json")
+        if os.path.exists(f):
+            j = load(f)
+            pred[p] = {"speedup_predicted": j["predicted_speedup"]["sampling"],
+                       "disa_tflops_per_image": j["flops_per_image"]["transformer"] / 1e12,
+                       "baseline_tflops_per_image": j["baseline_flops_per_image"]["transformer"] / 1e12}
+            md.append(f"- {name}, DiSA 50->15 vs the official 50 constant flow steps: {pred[p]['disa_tflops_per_image']:.1f} "
+                      f"vs {pred[p]['baseline_tflops_per_image']:.1f} TFLOP per image, predicted speedup "
+                      f"{pred[p]['speedup_predicted']:.2f}x.")
+    if pred:
+        out["xar_predicted"] = pred
 
 
 if __name__ == "__main__":

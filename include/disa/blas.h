@@ -18,6 +18,8 @@ void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN (bf16.h)
 int blas_get_threads(void);
 // OpenBLAS's name for the kernel set in use ("SkylakeX", "Haswell", "Prescott", ...).
 const char *blas_corename(void);
+// The BLAS library and its version ("OpenBLAS 0.3.21"): kernels change between versions.
+const char *blas_version(void);
 
 // FLOPs (2 per multiply-add) performed through this module by the calling thread.
 uint64_t blas_flops(void);

@@ -72,6 +72,7 @@ struct family {
     const char *name;          // "mar": the family's name in messages and tables
     const char *format;        // the config "format" its model files carry: "disa-mar-1"
     const char *const *keys;   // its sampling keys, the official flag names, NULL-ended
+    const char *const *presets; // its preset names (official model sizes), NULL-ended
 
     // Model: open a file (every problem named, see the family's loader) / a config preset
     // without weights, for FLOP tables (DISA_ENOTFOUND: not a preset of this family).
@@ -81,10 +82,16 @@ struct family {
     // is prepared for. DISA_EINVAL when bf16 cannot run here (the message says why).
     int (*prepare)(void *model, int precision);
     int (*preset)(void **model, const char *name);
+    // A config without weights from the JSON a model file carries as "config" (messages
+    // prefixed by `label`), for FLOP tables and random weights.
+    int (*config)(void **model, const char *json, const char *label);
     void (*close)(void *model);
     void (*info)(const void *model, family_info *out);
     // One line for logs: the architecture ("seq 256 x 16, enc 12x768, ...").
     const char *(*describe)(const void *model, char *buf, int n);
+    // Write a model file of this model's config with generated weights (st_write_generated:
+    // tests and benchmarks at full-size shapes); *n_values (may be NULL) the values written.
+    int (*write_random)(const void *model, const char *path, uint64_t seed, size_t *n_values);
 
     // Sampling settings in a family_params blob, under the official flag names:
     // defaults; one key (DISA_ENOTFOUND for a key the family does not have, DISA_EINVAL
@@ -98,6 +105,9 @@ struct family {
     // message naming the setting when not; from_auto: the precision was "auto" (the
     // message says what it resolved to). NULL: every setting runs at both.
     int (*params_check_precision)(const family_params *p, int precision, int from_auto);
+    // 1: the family runs in fp32 only (params_check_precision refuses bf16 and says so);
+    // "auto" resolves to fp32 for it.
+    int fp32_only;
 
     // Sampler for batches of up to max_batch images of one model and setting, the model
     // prepared for `precision` (AUTO: for what AUTO resolves to).
@@ -123,8 +133,12 @@ int family_index(const family *f);
 // cannot be read or declares no known format gets the first family (MAR), whose loader
 // then names what is wrong with it.
 const family *family_for_file(const char *path);
+// The family of a config JSON: the one whose format it declares, else the first, as above.
+const family *family_for_config(const char *json);
 // The family with a preset of that name (open with ->preset), or NULL.
 const family *family_for_preset(const char *name);
+// Every family's presets for messages: "mar_base, mar_large, ..., xar_huge".
+const char *family_presets_str(char *buf, int n);
 
 // The shared sampling key: "precision" (fp32 | bf16 | auto) into *precision (a
 // precision_kind, bf16.h). DISA_ENOTFOUND for another key, DISA_EINVAL naming the value.
@@ -140,6 +154,8 @@ int family_sampling_set(const family *f, family_params *p, int *precision, const
 const char *family_sampling_str(const family *f, const family_params *p, int precision, char *buf, int n);
 // f's params_check_precision (0 for a family without one).
 int family_precision_check(const family *f, const family_params *p, int precision, int from_auto);
+// precision_resolve for a model of family f: "auto" is fp32 for an fp32-only family.
+int family_precision_resolve(const family *f, int precision, char *why, int n);
 // The known keys of f for messages: "num_iter cfg ... precision".
 const char *family_keys_str(const family *f, char *buf, int n);
 

@@ -37,6 +37,8 @@ typedef struct job {
     int *labels;                   // [num_images], owned; NULL = official plan
     int n_labels;
     int png;                       // write PNGs (false: features only)
+    int require_uniform_hardware;  // refuse ranks of differing hardware, or of hardware other
+                                   // than the folder's recorded units (provenance.h)
     int family;                    // the model's family: family_at(family)
     int precision;                 // the shared sampling key: a precision_kind (bf16.h); disa-gen resolves auto
     family_params params;          // the family's own sampling settings

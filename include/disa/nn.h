@@ -1,5 +1,5 @@
-// nn.h: fp32 forward kernels shared by the models (MAR transformer, DiffLoss head,
-// KL-16 decoder, Inception feature net), and the bf16 forms the transformer uses.
+// nn.h: fp32 forward kernels shared by the models (MAR and xAR transformers, DiffLoss
+// head, KL-16 decoder, Inception feature net), and the bf16 forms MAR's transformer uses.
 //
 // Conventions (STYLE.md §3): outputs first, then const inputs, then weights, then
 // sizes; every pointer carries its shape. Tensors are dense and row-major; images are
@@ -34,6 +34,11 @@ void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
                        const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                        int N, int C, float eps);
 
+// RMSNorm (xAR models/xar.py): x * rsqrt(mean(x^2) + eps), times w when w != NULL; the
+// mean accumulated in double. In-place allowed.
+void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
+                     int N, int C, float eps);
+
 // torch.nn.functional.group_norm on NCHW: C/groups consecutive channels share one mean
 // and biased variance; per-channel affine. C must be a multiple of groups. w and b may
 // each be NULL. In-place allowed.
@@ -48,6 +53,9 @@ void groupnorm_forward(float *out /*[N,C,HW]*/, const float *inp /*[N,C,HW]*/,
 void gelu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n);
 // SiLU / swish, x * sigmoid(x).
 void silu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n);
+// The gate of timm's SwiGLU with GELU as its activation (xAR's Block): gelu(g) * x.
+// out may be g or x.
+void gelu_mul_forward(float *out /*[n]*/, const float *g /*[n]*/, const float *x /*[n]*/, size_t n);
 // max(x, 0); NaN stays NaN as in torch.relu.
 void relu_forward(float *out /*[n]*/, const float *inp /*[n]*/, size_t n);
 
@@ -69,6 +77,31 @@ void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
 // P*T floats. For a block whose output is needed only at P rows.
 void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, const float *kv /*[B*T,2d]*/,
                             float *scratch /*[P*T]*/, int B, int P, int T, int d, int heads);
+
+// Attention of P query rows against the first T rows of a key/value store (a KV
+// cache): per head softmax(q k^T * hd^-0.5) v over k, v rows [T, ldkv]. No mask: a
+// block-causal mask over groups is a key prefix per group of queries, so callers pass
+// each group of queries with its prefix length. Scratch: P*T floats. out rows have
+// stride ldo (columns [0, d) written).
+void attention_kv_forward(float *out /*[P,ldo]*/, int ldo, const float *q /*[P,ldq]*/, int ldq,
+                          const float *k /*[T,ldkv]*/, const float *v /*[T,ldkv]*/, int ldkv,
+                          float *scratch /*[P*T]*/, int P, int T, int d, int heads);
+
+// ----------------------------------------------------------------------------
+// Rotary position embedding (xAR models/rope.py: VisionRotaryEmbeddingFast).
+
+// 2-D RoPE tables over a grid x grid token map for heads of hd channels (hd % 4 == 0):
+// channels [0, hd/2) rotate with the row index, [hd/2, hd) with the column index, at
+// frequencies 1 / theta^(2j / (hd/2)), each pair (2i, 2i+1) sharing its angle. Rows are
+// in group order: the sqrt(clusters)^2 quadrants group-major, raster order inside one.
+// float32 as the official buffers.
+void rope_tables(float *cos /*[grid*grid, hd]*/, float *sin /*[grid*grid, hd]*/, int grid, int clusters,
+                 int hd, float theta);
+// x * cos + rotate_half(x) * sin on every head of R rows (rotate_half: pairs (a, b) ->
+// (-b, a)); row r uses table row r (callers offset the tables to the first position).
+// x rows have stride ld; heads * hd channels from column 0. In place.
+void rope_forward(float *x /*[R,ld]*/, int ld, const float *cos /*[R,hd]*/, const float *sin /*[R,hd]*/,
+                  int R, int heads, int hd);
 
 // ----------------------------------------------------------------------------
 // bf16 forms (--precision bf16, bf16.h): fp32 statistics, bf16 outputs for the matmul

@@ -2,12 +2,14 @@
 // row of the table rank 0 prints, and for several jobs (a sweep) the comparison table.
 //
 // The timings come from the unit reports of this invocation (a resumed run times only
-// the units it computed); images_done counts every unit the ledger holds.
+// the units it computed); images_done and the images of each machine signature
+// (provenance.h) count every unit the ledger holds.
 #ifndef DISA_SUMMARY_H
 #define DISA_SUMMARY_H
 
 #include "disa/job.h"
 #include "disa/ledger.h"
+#include "disa/provenance.h"
 #include "disa/score.h"
 #include "disa/unit.h"
 
@@ -48,20 +50,23 @@ void run_stats_occupancy(run_stats *rs, const unit_report *reports, int n_report
 // The header line of the per-job table (stdout).
 void summary_print_header(void);
 // Job jb's summary.json (written atomically) from the reports[n_reports] of this run
-// that belong to job index j, the ledger l and the metrics mt; one table row on stdout
-// unless quiet; rs (may be NULL) becomes its "scheduler" member. Fills row (all but
-// row->flops). DISA_EIO or DISA_ENOMEM naming the file.
+// that belong to job index j, the ledger l, the folder's signatures pv and the metrics
+// mt; one table row on stdout, and a line per machine signature that made images, unless
+// quiet; a warning (logged) when the ledger's units were made with different kernels; rs
+// (may be NULL) becomes its "scheduler" member. Fills row (all but row->flops). DISA_EIO
+// or DISA_ENOMEM naming the file.
 int summary_job(job_row *row, const job *jb, int j, const unit_report *reports, int n_reports, const ledger *l,
-                const job_metrics *mt, int world_size, const run_stats *rs, int quiet);
+                const provenance *pv, const job_metrics *mt, int world_size, const run_stats *rs, int quiet);
 // A sweep's jobs side by side, speedups against the first (stdout).
 void summary_print_comparison(const job_list *jobs, const job_metrics *mt, const job_row *row);
 
 // What rank 0 reports when the units are done: for every job its metrics (a complete
 // job only, since they cover all its images; none after a fatal error or a failed
-// job's metrics), summary.json and table row, and for several jobs the comparison with
-// the FLOP model's speedups. *complete: every job's ledger holds all its units.
+// job's metrics), summary.json and table row (prov[j]: job j's machine signatures), and
+// for several jobs the comparison with the FLOP model's speedups. *complete: every
+// job's ledger holds all its units.
 // Returns 0, or DISA_EIO when some job's metrics failed (logged, naming the job).
-int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const unit_report *reports,
-                int n_reports, int world_size, const run_stats *rs, int quiet, int fatal);
+int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const provenance *prov,
+                const unit_report *reports, int n_reports, int world_size, const run_stats *rs, int quiet, int fatal);
 
 #endif

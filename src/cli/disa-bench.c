@@ -1,7 +1,9 @@
 // disa-bench: the analytic FLOP table of a sampling configuration and speed measurements
 // against it (DESIGN §10; tools/bench.sh runs the whole set as `make bench`).
 //
-//   disa-bench --model PRESET|FILE [--num_iter K --cfg X --diff_sampler ... (main_mar.py flags)]
+//   disa-bench --model PRESET|FILE [the model family's sampling flags: MAR's main_mar.py
+//                --num_iter K --cfg X --diff_sampler ..., xAR's eval.py --cfg X
+//                --flow_upper_steps U --flow_lower_steps L ...]
 //              [--batch B] [--baseline_sampler default|DiSA|DDIM --baseline_steps N --baseline_iter K]
 //              [--steps]                      per-AR-step FLOP schedule
 //              [--sgemm [--sgemm_n N --sgemm_reps R]]   sgemm peak (median), OpenBLAS core
@@ -9,6 +11,7 @@
 //                                             Linear shapes), its ISA
 //              [--peak GFLOPS]                the peak to quote percentages against
 //              [--run [--run_iter K] [--per-step]]     time sampler_run at a reduced K
+//              [--run [--run_flow_upper_steps U --run_flow_lower_steps L]]  xAR: at fewer flow steps
 //              [--extrapolate [--t_points N --t_reps R]]  per-step timing at the target K
 //              [--vae FILE] [--features FILE] [--threads N] [--json FILE]
 //
@@ -22,8 +25,15 @@
 // (mar_head_step) at every distinct head row count the schedule has, times its distinct
 // diffusion steps. Per image = sum over steps / B.
 //
-// The program is one function per mode, each printing its lines and its JSON member;
-// what they measure is MAR's (its AR steps, its diffusion head and DiSA's step counts).
+// xAR models (presets xar_base, xar_large, xar_huge): K is the model's groups and every
+// flow step is a network call, so --extrapolate times each call shape of the schedule
+// (the first call of each AR step and a later one) and sums the flow-step schedules of
+// the config and of the baseline (constant --baseline_steps, default 50) from them;
+// --run runs the real sampler, at fewer flow steps with --run_flow_*_steps, and is then
+// compared with the extrapolation of its own schedule.
+//
+// The program is one function per mode and family, each printing its lines and its JSON
+// member; the family of the model picks the set (k_measures).
 #include "disa/bench.h"
 #include "disa/bf16.h"
 #include "disa/blas.h"
@@ -37,6 +47,8 @@
 #include "disa/mar.h"
 #include "disa/sampler.h"
 #include "disa/vae.h"
+#include "disa/xar.h"
+#include "disa/xar_sample.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,10 +57,11 @@
 
 static int usage(FILE *f) {
     fprintf(f,
-            "usage: disa-bench --model PRESET|FILE [main_mar.py sampling flags] [--batch B]\n"
+            "usage: disa-bench --model PRESET|FILE [the family's sampling flags] [--batch B]\n"
             "       [--baseline_sampler S --baseline_steps N --baseline_iter K] [--steps]\n"
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--bf16_peak] [--peak GFLOPS]\n"
-            "       [--run [--run_iter K] [--per-step]] [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
+            "       [--run [--run_iter K | --run_flow_upper_steps U --run_flow_lower_steps L] [--per-step]]\n"
+            "       [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
             "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n");
     return f == stdout ? 0 : 2;
 }
@@ -59,7 +72,8 @@ enum { PARSE_HELP = -1 };
 // The flags value_flag takes, so an unknown flag is named before its value is looked for.
 static int is_valued_flag(const char *f) {
     static const char *const names[] = {"model", "vae", "features", "json", "batch", "sgemm_n", "sgemm_reps",
-                                        "run_iter", "t_points", "t_reps", "threads", "baseline_sampler",
+                                        "run_iter", "run_flow_upper_steps", "run_flow_lower_steps", "t_points",
+                                        "t_reps", "threads", "baseline_sampler",
                                         "baseline_steps", "baseline_iter", "peak", NULL};
     for (int k = 0; names[k]; k++)
         if (!strcmp(f, names[k])) return 1;
@@ -71,10 +85,14 @@ static int is_valued_flag(const char *f) {
 
 typedef struct opts {
     const char *model, *vae, *features, *json;
-    sample_params p, base;
+    sample_params p, base;   // MAR's settings and its baseline
+    xar_params xp, xbase;    // xAR's
     int batch, steps, sgemm, sgemm_n, sgemm_reps, run, run_iter, per_step, extrap, t_points, t_reps, threads;
-    int bf16_check, bf16_peak;
+    int bf16_check, bf16_peak, run_upper, run_lower;
     double peak;
+    const char *bsampler, *bsteps, *biter;       // --baseline_sampler, --baseline_steps, --baseline_iter
+    const char *samp_key[64], *samp_val[64];     // sampling flags, applied once the family is known
+    int n_samp;
 } opts;
 
 // An integer flag into *out; 2 after the message.
@@ -89,7 +107,7 @@ static int int_flag(const char *flag, const char *v, int lo, int hi, int *out) {
 }
 
 // The flags that take a value; 2 after a message, DISA_ENOTFOUND for a flag it does not know.
-static int value_flag(opts *o, const char *f, const char *v, const char **bs, const char **bsteps, const char **biter) {
+static int value_flag(opts *o, const char *f, const char *v) {
     if (!strcmp(f, "model")) o->model = v;
     else if (!strcmp(f, "vae")) o->vae = v;
     else if (!strcmp(f, "features")) o->features = v;
@@ -98,12 +116,14 @@ static int value_flag(opts *o, const char *f, const char *v, const char **bs, co
     else if (!strcmp(f, "sgemm_n")) return int_flag(f, v, 64, 16384, &o->sgemm_n);
     else if (!strcmp(f, "sgemm_reps")) return int_flag(f, v, 1, 64, &o->sgemm_reps);
     else if (!strcmp(f, "run_iter")) return int_flag(f, v, 1, 1024, &o->run_iter);
+    else if (!strcmp(f, "run_flow_upper_steps")) return int_flag(f, v, 1, 1000, &o->run_upper);
+    else if (!strcmp(f, "run_flow_lower_steps")) return int_flag(f, v, 1, 1000, &o->run_lower);
     else if (!strcmp(f, "t_points")) return int_flag(f, v, 1, 16, &o->t_points);
     else if (!strcmp(f, "t_reps")) return int_flag(f, v, 1, 64, &o->t_reps);
     else if (!strcmp(f, "threads")) return int_flag(f, v, 1, 1024, &o->threads);
-    else if (!strcmp(f, "baseline_sampler")) *bs = v;
-    else if (!strcmp(f, "baseline_steps")) *bsteps = v;
-    else if (!strcmp(f, "baseline_iter")) *biter = v;
+    else if (!strcmp(f, "baseline_sampler")) o->bsampler = v;
+    else if (!strcmp(f, "baseline_steps")) o->bsteps = v;
+    else if (!strcmp(f, "baseline_iter")) o->biter = v;
     else if (!strcmp(f, "peak")) {
         char *end;
         o->peak = strtod(v, &end);
@@ -119,9 +139,7 @@ static int value_flag(opts *o, const char *f, const char *v, const char **bs, co
 
 static int parse(int argc, char **argv, opts *o) {
     memset(o, 0, sizeof *o);
-    sample_params_init(&o->p);
-    o->batch = 1, o->sgemm_n = 2048, o->sgemm_reps = 7, o->run_iter = 4, o->t_points = 3, o->t_reps = 1;
-    const char *bs = "default", *bsteps = "100", *biter = NULL;
+    o->batch = 1, o->sgemm_n = 2048, o->sgemm_reps = 7, o->t_points = 3, o->t_reps = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (flag_is_help(a)) {
@@ -148,28 +166,68 @@ static int parse(int argc, char **argv, opts *o) {
             fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
             return 2;
         }
-        int rc = value_flag(o, f, v, &bs, &bsteps, &biter);
-        if (rc == DISA_ENOTFOUND) {
-            rc = sample_params_set(&o->p, f, v);
-            if (rc == DISA_ENOTFOUND) {
-                fprintf(stderr, "disa-bench: '%s' does not apply to this model's family\n", a);
+        int rc = value_flag(o, f, v);
+        if (rc == DISA_ENOTFOUND) {  // a sampling key (is_valued_flag): applied once the family is known
+            if (o->n_samp == 64) {
+                fprintf(stderr, "disa-bench: too many sampling flags\n");
                 return 2;
             }
-            if (rc) fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            o->samp_key[o->n_samp] = f;
+            o->samp_val[o->n_samp++] = v;
+            rc = 0;
         }
-        if (rc) return 2;
+        if (rc) return rc;
     }
     if (!o->model && !o->sgemm && !o->bf16_peak) {
-        fprintf(stderr, "disa-bench: --model is required (a preset: mar_base, mar_large, mar_huge, or a file)\n");
+        char names[256];
+        fprintf(stderr, "disa-bench: --model is required (a preset: %s, or a file)\n",
+                family_presets_str(names, sizeof names));
         return usage(stderr);
     }
-    // The baseline: the same settings with its own sampler, step count and K.
+    return 0;
+}
+
+// The sampling flags under family f into a params blob and the shared precision, auto
+// resolved and the precision checked against the settings. 2 after a message.
+static int sampling_from_flags(const opts *o, const family *f, family_params *fp, int *precision) {
+    f->params_init(fp);
+    *precision = PRECISION_FP32;
+    for (int k = 0; k < o->n_samp; k++)
+        if (family_sampling_set(f, fp, precision, o->samp_key[k], o->samp_val[k]) != 0) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
+    const int asked_auto = *precision == PRECISION_AUTO;
+    *precision = family_precision_resolve(f, *precision, NULL, 0);
+    if (family_precision_check(f, fp, *precision, asked_auto) != 0) {
+        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+        return 2;
+    }
+    return 0;
+}
+
+// MAR: the settings and the baseline, the same settings with its own sampler, step
+// count and K. 2 after a message.
+static int mar_settings(opts *o, const family *f) {
+    if (o->run_upper || o->run_lower) {
+        fprintf(stderr, "disa-bench: --run_flow_%s_steps does not apply to mar models (--run_iter K sets --run's AR "
+                        "steps)\n", o->run_upper ? "upper" : "lower");
+        return 2;
+    }
+    if (!o->run_iter) o->run_iter = 4;
+    family_params fp;
+    int precision, rc = sampling_from_flags(o, f, &fp, &precision);
+    if (rc) return rc;
+    memcpy(&o->p, fp.bytes, sizeof o->p);
+    o->p.precision = precision;
     o->base = o->p;
     char nit[16];
     snprintf(nit, sizeof nit, "%d", o->p.num_iter);
-    if (sample_params_set(&o->base, "diff_sampler", bs) || sample_params_set(&o->base, "diff_upper_steps", bsteps) ||
+    const char *bsteps = o->bsteps ? o->bsteps : "100";
+    if (sample_params_set(&o->base, "diff_sampler", o->bsampler ? o->bsampler : "default") ||
+        sample_params_set(&o->base, "diff_upper_steps", bsteps) ||
         sample_params_set(&o->base, "diff_lower_steps", bsteps) ||
-        sample_params_set(&o->base, "num_iter", biter ? biter : nit) || sample_params_check(&o->base) ||
+        sample_params_set(&o->base, "num_iter", o->biter ? o->biter : nit) || sample_params_check(&o->base) ||
         sample_params_check(&o->p)) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         return 2;
@@ -285,17 +343,11 @@ static int mode_bf16_shapes(const bench *b) {
 // A preset config, or a file (weights needed for --run, --extrapolate, --bf16_check).
 static int open_model(bench *b) {
     const opts *o = &b->o;
-    // The family of the preset or file: what this program measures is MAR's.
-    const family *fam = family_for_preset(o->model);
-    if (!fam) fam = family_for_file(o->model);
-    if (strcmp(fam->name, "mar") != 0) {
-        fprintf(stderr, "disa-bench: --model: %s is a %s model; disa-bench measures MAR models (their AR steps "
-                        "and diffusion head)\n", o->model, fam->name);
-        return 2;
-    }
     if (mar_config_preset(&b->m.cfg, o->model) != 0) {
         if (mar_open(&b->m, o->model) != 0) {
-            fprintf(stderr, "disa-bench: --model: not a preset (mar_base, mar_large, mar_huge) and %s\n", disa_errmsg());
+            char names[256];
+            fprintf(stderr, "disa-bench: --model: not a preset (%s) and %s\n", family_presets_str(names, sizeof names),
+                    disa_errmsg());
             return 2;
         }
         b->have_weights = 1;
@@ -633,14 +685,13 @@ static int mode_extrapolate(bench *b) {
 }
 
 // ----------------------------------------------------------------------------
-// --vae, --features: decode and feature net per image
+// --vae, --features: decode and feature net per image (any family; h: the latent's side)
 
-static int mode_decode(const bench *b) {
-    const mar_config *c = b->c;
+static int mode_decode(const opts *o, int h) {
     vae_model v;
-    if (vae_open(&v, b->o.vae)) return failed();
-    int h = c->seq_h * c->patch_size, H = h * vae_upscale(&v.cfg);
-    if (vae_prepare(&v, b->o.p.precision, h, h)) return failed();  // the decoder runs in the sampling precision
+    if (vae_open(&v, o->vae)) return failed();
+    int H = h * vae_upscale(&v.cfg);
+    if (vae_prepare(&v, o->p.precision, h, h)) return failed();  // the decoder runs in the sampling precision (xAR: fp32)
     arena a;
     float *lat = malloc(sizeof(float) * (size_t)v.cfg.embed_dim * h * h);
     float *img = malloc(sizeof(float) * (size_t)v.cfg.out_ch * H * H);
@@ -658,8 +709,8 @@ static int mode_decode(const bench *b) {
     }
     double s = bench_median(t, 3), pred = vae_decode_flops(&v.cfg, h, h);
     printf("KL-16 decode (%s): %.3f s per image (median of 3), %.1f GFLOP (vae_decode_flops %.1f)\n",
-           precision_name(b->o.p.precision), s, f / 1e9, pred / 1e9);
-    pct_line("decode", f / s / 1e9, b->o.peak);
+           precision_name(o->p.precision), s, f / 1e9, pred / 1e9);
+    pct_line("decode", f / s / 1e9, o->peak);
     J(",\n  \"decode\": {\"s_per_image\": %.4f, \"flops\": %llu, \"flops_model\": %.0f, \"gflops\": %.2f}", s,
       (unsigned long long)f, pred, f / s / 1e9);
     arena_free(&a);
@@ -669,9 +720,9 @@ static int mode_decode(const bench *b) {
     return 0;
 }
 
-static int mode_features(const bench *b) {
+static int mode_features(const opts *o) {
     inception_model *inc = calloc(1, sizeof *inc);
-    if (!inc || inception_open(inc, b->o.features)) return failed();
+    if (!inc || inception_open(inc, o->features)) return failed();
     int S = 256;
     uint8_t *img = malloc((size_t)3 * S * S);
     float feat[INCEPTION_FEAT], logits[INCEPTION_LOGITS];
@@ -692,7 +743,7 @@ static int mode_features(const bench *b) {
     uint64_t pred = inception_flops(1);
     printf("Inception features: %.3f s per %dx%d image (median of 3), %.2f GFLOP (model %s)\n", s, S, S, f / 1e9,
            f == pred ? "equal" : "DIFFERS");
-    pct_line("features", f / s / 1e9, b->o.peak);
+    pct_line("features", f / s / 1e9, o->peak);
     J(",\n  \"features\": {\"s_per_image\": %.4f, \"flops\": %llu, \"flops_model\": %llu, \"gflops\": %.2f}", s,
       (unsigned long long)f, (unsigned long long)pred, f / s / 1e9);
     arena_free(&a);
@@ -714,8 +765,8 @@ static int model_modes(bench *b) {
     if (!rc && o->bf16_check) rc = mode_bf16_check(b);
     if (!rc && o->run) rc = mode_run(b);
     if (!rc && o->extrap) rc = mode_extrapolate(b);
-    if (!rc && o->vae) rc = mode_decode(b);
-    if (!rc && o->features) rc = mode_features(b);
+    if (!rc && o->vae) rc = mode_decode(o, b->c->seq_h * b->c->patch_size);
+    if (!rc && o->features) rc = mode_features(o);
     free(b->schedule);
     free(b->base_schedule);
     if (b->have_weights) {
@@ -728,17 +779,315 @@ static int model_modes(bench *b) {
     return rc;
 }
 
+// ----------------------------------------------------------------------------
+// xAR: its AR steps are the model's groups (K = clusters, 4 in the official models), each
+// a number of flow steps that are whole network calls, and DiSA anneals that number. The
+// baseline is a constant count (--baseline_steps, default 50: the count DiSA's README
+// replaces); the run and the extrapolation keep the configured guidance.
+
+typedef struct xbench {
+    const opts *o;
+    const family *fam;
+    void *model;           // an xar_model: a preset's config only, or a file with its weights
+    const xar_config *c;
+    int have_weights, B;
+    xar_params run;        // --run's schedule: the config's, or --run_flow_{upper,lower}_steps
+    xar_flops f, fb;       // this config's and the baseline's schedule over one batch
+    double sp_sample;      // predicted sampling speedup over the baseline
+    double run_wall;       // --run's seconds per batch (0: not run)
+} xbench;
+
+static int xar_settings(opts *o, const family *f) {
+    family_params fp;
+    int precision, rc = sampling_from_flags(o, f, &fp, &precision);
+    if (rc) return rc;
+    memcpy(&o->xp, fp.bytes, sizeof o->xp);
+    const char *mar_only = o->bsampler ? "--baseline_sampler" : o->biter ? "--baseline_iter" : o->run_iter ? "--run_iter"
+                         : o->bf16_check ? "--bf16_check" : NULL;
+    if (mar_only) {
+        fprintf(stderr, "disa-bench: %s does not apply to xar models (their AR steps are the model's groups and their "
+                        "baseline is a constant number of flow steps: --baseline_steps N)\n", mar_only);
+        return 2;
+    }
+    long long n = 50;
+    if ((o->bsteps && flag_int("baseline_steps", o->bsteps, 1, 1000, &n) != 0) || xar_params_check(&o->xp)) {
+        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+        return 2;
+    }
+    o->xbase = o->xp;
+    o->xbase.upper = o->xbase.lower = (int)n;
+    return 0;
+}
+
+static int xar_open_model(xbench *x) {
+    const opts *o = x->o;
+    if (x->fam->preset(&x->model, o->model) != 0) {
+        if (x->fam->open(&x->model, o->model) != 0) {
+            fprintf(stderr, "disa-bench: --model: %s\n", disa_errmsg());
+            return 2;
+        }
+        x->have_weights = 1;
+    }
+    x->c = &((const xar_model *)x->model)->cfg;
+    x->B = o->batch;
+    if ((o->run || o->extrap) && !x->have_weights) {
+        fprintf(stderr, "disa-bench: --run and --extrapolate need a model file (build/bin/disa-mkmodel --preset %s "
+                        "--out FILE)\n", o->model);
+        return 2;
+    }
+    x->run = o->xp;
+    if (o->run_upper) x->run.upper = o->run_upper;
+    if (o->run_lower) x->run.lower = o->run_lower;
+    if (x->run.upper < x->run.lower) {
+        fprintf(stderr, "disa-bench: --run: %d flow steps at the first group and %d at the last: the first must not be "
+                        "fewer (--run_flow_upper_steps, --run_flow_lower_steps)\n", x->run.upper, x->run.lower);
+        return 2;
+    }
+    return 0;
+}
+
+// Per image FLOPs of this config and the baseline (with KL-16 decode and Inception
+// features) and the predicted speedups.
+static int xar_flop_table(xbench *x) {
+    const opts *o = x->o;
+    const xar_config *c = x->c;
+    const int B = x->B;
+    if (xar_flops_run(&x->f, c, &o->xp, B) || xar_flops_run(&x->fb, c, &o->xbase, B)) return failed();
+    double dec = 0, feat = (double)inception_flops(1);
+    if (c->tokenizer == TOKENIZER_KL16) {
+        vae_config vc;
+        vae_config_kl16(&vc);
+        dec = vae_decode_flops(&vc, c->seq_h * c->patch_size, c->seq_h * c->patch_size);
+    }
+    double ti = (double)x->f.transformer / B, tb = (double)x->fb.transformer / B;
+    double nfe = (double)x->f.row_steps / x->f.tokens, nfe_b = (double)x->fb.row_steps / x->fb.tokens;
+    char ps[512], pb[512], desc[256];
+    xar_params_str(&o->xp, ps, sizeof ps);
+    xar_params_str(&o->xbase, pb, sizeof pb);
+    printf("model %s (xar): %s\n", o->model, x->fam->describe(x->model, desc, sizeof desc));
+    printf("per image (batch %d), GFLOP:   %-14s %-14s\n", B, "this config", "baseline");
+    printf("  config                     %s\n", ps);
+    printf("  baseline                   %s\n", pb);
+    printf("  AR steps (groups)          %14d %14d\n", x->f.ar_steps, x->fb.ar_steps);
+    printf("  network calls per batch    %14llu %14llu\n", (unsigned long long)x->f.calls, (unsigned long long)x->fb.calls);
+    printf("  flow steps per token       %14.2f %14.2f\n", nfe, nfe_b);
+    printf("  transformer (flow)         %14.1f %14.1f\n", ti / 1e9, tb / 1e9);
+    printf("  KL-16 decode               %14.1f %14.1f\n", dec / 1e9, dec / 1e9);
+    printf("  Inception features         %14.1f %14.1f\n", feat / 1e9, feat / 1e9);
+    printf("  total                      %14.1f %14.1f\n", (ti + dec + feat) / 1e9, (tb + dec + feat) / 1e9);
+    x->sp_sample = tb / ti;
+    double sp_total = (tb + dec + feat) / (ti + dec + feat);
+    printf("predicted speedup vs baseline (equal GFLOPS): sampling %.3fx, end to end %.3fx\n", x->sp_sample, sp_total);
+    J(",\n  \"family\": \"xar\", \"model\": \"%s\", \"batch\": %d, \"config\": \"%s\", \"baseline\": \"%s\"", o->model, B,
+      ps, pb);
+    J(",\n  \"flops_per_image\": {\"transformer\": %.6e, \"head\": 0, \"decode\": %.6e, \"features\": %.6e, "
+      "\"total\": %.6e, \"nfe_per_token\": %.4f, \"ar_steps\": %d, \"calls\": %llu}", ti, dec, feat, ti + dec + feat,
+      nfe, x->f.ar_steps, (unsigned long long)x->f.calls);
+    J(",\n  \"baseline_flops_per_image\": {\"transformer\": %.6e, \"head\": 0, \"decode\": %.6e, \"features\": %.6e, "
+      "\"total\": %.6e, \"nfe_per_token\": %.4f, \"ar_steps\": %d, \"calls\": %llu}", tb, dec, feat, tb + dec + feat,
+      nfe_b, x->fb.ar_steps, (unsigned long long)x->fb.calls);
+    J(",\n  \"predicted_speedup\": {\"sampling\": %.4f, \"end_to_end\": %.4f}", x->sp_sample, sp_total);
+    return 0;
+}
+
+// FLOPs of AR step s of a batch of B under p: its first call and n - 1 more.
+static uint64_t xar_step_flops(const xar_config *c, const xar_params *p, int B, int s) {
+    int N = xar_seqs_at(p, c->clusters, s, B), G = c->group;
+    return xar_flops_call(c, N, s > 0 ? 2 * G : G, s) +
+           (uint64_t)(xar_steps_at(p, c->clusters, s) - 1) * xar_flops_call(c, N, G, s);
+}
+
+// --steps: this config's schedule AR step by AR step, with the baseline's flow steps.
+static void xar_steps_table(const xbench *x) {
+    const xar_params *p = &x->o->xp;
+    printf("step  flow_steps  baseline_steps  cfg_scale  sequences  GFLOP   (batch %d)\n", x->B);
+    for (int s = 0; s < x->c->clusters; s++)
+        printf("%4d  %10d  %14d  %9.4f  %9d  %7.1f\n", s, xar_steps_at(p, x->c->clusters, s),
+               xar_steps_at(&x->o->xbase, x->c->clusters, s), xar_cfg_at(p, x->c->clusters, s),
+               xar_seqs_at(p, x->c->clusters, s, x->B), xar_step_flops(x->c, p, x->B, s) / 1e9);
+}
+
+// --run: the real sampler over one batch, per AR step from the trace hook.
+typedef struct xar_trace {
+    sample_stats *st;
+    sample_stats last;
+    struct { int n_steps; double cfg, t; uint64_t f; } rec[64];
+    int n;
+} xar_trace;
+
+static void on_xar_trace(void *ctx, int step, int n_steps, double cfg, const float *z) {
+    xar_trace *t = ctx;
+    if (step >= 64) return;
+    t->rec[step].n_steps = n_steps;
+    t->rec[step].cfg = cfg;
+    t->rec[step].t = t->st->t_transformer - t->last.t_transformer;
+    t->rec[step].f = t->st->flops_transformer - t->last.flops_transformer;
+    t->n = step + 1;
+    t->last = *t->st;
+}
+
+static int xar_run(xbench *x) {
+    const opts *o = x->o;
+    const int B = x->B, n = x->c->seq_len * x->c->token_dim;
+    xar_sampler s;
+    xar_rng_philox rng;
+    uint32_t *index = malloc(sizeof(uint32_t) * (size_t)B);
+    int *labels = malloc(sizeof(int) * (size_t)B);
+    float *tokens = malloc(sizeof(float) * (size_t)B * n);
+    xar_trace *tr = calloc(1, sizeof *tr);
+    if (!index || !labels || !tokens || !tr) return 1;
+    for (int k = 0; k < B; k++) index[k] = (uint32_t)k, labels[k] = k % x->c->class_num;
+    if (xar_sampler_init(&s, x->model, &x->run, B) || xar_rng_philox_init(&rng, 1, index, B)) return failed();
+    sample_stats st = {0};
+    tr->st = &st;
+    s.trace = on_xar_trace;
+    s.trace_ctx = tr;
+    double t0 = clock_now();
+    if (xar_sampler_run(&s, &rng.base, labels, B, tokens, &st) != 0) {
+        fprintf(stderr, "disa-bench: sampling failed: %s\n", disa_errmsg());
+        return 1;
+    }
+    double wall = clock_now() - t0, g = st.flops_transformer / st.t_transformer / 1e9;
+    xar_flops pr;
+    xar_flops_run(&pr, x->c, &x->run, B);
+    char ps[512];
+    printf("run: xar_sampler_run, batch %d, %s: wall %.2f s (%.3f s/image)\n", B, xar_params_str(&x->run, ps, sizeof ps),
+           wall, wall / B);
+    printf("  network %.2f s, %.1f GFLOP (model %s), other %.3f s\n", st.t_transformer, st.flops_transformer / 1e9,
+           st.flops_transformer == pr.transformer ? "equal" : "DIFFERS", st.t_other);
+    pct_line("network (flow steps)", g, o->peak);
+    J(",\n  \"run\": {\"flow_upper_steps\": %d, \"flow_lower_steps\": %d, \"wall_s\": %.4f, \"t_transformer\": %.4f, "
+      "\"t_other\": %.4f, \"flops_transformer\": %llu, \"model_equal\": %s, \"gflops_transformer\": %.2f, \"steps\": [",
+      x->run.upper, x->run.lower, wall, st.t_transformer, st.t_other, (unsigned long long)st.flops_transformer,
+      st.flops_transformer == pr.transformer ? "true" : "false", g);
+    if (o->per_step) printf("  step  flow_steps  cfg_scale  seconds  s/flow_step  GFLOPS\n");
+    for (int i = 0; i < tr->n; i++) {
+        double gi = tr->rec[i].t > 0 ? tr->rec[i].f / tr->rec[i].t / 1e9 : 0;
+        if (o->per_step)
+            printf("  %4d  %10d  %9.4f  %7.3f  %11.4f  %6.1f\n", i, tr->rec[i].n_steps, tr->rec[i].cfg, tr->rec[i].t,
+                   tr->rec[i].t / tr->rec[i].n_steps, gi);
+        J("%s\n    {\"step\": %d, \"flow_steps\": %d, \"cfg\": %.6f, \"t\": %.4f, \"flops\": %llu, \"gflops\": %.2f}",
+          i ? "," : "", i, tr->rec[i].n_steps, tr->rec[i].cfg, tr->rec[i].t, (unsigned long long)tr->rec[i].f, gi);
+    }
+    J("]}");
+    x->run_wall = wall;
+    xar_sampler_free(&s);
+    xar_rng_philox_free(&rng);
+    free(index);
+    free(labels);
+    free(tokens);
+    free(tr);
+    return 0;
+}
+
+// --extrapolate: every call shape of the schedule timed (the first call of each AR step
+// and a later one), the config's and the baseline's schedules summed from them.
+static int xar_extrapolate(xbench *x) {
+    const opts *o = x->o;
+    const xar_config *c = x->c;
+    const int B = x->B, K = c->clusters, reps = o->t_reps;
+    if (K > 64) {
+        fprintf(stderr, "disa-bench: --extrapolate: the model has %d groups, at most 64 are timed\n", K);
+        return 2;
+    }
+    double tf[64], tr[64];
+    uint64_t ff[64], fr[64];
+    int rc = 0;
+    printf("extrapolate, batch %d: one network call of each shape (median of %d)\n", B, reps);
+    J(",\n  \"extrapolate\": {\"reps\": %d, \"calls\": [", reps);
+    for (int s = 0; s < K && !rc; s++) {
+        int N = xar_seqs_at(&o->xp, K, s, B);
+        for (int first = 1; first >= 0 && !rc; first--) {
+            double *t = first ? &tf[s] : &tr[s];
+            uint64_t *f = first ? &ff[s] : &fr[s];
+            int R = first && s > 0 ? 2 * c->group : c->group;
+            if ((rc = xar_bench_time_call(x->model, N, s, first, reps, t, f)) != 0) break;
+            double g = *f / *t / 1e9;
+            printf("  step %d %-5s %4d sequences x %3d rows: %8.4f s, %8.1f GFLOP (model %s), %7.1f GFLOPS", s,
+                   first ? "first" : "later", N, R, *t, *f / 1e9, *f == xar_flops_call(c, N, R, s) ? "equal" : "DIFFERS",
+                   g);
+            if (o->peak > 0) printf(" %5.1f%% of peak", 100 * g / o->peak);
+            printf("\n");
+            J("%s\n    {\"step\": %d, \"first\": %s, \"sequences\": %d, \"rows\": %d, \"s\": %.6f, \"flops\": %llu, "
+              "\"gflops\": %.2f}", s || !first ? "," : "", s, first ? "true" : "false", N, R, *t,
+              (unsigned long long)*f, g);
+        }
+    }
+    if (rc) return failed();
+    double ti = xar_bench_schedule(c, &o->xp, tf, tr) / B, tb = xar_bench_schedule(c, &o->xbase, tf, tr) / B;
+    double gi = x->f.transformer / B / ti / 1e9, gb = x->fb.transformer / B / tb / 1e9;
+    printf("  per image, batch %d              seconds   GFLOPS\n", B);
+    printf("    %-28s %9.2f %8.1f\n", "this config", ti, gi);
+    printf("    %-28s %9.2f %8.1f\n", "baseline", tb, gb);
+    printf("  DiSA speedup vs baseline: measured (extrapolated) %.3fx, predicted by FLOPs %.3fx\n", tb / ti,
+           x->sp_sample);
+    pct_line("sampling, this config", gi, o->peak);
+    pct_line("sampling, baseline", gb, o->peak);
+    J("],\n    \"per_image\": {\"t_total\": %.4f, \"gflops\": %.2f}, \"baseline_per_image\": {\"t_total\": %.4f, "
+      "\"gflops\": %.2f},\n    \"speedup_measured\": %.4f, \"speedup_predicted\": %.4f", ti, gi, tb, gb, tb / ti,
+      x->sp_sample);
+    if (x->run_wall > 0) {
+        // The real run against the sum of its shapes: how far the extrapolation is to be trusted.
+        double te = xar_bench_schedule(c, &x->run, tf, tr);
+        printf("  --run's schedule: extrapolated %.2f s per batch, measured %.2f s (measured / extrapolated %.3f)\n", te,
+               x->run_wall, x->run_wall / te);
+        J(",\n    \"run_check\": {\"extrapolated_s\": %.4f, \"measured_s\": %.4f}", te, x->run_wall);
+    }
+    J("}");
+    return 0;
+}
+
+static int xar_modes(const opts *o, const family *fam) {
+    xbench x = {.o = o, .fam = fam};
+    int rc = xar_open_model(&x);
+    if (!rc) rc = xar_flop_table(&x);
+    if (!rc && o->steps) xar_steps_table(&x);
+    if (!rc && o->run) rc = xar_run(&x);
+    if (!rc && o->extrap) rc = xar_extrapolate(&x);
+    if (!rc && o->vae) rc = mode_decode(o, x.c->seq_h * x.c->patch_size);
+    if (!rc && o->features) rc = mode_features(o);
+    if (x.model) fam->close(x.model);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
+
+// What this program measures of each family: its settings from the flags, its modes.
+static int mar_modes(const opts *o, const family *fam) {
+    static bench b;
+    b.o = *o;
+    return model_modes(&b);
+}
+
+static const struct {
+    const char *family;
+    int (*settings)(opts *o, const family *f);
+    int (*modes)(const opts *o, const family *f);
+} k_measures[] = {{"mar", mar_settings, mar_modes}, {"xar", xar_settings, xar_modes}};
+
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
-    static bench b;
-    int rc = parse(argc, argv, &b.o);
+    static opts opt;
+    opts *o = &opt;
+    int rc = parse(argc, argv, o);
     if (rc) return rc == PARSE_HELP ? 0 : rc;
-    opts *o = &b.o;
     if (o->threads) blas_set_threads(o->threads);
-    const int asked_auto = o->p.precision == PRECISION_AUTO;
-    o->p.precision = precision_resolve(o->p.precision, NULL, 0);
-    if (sample_params_check_precision(&o->p, o->p.precision, asked_auto) != 0 ||
-        (o->p.precision == PRECISION_BF16 && bf16_available() != 0)) {
+    // The family of the preset or file, whose settings the sampling flags are.
+    const family *fam = NULL;
+    int fi = -1;
+    if (o->model) {
+        fam = family_for_preset(o->model);
+        if (!fam) fam = family_for_file(o->model);
+        for (int i = 0; i < (int)(sizeof k_measures / sizeof *k_measures); i++)
+            if (strcmp(k_measures[i].family, fam->name) == 0) fi = i;
+        if (fi < 0) {
+            fprintf(stderr, "disa-bench: --model: %s is a %s model, which this program does not measure\n", o->model,
+                    fam->name);
+            return 2;
+        }
+        if ((rc = k_measures[fi].settings(o, fam)) != 0) return rc;
+    }
+    if (o->p.precision == PRECISION_BF16 && bf16_available() != 0) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
         return 2;
     }
@@ -752,7 +1101,7 @@ int main(int argc, char **argv) {
     if (o->sgemm) mode_sgemm(o);
     if (o->bf16_peak && (rc = mode_bf16_peak(o)) != 0) return rc;
     if (o->peak > 0) J(",\n  \"peak_gflops\": %.2f", o->peak);
-    if (o->model && (rc = model_modes(&b)) != 0) return rc;
+    if (fam && (rc = k_measures[fi].modes(o, fam)) != 0) return rc;
     J("\n}\n");
     if (g_json && fclose(g_json) != 0) {
         fprintf(stderr, "disa-bench: %s: write failed\n", o->json);

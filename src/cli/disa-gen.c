@@ -7,11 +7,13 @@
 // --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler --dpm_order
 // --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --diff_budget
 // --diff_adaptive_signal --precision --model --vae;
-// and --restart, --threads N, --progress SECONDS, --log_level LEVEL, --quiet, and
-// --simulate S[:SPREAD] | flops[@GFLOPS][:SPREAD]: a tool for sizing runs, the scheduler
-// with every unit's sampling replaced by a wait and no images (include/disa/simulate.h).
+// and --restart, --require_uniform_hardware, --threads N, --progress SECONDS, --log_level
+// LEVEL, --quiet, and --simulate S[:SPREAD] | flops[@GFLOPS][:SPREAD]: a tool for sizing
+// runs, the scheduler with every unit's sampling replaced by a wait and no images
+// (include/disa/simulate.h).
 // Exit status: 0 done, stopped resumably (SIGTERM/SIGUSR1) or --help; 2 bad arguments,
-// job files or model files (nothing written); 1 failures while running.
+// job files or model files, or hardware --require_uniform_hardware refuses (nothing
+// written); 1 failures while running.
 #include "disa/bench.h"
 #include "disa/bf16.h"
 #include "disa/blas.h"
@@ -35,7 +37,8 @@ static void on_signal(int sig) { generator_request_stop(sig); }
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--threads N] [--progress bar|lines|S] [--log_level L] [--quiet]\n"
+            "usage: disa-gen JOB.json [JOB.json ...] [--restart] [--require_uniform_hardware] [--threads N]\n"
+            "       [--progress bar|lines|S] [--log_level L] [--quiet]\n"
             "       [--output_dir D] [--num_images N] [--eval_bsz B] [--seed S] [--num_iter K] [--cfg X]\n"
             "       [--cfg_schedule linear|constant] [--temperature T]\n"
             "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
@@ -149,7 +152,7 @@ static int simulate_jobs(job_list *jobs, sim_spec *sim, int threads) {
 static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     const char *files[64], *variant = NULL;
     sim_spec sim = {0};
-    int n_files = 0, n_ov = 0, want_estimate = 0;
+    int n_files = 0, n_ov = 0, want_estimate = 0, uniform = 0;
     job_override ov[64];
     static char flags[64][64];  // the override names job_load reads
     for (int i = 1; i < argc; i++) {
@@ -167,14 +170,16 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
             files[n_files++] = argv[i];
             continue;
         }
-        if (strcmp(flag, "restart") == 0 || strcmp(flag, "quiet") == 0 || strcmp(flag, "estimate") == 0) {
+        if (strcmp(flag, "restart") == 0 || strcmp(flag, "quiet") == 0 || strcmp(flag, "estimate") == 0 ||
+            strcmp(flag, "require_uniform_hardware") == 0) {
             if (val) {
                 fprintf(stderr, "disa-gen: --%s takes no value\n", flag);
                 return 2;
             }
-            if (flag[0] == 'r') o->restart = 1;
-            else if (flag[0] == 'q') o->quiet = 1;
-            else want_estimate = 1;
+            if (strcmp(flag, "restart") == 0) o->restart = 1;
+            else if (strcmp(flag, "quiet") == 0) o->quiet = 1;
+            else if (strcmp(flag, "estimate") == 0) want_estimate = 1;
+            else uniform = 1;  // every job's require_uniform_hardware, once they are loaded
             continue;
         }
         if (flag_is_help(argv[i])) {
@@ -241,6 +246,7 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
         fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
         return 2;
     }
+    for (int j = 0; uniform && j < jobs->n; j++) jobs->jobs[j].require_uniform_hardware = 1;
     if (want_estimate) return PARSE_ESTIMATE;
     return sim.on ? simulate_jobs(jobs, &sim, o->threads) : 0;
 }
@@ -260,7 +266,7 @@ static int run_estimate(job_list *jobs, const generator_opts *o, int ranks) {
     for (int j = 0; j < jobs->n; j++) {
         job *jb = &jobs->jobs[j];
         const int asked_auto = jb->precision == PRECISION_AUTO;
-        jb->precision = precision_resolve((precision_kind)jb->precision, NULL, 0);
+        jb->precision = family_precision_resolve(job_family(jb), jb->precision, NULL, 0);
         if (asked_auto && family_precision_check(job_family(jb), &jb->params, jb->precision, 1) != 0) {
             fprintf(stderr, "disa-gen: %s: %s\n", jb->name, disa_errmsg());
             return 2;

@@ -1,15 +1,17 @@
-// disa-mkmodel: write a MAR model with generated random weights, for tests and
+// disa-mkmodel: write a model of any family with generated random weights, for tests and
 // benchmarks of full-size shapes without real checkpoints (none can be committed).
 //
-//   disa-mkmodel (--preset mar_base|mar_large|mar_huge | --config JSON) --out FILE [--seed S]
+//   disa-mkmodel (--preset NAME | --config JSON) --out FILE [--seed S]
+//       NAME: mar_base|mar_large|mar_huge|xar_base|xar_large|xar_huge; JSON: a model
+//       file's "config" (its "format" names the family)
 //   disa-mkmodel --vae kl16 --out FILE [--seed S]     (a KL-16 decoder of the official shape)
 //
 // Weights come from the deterministic generator (st_write_generated in safetensors.h).
 #include "disa/cpu.h"
 #include "disa/err.h"
+#include "disa/family.h"
 #include "disa/flags.h"
 #include "disa/path.h"
-#include "disa/mar.h"
 #include "disa/vae.h"
 
 #include <stdio.h>
@@ -17,9 +19,26 @@
 #include <string.h>
 
 static int usage(FILE *f) {
-    fprintf(f, "usage: disa-mkmodel (--preset mar_base|mar_large|mar_huge | --config JSON | --vae kl16) --out FILE "
-               "[--seed S]\n");
+    fprintf(f, "usage: disa-mkmodel (--preset NAME | --config JSON | --vae kl16) --out FILE [--seed S]\n"
+               "       presets: mar_base mar_large mar_huge xar_base xar_large xar_huge\n");
     return f == stdout ? 0 : 2;
+}
+
+static int write_vae(const char *out, uint64_t seed, size_t *total) {
+    vae_model v;
+    memset(&v, 0, sizeof v);
+    vae_config_kl16(&v.cfg);
+    st_bind_entry *tab;
+    char *names;
+    int n, rc = vae_tensor_table(&v, &tab, &names, &n);
+    if (rc) return rc;
+    rc = st_write_generated(tab, n, seed, "{\"format\":\"disa-vae-1\",\"embed_dim\":16,\"z_channels\":16,"
+                            "\"ch\":128,\"ch_mult\":[1,1,2,2,4],\"num_res_blocks\":2,\"out_ch\":3,"
+                            "\"resolution\":256}", out, total);
+    free(tab);
+    free(names);
+    vae_close(&v);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -54,43 +73,28 @@ int main(int argc, char **argv) {
         fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
         return 2;
     }
-    mar_model m;
-    vae_model v;
-    memset(&m, 0, sizeof m);
-    memset(&v, 0, sizeof v);
+    // What to write, checked before anything is: the decoder, or a model of the family of
+    // the preset or of the one the config's "format" names (else the first family, whose
+    // parser then says what the format must be).
+    const family *fam = NULL;
+    void *m = NULL;
     int rc = 0;
     if (vae) {
         if (strcmp(vae, "kl16") != 0) rc = disa_err(DISA_EINVAL, "--vae: only the kl16 shape is known, got '%s'", vae);
-        vae_config_kl16(&v.cfg);
+    } else if (!(fam = preset ? family_for_preset(preset) : family_for_config(config))) {
+        char names[256];
+        rc = disa_err(DISA_EINVAL, "unknown preset '%s' (%s)", preset, family_presets_str(names, sizeof names));
     } else {
-        rc = preset ? mar_config_preset(&m.cfg, preset) : mar_config_parse(&m.cfg, config, "--config");
+        rc = preset ? fam->preset(&m, preset) : fam->config(&m, config, "--config");
     }
     if (rc) {
         fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
         return 2;
     }
-    st_bind_entry *tab;
-    char *names;
-    int n;
-    if ((vae ? vae_tensor_table(&v, &tab, &names, &n) : mar_tensor_table(&m, &tab, &names, &n)) != 0) {
-        fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
-        return 1;
-    }
-    char json[1024];
-    if (vae)
-        snprintf(json, sizeof json, "{\"format\":\"disa-vae-1\",\"embed_dim\":16,\"z_channels\":16,\"ch\":128,"
-                 "\"ch_mult\":[1,1,2,2,4],\"num_res_blocks\":2,\"out_ch\":3,\"resolution\":256}");
-    else
-        mar_config_to_json(&m.cfg, json, sizeof json);
     size_t total = 0;
-    rc = st_write_generated(tab, n, seed, json, out, &total);
+    rc = vae ? write_vae(out, seed, &total) : fam->write_random(m, out, seed, &total);
+    if (fam) fam->close(m);
     if (rc) fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
-    else printf("disa-mkmodel: wrote %s: %d tensors, %.1f M parameters\n", out, n, total / 1e6);
-    free(tab);
-    free(names);
-    free(m.enc);
-    free(m.dec);
-    free(m.head.blocks);
-    if (vae) vae_close(&v);
+    else printf("disa-mkmodel: wrote %s: %.1f M parameters\n", out, total / 1e6);
     return rc ? 1 : 0;
 }

@@ -151,6 +151,21 @@ const int64_t *pc_i64(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
     return p;
 }
 
+const double *pc_f64(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
+    const st_tensor *t = st_find(&c->st, name);
+    if (!t) return NULL;
+    if (t->dtype != ST_F64) {
+        pc_fail(c, "tensor '%s' has dtype %s, expected F64", name, st_dtype_name(t->dtype));
+        return NULL;
+    }
+    double *p = pc_track(c, malloc(t->nbytes ? t->nbytes : 8));  // copy: the mapping may be unaligned
+    if (!p) return NULL;
+    memcpy(p, t->data, t->nbytes);
+    if (ndim) *ndim = t->ndim;
+    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    return p;
+}
+
 const float *pc_need(pcase *c, const char *name, int ndim, const int64_t *shape) {
     int nd;
     int64_t sh[8];
@@ -208,6 +223,45 @@ int pc_check(pcase *c, const char *name, const float *got, size_t n) {
     return !ok;
 }
 
+int pc_check_f64(pcase *c, const char *name, const double *got, size_t n) {
+    char full[256];
+    const st_tensor *t = want_tensor(c, name, full, sizeof full);
+    if (!t) return 1;
+    if (t->dtype != ST_F64) return pc_fail(c, "%s has dtype %s, expected F64", full, st_dtype_name(t->dtype));
+    size_t wn = t->nbytes / 8;
+    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+    double max_abs = 0, max_want = 0;
+    size_t worst = 0, nonfinite = 0;
+    const unsigned char *w = t->data;
+    for (size_t i = 0; i < n; i++) {
+        double v;
+        memcpy(&v, w + 8 * i, 8);
+        double d = fabs(got[i] - v);
+        if (!isfinite(got[i]) && isfinite(v)) nonfinite++;
+        if (d > max_abs || isnan(d)) {
+            max_abs = isnan(d) ? INFINITY : d;
+            worst = i;
+        }
+        if (fabs(v) > max_want) max_want = fabs(v);
+    }
+    double rel = max_want > 0 ? max_abs / max_want : max_abs;
+    int ok = !nonfinite && max_abs <= c->atol + c->rtol * max_want;
+    printf("  %-32s n=%-8zu max_abs=%.3e max_rel=%.3e  %s\n", full, n, max_abs, rel, ok ? "OK" : "NOT OK");
+    if (!ok || c->verbose) {
+        for (size_t i = 0; i < n && i < 5; i++) {
+            double v;
+            memcpy(&v, w + 8 * i, 8);
+            printf("    [%zu] got % .17g want % .17g\n", i, got[i], v);
+        }
+        double v;
+        memcpy(&v, w + 8 * worst, 8);
+        printf("    worst [%zu] got % .17g want % .17g (tolerance atol %.1e + rtol %.1e * %.3e)\n", worst, got[worst], v,
+               c->atol, c->rtol, max_want);
+    }
+    if (!ok) c->failures++;
+    return !ok;
+}
+
 int pc_check_i64(pcase *c, const char *name, const int64_t *got, size_t n) {
     char full[256];
     const st_tensor *t = want_tensor(c, name, full, sizeof full);
@@ -253,7 +307,7 @@ const parity_op parity_ops_core[] = {{"dgen", op_dgen}, {NULL, NULL}};
 
 static parity_fn find_op(const char *op) {
     const parity_op *tables[] = {parity_ops_core, parity_ops_nn, parity_ops_sample, parity_ops_model,
-                                 parity_ops_vae, parity_ops_metrics};
+                                 parity_ops_vae, parity_ops_metrics, parity_ops_xar};
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (const parity_op *p = tables[t]; p->op; p++)
             if (strcmp(p->op, op) == 0) return p->fn;

@@ -6,7 +6,9 @@
 //                --diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++ --dpm_order 1|2|3
 //                --diff_upper_steps U --diff_lower_steps L
 //                --diff_annealing_strategy linear|cosine|two-stage|constant|adaptive
-//                --diff_budget B --diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16|auto]
+//                --diff_budget B --diff_adaptive_signal cfg|var|eps, or xAR's --cfg X
+//                --flow_upper_steps U --flow_lower_steps L --num_steps N
+//                --flow_sampler euler_maruyama|euler] [--precision fp32|bf16|auto]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
 // (the sampler's output, MAR: [B, seq, token_dim]) and the images DIR/00000.png ...
@@ -37,7 +39,9 @@ static int usage(FILE *f) {
             "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L]\n"
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
-            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16|auto]\n");
+            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16|auto]\n"
+            "       xAR models: [--cfg X] [--flow_upper_steps U] [--flow_lower_steps L] [--num_steps N]\n"
+            "       [--flow_sampler euler_maruyama|euler] [--precision fp32|auto]\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -120,7 +124,7 @@ static int sampling_from_flags(const opts *o, const family *fam, family_params *
     }
     // auto becomes bf16 or fp32 here, so what runs is what the log line names.
     const int asked_auto = *precision == PRECISION_AUTO;
-    *precision = (int)precision_resolve((precision_kind)*precision, why, nwhy);
+    *precision = family_precision_resolve(fam, *precision, why, nwhy);
     if (fam->params_check(p) != 0 || family_precision_check(fam, p, *precision, asked_auto) != 0 ||
         (*precision == PRECISION_BF16 && bf16_available() != 0)) {
         fprintf(stderr, "disa-sample: %s\n", disa_errmsg());
@@ -174,7 +178,7 @@ static void print_stats(const sample_stats *st, int B, double wall) {
            st->flops_transformer / 1e9, gt);
     printf("diff. head   %8.3f  %5.1f%%  %9.1f  %7.1f\n", st->t_head, 100 * st->t_head / wall, st->flops_head / 1e9, gh);
     printf("other        %8.3f  %5.1f%%\n", st->t_other, 100 * st->t_other / wall);
-    printf("AR steps %d, %.3f s per AR step; diffusion NFE per token %.2f (%llu tokens)\n", st->ar_steps,
+    printf("AR steps %d, %.3f s per AR step; head steps per token (diffusion or flow) %.2f (%llu tokens)\n", st->ar_steps,
            wall / (st->ar_steps ? st->ar_steps : 1), st->tokens ? (double)st->head_row_steps / st->tokens : 0.0,
            (unsigned long long)st->tokens);
 }

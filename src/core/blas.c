@@ -103,6 +103,20 @@ void blas_set_threads(int n) {
 int blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *blas_corename(void) { return openblas_get_corename(); }
 
+const char *blas_version(void) {
+    // openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ...": the first two words.
+    static char v[48];
+    if (!v[0]) {
+        const char *c = openblas_get_config();
+        int words = 0, n = 0;
+        for (; c && c[n] && n < (int)sizeof v - 1; n++)
+            if (c[n] == ' ' && ++words == 2) break;
+        snprintf(v, sizeof v, "%.*s", n, c ? c : "");
+        if (!v[0]) snprintf(v, sizeof v, "unknown");
+    }
+    return v;
+}
+
 uint64_t blas_flops(void) { return g_flops; }
 void blas_flops_reset(void) { g_flops = 0; }
 void blas_flops_add(uint64_t n) { g_flops += n; }

@@ -45,10 +45,15 @@ static void bcast_jobs(job_list *jobs, int rank) {
 // job may differ), so the images of one run never mix precisions; the jobs then carry
 // the precision used, which run.json and the run identity record. A job whose settings
 // do not run in bf16 is then refused (every rank decides alike): 0, or 2 after rank 0
-// printed the message.
+// printed the message. A family that runs in fp32 only takes fp32 without asking the ranks.
 static int resolve_auto_precision(job_list *jobs, int rank) {
     int any = 0;
-    for (int j = 0; j < jobs->n; j++) any |= jobs->jobs[j].precision == PRECISION_AUTO;
+    for (int j = 0; j < jobs->n; j++) {
+        job *jb = &jobs->jobs[j];
+        if (jb->precision != PRECISION_AUTO) continue;
+        if (job_family(jb)->fp32_only) jb->precision = PRECISION_FP32;
+        else any = 1;
+    }
     if (!any) return 0;
     char why[512];
     int can = precision_resolve(PRECISION_AUTO, why, sizeof why) == PRECISION_BF16, all = 0;
@@ -115,9 +120,11 @@ int generator_run(const job_list *jobs, const generator_opts *o) {
     int mine = disa_exit_status(rc), worst;
     lazy_allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX);
     log_open_cost(clock_now() - t0, rank, size);
+    machine_sig *sigs = signatures_gather(jobs, rank, size);
     if (rank == 0) {
-        rc = scheduler_run(&ur, size, o, worst != 0, &status);
+        rc = scheduler_run(&ur, size, o, worst != 0, sigs, &status);
         if (worst) status = worst;
+        free(sigs);
     } else {
         int go;
         lazy_bcast(&go, 1, MPI_INT);  // while rank 0 prepares the folders

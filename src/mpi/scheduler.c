@@ -47,6 +47,8 @@ typedef struct scheduler {
     const generator_opts *o;
     int size;
     ledger *ledgers;        // [n jobs]
+    provenance *prov;       // [n jobs] each folder's machine signatures
+    const machine_sig *sigs;// [n jobs][size] each rank's signature per job
     unit_ref *queue;        // [queue_cap] units to do, in order; [queue_next, queue_len) remain
     int queue_len, queue_next;
     int active_workers;     // workers that have not said BYE
@@ -77,7 +79,8 @@ static void queue_push(scheduler *s, unit_ref u) { s->queue[s->queue_len++] = u;
 static int record(scheduler *s, const unit_report *r) {
     const job *jb = &s->jobs->jobs[r->job];
     double t0 = clock_now();
-    int rc = ledger_write(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count);
+    int rc = ledger_write(&s->ledgers[r->job], r->unit, job_unit_first(jb, r->unit), r->count,
+                          s->prov[r->job].rank_sig[r->rank]);
     s->t_ledger += clock_now() - t0;
     if (rc) return rc;
     s->ledger_lines++;
@@ -246,7 +249,7 @@ static int scheduler_poll(void *ctx) {
 // ----------------------------------------------------------------------------
 // the run
 
-static int scheduler_init(scheduler *s, unit_runner *ur, int size, const generator_opts *o) {
+static int scheduler_init(scheduler *s, unit_runner *ur, int size, const generator_opts *o, const machine_sig *sigs) {
     const job_list *jobs = ur->jobs;
     memset(s, 0, sizeof *s);
     s->ur = ur;
@@ -259,12 +262,14 @@ static int scheduler_init(scheduler *s, unit_runner *ur, int size, const generat
     // Each unit is queued once and requeued at most once per BYE (two held units each).
     s->queue = malloc(sizeof(unit_ref) * (size_t)(total_units + 2 * size));
     s->ledgers = calloc((size_t)jobs->n, sizeof(ledger));
+    s->prov = calloc((size_t)jobs->n, sizeof(provenance));
+    s->sigs = sigs;
     s->bye = calloc((size_t)size, 1);
     s->aborted = calloc((size_t)size, 1);
     s->held = malloc(sizeof(unit_ref[2]) * (size_t)size);
     s->last_heard = calloc((size_t)size, sizeof(double));
     int rc = progress_init(&s->prog, size, o->bar, o->progress_every, o->quiet);
-    if (!rc && (!s->queue || !s->ledgers || !s->bye || !s->aborted || !s->held || !s->last_heard))
+    if (!rc && (!s->queue || !s->ledgers || !s->prov || !s->bye || !s->aborted || !s->held || !s->last_heard))
         rc = disa_err(DISA_ENOMEM, "out of memory");
     for (int w = 0; !rc && w < size; w++) {
         s->held[w][0] = s->held[w][1] = (unit_ref){-1, -1};
@@ -277,6 +282,8 @@ static void scheduler_free(scheduler *s) {
     for (int j = 0; s->ledgers && j < s->jobs->n; j++)
         if (s->ledgers[j].done) ledger_close(&s->ledgers[j]);
     free(s->ledgers);
+    for (int j = 0; s->prov && j < s->jobs->n; j++) provenance_free(&s->prov[j]);
+    free(s->prov);
     free(s->queue);
     free(s->bye);
     free(s->aborted);
@@ -292,6 +299,7 @@ static int plan(scheduler *s) {
     // All refusals first: a sweep whose third folder holds another run creates nothing.
     for (int j = 0; j < jobs->n; j++) {
         int rc = folder_check(&jobs->jobs[j], s->o->restart);
+        if (!rc) rc = folder_check_hardware(&jobs->jobs[j], s->sigs + (size_t)j * (size_t)s->size, s->size, s->o->restart);
         if (rc) return rc;
     }
     for (int j = 0; j < jobs->n; j++) {
@@ -299,7 +307,8 @@ static int plan(scheduler *s) {
         const featnet *f = s->ur->job[j].feat;
         folder_expect e = {.feat_dim = f ? f->feat_dim : 0};
         unit_runner_geometry(s->ur, j, &e.H, &e.W, &e.C);
-        int rc = folder_prepare(&s->ledgers[j], jb, s->size, s->o->restart, &e);
+        int rc = folder_prepare(&s->ledgers[j], &s->prov[j], jb, s->sigs + (size_t)j * (size_t)s->size, s->size,
+                                s->o->restart, &e);
         if (rc) return rc;
         for (int u = 0; u < job_units(jb); u++) {
             if (s->ledgers[j].done[u]) continue;
@@ -386,10 +395,11 @@ static void run_stats_of(run_stats *rs, const scheduler *s) {
     rs->rank0_rss_mib = hwm / 1024.0;
 }
 
-int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_failed, int *status) {
+int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_failed, const machine_sig *sigs,
+                  int *status) {
     const job_list *jobs = ur->jobs;
     scheduler s;
-    int rc = scheduler_init(&s, ur, size, o);
+    int rc = scheduler_init(&s, ur, size, o, sigs);
     if (!rc && !setup_failed) rc = plan(&s);
     // Every rank learns whether setup worked before any work starts (HPL's pattern): 1 to
     // go on, else minus the exit status rank 0 will return, so all ranks return the same.
@@ -411,7 +421,7 @@ int scheduler_run(unit_runner *ur, int size, const generator_opts *o, int setup_
     run_stats_of(&rs, &s);
     int complete;
     double t_sum = clock_now();
-    if (summary_run(&complete, ur, s.ledgers, s.reports, s.n_reports, size, &rs, o->quiet, s.fatal) != 0) s.fatal = 1;
+    if (summary_run(&complete, ur, s.ledgers, s.prov, s.reports, s.n_reports, size, &rs, o->quiet, s.fatal) != 0) s.fatal = 1;
     LOG(LOG_INFO, "scheduler: %.0f messages (%.1f/s), rank 0 answering %.2f%% of %.1f s and in its own units %.1f%%; "
         "ledger %.0f lines, %.0f fsyncs, %.3f s; ranks busy %.1f%%, idle at start %.1f%%, between units %.1f%%, in "
         "the tail %.1f%%; first unit after %.3f s (median, max %.3f s); rank 0 peak RSS %.0f MiB; summary %.2f s",

@@ -1,7 +1,7 @@
 // act.c: element-wise activations and row softmax.
 //
-// Mirrors torch.nn.functional.gelu(approximate='none'), silu, relu and
-// torch.softmax(dim=-1). All are in-place safe: each output element depends only on
+// Mirrors torch.nn.functional.gelu(approximate='none'), silu, relu,
+// torch.softmax(dim=-1) and the GELU gate of timm's SwiGLU as xAR uses it. All are in-place safe: each output element depends only on
 // inputs already read (softmax reads the whole row before writing it).
 #include "disa/nn.h"
 #include "disa/bf16.h"
@@ -208,4 +208,15 @@ void softmax_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, int N, in
 void softmax_bf16_forward(uint16_t *out /*[N,C]*/, float *x /*[N,C]*/, int N, int C) {
     sm_ctx s = {out, x, C, 1};
     par_for((size_t)N, par_row_grain((size_t)C), softmax_part, &s);
+}
+
+DISA_VEC
+void gelu_mul_forward(float *out /*[n]*/, const float *g /*[n]*/, const float *x /*[n]*/, size_t n) {
+    // gelu_forward's formula on g, times x: one pass instead of two over the hidden rows.
+    const float r = (float)M_SQRT1_2;
+    for (size_t i = 0; i < n; i++) {
+        float a = g[i], b = x[i];
+        float e = erfc_nonneg(fabsf(a) * r);
+        out[i] = (0.5f * a * (a < 0.0f ? e : 2.0f - e)) * b;
+    }
 }

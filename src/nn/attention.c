@@ -6,7 +6,9 @@
 //
 // Done per (image, head) with two strided sgemms reading q, k, v in place from the qkv
 // rows (no repacking), so all FLOPs are counted by blas.c. There is no mask: MAR removes
-// or replaces masked tokens before the blocks (DESIGN §4).
+// or replaces masked tokens before the blocks (DESIGN §4). attention_kv_forward is the
+// same core for xAR's queries against its key/value cache, where the block-causal mask
+// over groups is a key prefix per group.
 #include "disa/nn.h"
 
 #include <math.h>
@@ -89,4 +91,17 @@ int attention_bf16_forward(bf16_cache *c, uint16_t *out /*[B*P,d]*/, const uint1
         if ((rc = bf16_bmm(c, ov, 1, pv, vv, heads, P, T, hd, 1.0f)) != 0) return rc;
     }
     return 0;
+}
+
+void attention_kv_forward(float *out /*[P,ldo]*/, int ldo, const float *q /*[P,ldq]*/, int ldq,
+                          const float *k /*[T,ldkv]*/, const float *v /*[T,ldkv]*/, int ldkv,
+                          float *scratch /*[P*T]*/, int P, int T, int d, int heads) {
+    int hd = d / heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < heads; h++) {
+        size_t off = (size_t)h * hd;
+        blas_sgemm(0, 1, P, T, hd, scale, q + off, ldq, k + off, ldkv, 0.0f, scratch, T);
+        softmax_forward(scratch, scratch, P, T);
+        blas_sgemm(0, 0, P, hd, T, 1.0f, scratch, T, v + off, ldkv, 0.0f, out + off, ldo);
+    }
 }

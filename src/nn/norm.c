@@ -1,6 +1,6 @@
-// norm.c: torch.nn.functional.layer_norm (last axis) and group_norm (NCHW).
+// norm.c: torch.nn.functional.layer_norm (last axis), group_norm (NCHW) and xAR's RMSNorm.
 //
-// Both use the biased variance, as torch does. Mean and variance are accumulated in
+// LayerNorm and GroupNorm use the biased variance, as torch does. Mean and variance are accumulated in
 // double over two passes: a single float pass loses ~1e-5 relative accuracy when the
 // rows carry a large common offset (the MAR z_proj_ln input, VAE feature maps), and the
 // parity tolerance is 1e-5.
@@ -240,4 +240,28 @@ void groupnorm_nhwc_forward(float *out /*[HW,C]*/, const float *inp /*[HW,C]*/,
     }
     g.phase = 2;
     par_for((size_t)HW, par_row_grain((size_t)C), nhwc_part, &g);
+}
+
+// RMSNorm: the official code forms mean(x^2) in float32; in double the result is what the
+// float64 reference computes, and a row of large common offset keeps its accuracy.
+DISA_VEC
+void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
+                     int N, int C, float eps) {
+    for (int i = 0; i < N; i++) {
+        const float *x = inp + (size_t)i * C;
+        float *y = out + (size_t)i * C;
+        double s8[LANES] = {0};
+        int j = 0;
+        for (; j + LANES <= C; j += LANES)
+            for (int k = 0; k < LANES; k++) s8[k] += (double)x[j + k] * (double)x[j + k];
+        double s = 0.0;
+        for (; j < C; j++) s += (double)x[j] * (double)x[j];
+        for (int k = 0; k < LANES; k++) s += s8[k];
+        // The sum is complete before the first write, so out == inp is safe.
+        double r = 1.0 / sqrt(s / (double)C + (double)eps);
+        if (w)
+            for (j = 0; j < C; j++) y[j] = (float)((double)x[j] * r) * w[j];
+        else
+            for (j = 0; j < C; j++) y[j] = (float)((double)x[j] * r);
+    }
 }

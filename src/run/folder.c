@@ -133,17 +133,47 @@ int folder_check(const job *jb, int restart) {
     if ((rc = path_check_writable(jb->output_dir, 1, what)) != 0) return rc;
     if ((rc = record_identity(jb, ident, sizeof ident)) != 0) return rc;
     rc = runinfo_check(jb->output_dir, ident, &exists);
-    return restart ? 0 : rc;
+    if (restart || rc || !exists) return restart ? 0 : rc;
+    // The signature table a resume extends: a bad one refuses the run before any folder
+    // of it is touched.
+    provenance pv;
+    provenance_init(&pv);
+    rc = runinfo_signatures(jb->output_dir, &pv);
+    provenance_free(&pv);
+    return rc;
 }
 
-int folder_prepare(ledger *l, const job *jb, int world_size, int restart, const folder_expect *e) {
+// The ranks against each other and, on a resume, against the signatures of the units the
+// ledger holds: run.json's table and the manifest, both only read.
+int folder_check_hardware(const job *jb, const machine_sig *ranks, int world_size, int restart) {
+    if (!jb->require_uniform_hardware) return 0;
+    provenance pv;
+    ledger peek;
+    provenance_init(&pv);
+    int rc = restart ? 0 : runinfo_signatures(jb->output_dir, &pv);
+    if (!rc && !restart) rc = ledger_read(&peek, jb->output_dir, job_units(jb));
+    if (!rc) {
+        rc = provenance_check_uniform(&pv, ranks, world_size, restart ? NULL : &peek, jb->name);
+        if (!restart) ledger_close(&peek);
+    }
+    provenance_free(&pv);
+    return rc;
+}
+
+int folder_prepare(ledger *l, provenance *pv, const job *jb, const machine_sig *ranks, int world_size, int restart,
+                   const folder_expect *e) {
     char ident[2048];
     int rc;
+    provenance_init(pv);
     if ((rc = folder_check(jb, restart)) != 0) return rc;
+    if ((rc = folder_check_hardware(jb, ranks, world_size, restart)) != 0) return rc;
     if ((rc = record_identity(jb, ident, sizeof ident)) != 0) return rc;
+    // A resume keeps the folder's signature table: the ledger's indices point into it.
+    if (!restart && (rc = runinfo_signatures(jb->output_dir, pv)) != 0) return rc;
     if (restart && (rc = clear_run(jb->output_dir)) != 0) return rc;
     if ((rc = folder_mkdir(jb->output_dir)) != 0) return rc;
-    if ((rc = record_write(jb, ident, world_size)) != 0) return rc;
+    if ((rc = provenance_set_ranks(pv, ranks, world_size, jb->name)) != 0) return rc;
+    if ((rc = record_write(jb, ident, pv)) != 0) return rc;
     int units = job_units(jb);
     int stale = remove_stale_tmp(jb->output_dir);
     if ((rc = ledger_open(l, jb->output_dir, units)) != 0) return rc;
@@ -155,10 +185,10 @@ int folder_prepare(ledger *l, const job *jb, int world_size, int restart, const 
         verify_shards(l, jb, e->feat_dim);
     }
     if (stale) LOG(LOG_INFO, "%s: removed %d temporary files of an interrupted run", jb->name, stale);
-    if (!jb->png) return 0;
-    int bad = verify_pngs(l, jb, e->H, e->W, e->C);
-    if (l->n_done > 0)
+    int bad = jb->png ? verify_pngs(l, jb, e->H, e->W, e->C) : 0;
+    if (jb->png && l->n_done > 0)
         LOG(LOG_INFO, "%s: resuming: %d of %d units done and verified%s", jb->name, l->n_done, units,
             bad ? "" : " (all PNGs decode)");
+    provenance_log_kernels(pv, l, jb->name);
     return 0;
 }

@@ -19,7 +19,7 @@
 
 static const char *const k_top_keys[] = {
     "name", "model", "vae", "features", "reference", "output_dir", "num_images", "eval_bsz", "seed",
-    "labels", "png", "sampling", "variants", "description", NULL};
+    "labels", "png", "sampling", "variants", "description", "require_uniform_hardware", NULL};
 static const char *const k_override_flags[] = {
     "output_dir", "num_images", "eval_bsz", "seed", "model", "vae", "features", "reference", NULL};
 
@@ -193,7 +193,8 @@ static int parse_fields(job *base, const cJSON *root, const char *path) {
     cJSON_ArrayForEach(it, root) {
         if (!in_list(it->string, k_top_keys))
             return disa_err(DISA_EINVAL, "%s: unknown key '%s' (known: name model vae features reference output_dir "
-                            "num_images eval_bsz seed labels png sampling variants description)", path, it->string);
+                            "num_images eval_bsz seed labels png sampling variants description "
+                            "require_uniform_hardware)", path, it->string);
     }
     snprintf(base->file, sizeof base->file, "%s", path);
     base->png = 1;
@@ -232,6 +233,7 @@ static int parse_fields(job *base, const cJSON *root, const char *path) {
         base->seed = (uint64_t)sd->valuedouble;
     }
     if ((rc = get_bool(root, "png", &base->png, path)) < 0) return rc;
+    if ((rc = get_bool(root, "require_uniform_hardware", &base->require_uniform_hardware, path)) < 0) return rc;
     return 0;
 }
 

@@ -95,20 +95,33 @@ int runinfo_write(const char *dir, const char *identity, const char *extra_json)
     return rc;
 }
 
-int runinfo_check(const char *dir, const char *identity, int *exists) {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/run.json", dir);
+// <dir>/run.json parsed into *root (NULL when it is not JSON); *exists = 0 and *root NULL
+// when there is no such file. path[n] gets its name.
+static int runinfo_read(const char *dir, char *path, size_t n, cJSON **root, int *exists) {
+    snprintf(path, n, "%s/run.json", dir);
+    *root = NULL;
     *exists = 0;
     FILE *f = fopen(path, "r");
     if (!f) return errno == ENOENT ? 0 : disa_err(DISA_EIO, "%s: cannot read: %s", path, strerror(errno));
     *exists = 1;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    // Sized by the file: the signature table grows with the nodes a run has seen.
+    struct stat sb;
+    size_t cap = fstat(fileno(f), &sb) == 0 && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 1 << 20;
+    char *buf = malloc(cap);
+    size_t len = buf ? fread(buf, 1, cap - 1, f) : 0;
     fclose(f);
     if (!buf) return disa_err(DISA_ENOMEM, "out of memory");
-    buf[n] = '\0';
-    cJSON *root = cJSON_Parse(buf);
+    buf[len] = '\0';
+    *root = cJSON_Parse(buf);
     free(buf);
+    return 0;
+}
+
+int runinfo_check(const char *dir, const char *identity, int *exists) {
+    char path[1200];
+    cJSON *root;
+    int rc = runinfo_read(dir, path, sizeof path, &root, exists);
+    if (rc || !*exists) return rc;
     const cJSON *old = cJSON_GetObjectItemCaseSensitive(root, "identity");
     if (!cJSON_IsObject(old)) {
         cJSON_Delete(root);
@@ -148,6 +161,18 @@ int runinfo_check(const char *dir, const char *identity, int *exists) {
     return 0;
 }
 
+int runinfo_signatures(const char *dir, provenance *p) {
+    char path[1200];
+    cJSON *root;
+    int exists;
+    int rc = runinfo_read(dir, path, sizeof path, &root, &exists);
+    if (rc || !root) return rc;  // not JSON: the identity check refuses the folder
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "signatures");
+    if (arr) rc = provenance_from_json(p, arr, path);
+    cJSON_Delete(root);
+    return rc;
+}
+
 int record_identity(const job *jb, char *buf, int n) {
     char mh[17], vh[17] = "none";
     int rc;
@@ -156,7 +181,7 @@ int record_identity(const job *jb, char *buf, int n) {
     return job_identity(jb, mh, vh, buf, n);
 }
 
-int record_write(const job *jb, const char *identity, int world_size) {
+int record_write(const job *jb, const char *identity, const provenance *pv) {
     char ps[512];
     time_t now = time(NULL);
     struct tm tm;
@@ -177,8 +202,12 @@ int record_write(const job *jb, const char *identity, int world_size) {
         snprintf(dnn, sizeof dnn, "oneDNN %s, ISA %s", bf16_version(), bf16_isa());
         cJSON_AddStringToObject(o, "bf16", dnn);
     }
-    cJSON_AddNumberToObject(o, "world_size", world_size);
+    cJSON_AddNumberToObject(o, "world_size", pv->world_size);
     cJSON_AddStringToObject(o, "blas_core", blas_corename());
+    if (provenance_to_json(o, pv) != 0) {
+        cJSON_Delete(o);
+        return DISA_ENOMEM;
+    }
     cJSON_AddStringToObject(o, "build", DISA_BUILD_ID);
     cJSON_AddStringToObject(o, "written", when);
     if (jb->sim.on) {

@@ -211,8 +211,29 @@ static cJSON *metrics_object(const job *jb, const job_metrics *mt) {
     return m;
 }
 
+// Which machine signatures made the images the ledger holds (provenance.h): the table
+// with each entry's image count, the images of units recorded without one, and whether
+// (and where) their kernels differ.
+static void add_provenance(cJSON *o, const provenance *pv, const int64_t *images, int64_t unknown,
+                           const char *mixed) {
+    cJSON *arr = cJSON_AddArrayToObject(o, "signatures");
+    for (int k = 0; k < pv->n; k++) {
+        cJSON *e = cJSON_CreateObject();
+        char kern[96];
+        add_num(e, "sig", "%.0f", k);
+        add_num(e, "images", "%.0f", (double)images[k]);
+        cJSON_AddStringToObject(e, "kernels", machine_sig_kernels(&pv->sig[k], 0, kern, sizeof kern));
+        machine_sig_to_json(e, &pv->sig[k]);
+        cJSON_AddItemToArray(arr, e);
+    }
+    add_num(o, "images_without_signature", "%.0f", (double)unknown);
+    cJSON_AddRawToObject(o, "mixed_kernels", mixed[0] ? "true" : "false");
+    if (mixed[0]) cJSON_AddStringToObject(o, "mixed_kernels_warning", mixed);
+}
+
 static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l, const job_metrics *mt,
-                             int world_size, const run_stats *rs) {
+                             int world_size, const provenance *pv, const int64_t *images, int64_t unknown,
+                             const char *mixed, const run_stats *rs) {
     char ps[512];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job", jb->name);
@@ -256,6 +277,7 @@ static cJSON *summary_object(const job *jb, const job_timing *t, const ledger *l
         add_num(e, "pss_mib", "%.1f", rt->pss_kb / 1024.0);
         cJSON_AddItemToArray(ranks, e);
     }
+    add_provenance(o, pv, images, unknown, mixed);
     if (rs) cJSON_AddItemToObject(o, "scheduler", run_stats_object(rs));
     return o;
 }
@@ -343,15 +365,46 @@ static void print_row(const job *jb, const job_timing *t, const job_metrics *mt)
     printf("\n");
 }
 
+// Under the job's row: the images of each signature that made some (at most 8 lines).
+static void print_signatures(const provenance *pv, const int64_t *images, int64_t unknown) {
+    int shown = 0, more = 0;
+    for (int k = 0; k < pv->n; k++) {
+        if (!images[k]) continue;
+        if (shown++ == 8) {
+            more++;
+            continue;
+        }
+        char desc[320];
+        printf("%-28s %7lld images on machine signature %d: %s\n", " ", (long long)images[k], k,
+               machine_sig_str(&pv->sig[k], desc, sizeof desc));
+    }
+    if (more) printf("%-28s (%d more signatures in summary.json)\n", " ", more);
+    if (unknown) printf("%-28s %7lld images recorded without a machine signature\n", " ", (long long)unknown);
+}
+
 int summary_job(job_row *row, const job *jb, int j, const unit_report *reports, int n_reports, const ledger *l,
-                const job_metrics *mt, int world_size, const run_stats *rs, int quiet) {
+                const provenance *pv, const job_metrics *mt, int world_size, const run_stats *rs, int quiet) {
     job_timing t;
     int rc = timing_of_job(&t, j, reports, n_reports, world_size);
     if (rc) return rc;
-    cJSON *o = summary_object(jb, &t, l, mt, world_size, rs);
+    int64_t *images = malloc(sizeof(int64_t) * (size_t)(pv->n + 1)), unknown;
+    char mixed[1024];
+    if (!images) {
+        timing_free(&t);
+        return disa_err(DISA_ENOMEM, "out of memory");
+    }
+    provenance_count(pv, l, jb, images, &unknown);
+    provenance_mixed(pv, l, jb, mixed, sizeof mixed);
+    cJSON *o = summary_object(jb, &t, l, mt, world_size, pv, images, unknown, mixed, rs);
     rc = o ? write_summary(jb->output_dir, o) : disa_err(DISA_ENOMEM, "out of memory");
     cJSON_Delete(o);
-    if (!rc && !quiet) print_row(jb, &t, mt);
+    if (!rc && !quiet) {
+        print_row(jb, &t, mt);
+        print_signatures(pv, images, unknown);
+        fflush(stdout);  // the warning (stderr) below the lines it is about
+    }
+    if (mixed[0]) LOG(LOG_WARN, "%s: %s", jb->name, mixed);
+    free(images);
     if (!rc) {
         row->have = t.n_timed > 0;
         row->s_img = mean(t.per_image, t.n_timed);
@@ -444,8 +497,8 @@ static void plot_comparison(const job_list *jobs, const job_metrics *mt, const j
 // ----------------------------------------------------------------------------
 // the end of a run
 
-int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const unit_report *reports,
-                int n_reports, int world_size, const run_stats *rs, int quiet, int fatal) {
+int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, const provenance *prov,
+                const unit_report *reports, int n_reports, int world_size, const run_stats *rs, int quiet, int fatal) {
     const job_list *jobs = ur->jobs;
     *complete = 1;
     if (!quiet) summary_print_header();
@@ -467,7 +520,7 @@ int summary_run(int *complete, const unit_runner *ur, const ledger *ledgers, con
             LOG(LOG_ERROR, "%s: metrics: %s", jb->name, disa_errmsg());
             rc = DISA_EIO;
         }
-        if (summary_job(&rows[j], jb, j, reports, n_reports, &ledgers[j], &mts[j], world_size, rs, quiet) != 0)
+        if (summary_job(&rows[j], jb, j, reports, n_reports, &ledgers[j], &prov[j], &mts[j], world_size, rs, quiet) != 0)
             LOG(LOG_ERROR, "%s", disa_errmsg());
         // The FLOP model of sampling and decoding one image.
         sample_flops sf;

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const family mar_family;
+extern const family mar_family, xar_family;
 
 // The families; a new one adds its table here (its index is its place in this list).
-static const family *const k_families[] = {&mar_family};
+static const family *const k_families[] = {&mar_family, &xar_family};
 
 int family_count(void) { return (int)(sizeof k_families / sizeof *k_families); }
 
@@ -27,15 +27,20 @@ const char *latent_kind_name(latent_kind k) {
     return k == LATENT_PIXELS ? "pixels" : k == LATENT_KL16 ? "kl16" : "?";
 }
 
-const family *family_for_file(const char *path) {
-    st_file st;
+const family *family_for_config(const char *json) {
     const family *found = k_families[0];
-    if (st_open(&st, path) != 0) return found;
-    cJSON *cfg = cJSON_Parse(st_meta(&st, "config") ? st_meta(&st, "config") : "");
+    cJSON *cfg = cJSON_Parse(json ? json : "");
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(cfg, "format");
     for (int i = 0; cJSON_IsString(fmt) && i < family_count(); i++)
         if (strcmp(fmt->valuestring, k_families[i]->format) == 0) found = k_families[i];
     cJSON_Delete(cfg);
+    return found;
+}
+
+const family *family_for_file(const char *path) {
+    st_file st;
+    if (st_open(&st, path) != 0) return k_families[0];
+    const family *found = family_for_config(st_meta(&st, "config"));
     st_close(&st);
     return found;
 }
@@ -49,6 +54,15 @@ const family *family_for_preset(const char *name) {
         }
     }
     return NULL;
+}
+
+const char *family_presets_str(char *buf, int n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < family_count(); i++)
+        for (int k = 0; k_families[i]->presets[k] && used < (size_t)n; k++)
+            used += (size_t)snprintf(buf + used, (size_t)n - used, "%s%s", used ? ", " : "", k_families[i]->presets[k]);
+    return buf;
 }
 
 int family_precision_set(int *precision, const char *key, const char *value) {
@@ -74,6 +88,14 @@ int family_is_sampling_key(const char *key) {
 
 int family_precision_check(const family *f, const family_params *p, int precision, int from_auto) {
     return f->params_check_precision ? f->params_check_precision(p, precision, from_auto) : 0;
+}
+
+int family_precision_resolve(const family *f, int precision, char *why, int n) {
+    if (precision == PRECISION_AUTO && f->fp32_only) {
+        if (why) snprintf(why, (size_t)n, "fp32 (%s models run in fp32 for now)", f->name);
+        return PRECISION_FP32;
+    }
+    return (int)precision_resolve((precision_kind)precision, why, n);
 }
 
 int family_sampling_set(const family *f, family_params *p, int *precision, const char *key, const char *value) {

@@ -22,6 +22,8 @@ static const char *const k_keys[] = {"num_iter",         "cfg",
                                      "dpm_order",        "diff_budget",
                                      "diff_adaptive_signal", NULL};
 
+static const char *const k_presets[] = {"mar_base", "mar_large", "mar_huge", NULL};
+
 static sample_params *P(family_params *p) { return (sample_params *)p->bytes; }
 static const sample_params *CP(const family_params *p) { return (const sample_params *)p->bytes; }
 
@@ -40,15 +42,25 @@ static int open_file(void **out, const char *path) {
     return 0;
 }
 
-// A preset has a config and no weights: it has no mapping and no tensor table yet.
+// A config without weights (a preset or a config JSON): no mapping, no tensor table yet.
+static int config_model(void **out, const mar_config *c) {
+    mar_model *m = calloc(1, sizeof *m);
+    if (!m) return disa_err(DISA_ENOMEM, "out of memory");
+    m->cfg = *c;
+    *out = m;
+    return 0;
+}
+
 static int open_preset(void **out, const char *name) {
     mar_config c;
     if (mar_config_preset(&c, name) != 0) return DISA_ENOTFOUND;
-    mar_model *m = calloc(1, sizeof *m);
-    if (!m) return disa_err(DISA_ENOMEM, "out of memory");
-    m->cfg = c;
-    *out = m;
-    return 0;
+    return config_model(out, &c);
+}
+
+static int open_config(void **out, const char *json, const char *label) {
+    mar_config c;
+    int rc = mar_config_parse(&c, json, label);
+    return rc ? rc : config_model(out, &c);
 }
 
 static int prepare(void *model, int precision) { return mar_prepare(model, (precision_kind)precision); }
@@ -84,6 +96,23 @@ static const char *describe(const void *model, char *buf, int n) {
     snprintf(buf, (size_t)n, "seq %d x %d, enc %dx%d, dec %dx%d, head %dx%d", c->seq_len, c->token_dim, c->enc_depth,
              c->enc_dim, c->dec_depth, c->dec_dim, c->diffloss_d, c->diffloss_w);
     return buf;
+}
+
+static int write_random(const void *model, const char *path, uint64_t seed, size_t *n_values) {
+    mar_model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = ((const mar_model *)model)->cfg;
+    st_bind_entry *tab;
+    char *names, json[1024];
+    int n, rc = mar_tensor_table(&m, &tab, &names, &n);
+    if (rc) return rc;
+    rc = st_write_generated(tab, n, seed, mar_config_to_json(&m.cfg, json, sizeof json), path, n_values);
+    free(tab);
+    free(names);
+    free(m.enc);
+    free(m.dec);
+    free(m.head.blocks);
+    return rc;
 }
 
 // ----------------------------------------------------------------------------
@@ -172,12 +201,15 @@ const family mar_family = {
     .name = "mar",
     .format = "disa-mar-1",
     .keys = k_keys,
+    .presets = k_presets,
     .open = open_file,
     .prepare = prepare,
     .preset = open_preset,
+    .config = open_config,
     .close = close_model,
     .info = info,
     .describe = describe,
+    .write_random = write_random,
     .params_init = params_init,
     .params_set = params_set,
     .params_check = params_check,

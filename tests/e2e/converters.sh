@@ -2,7 +2,9 @@
 # the official layout (tests/tools/mar_ckpt.py), checked in Python (tensors bit for bit,
 # config) and in C (disa-sample loads and runs them, with tokens identical to the same
 # weights exported by tools/marref; a broken file is refused naming the tensors), then
-# the quick self tests of tools/convert_vae.py and tools/convert_inception.py.
+# the quick self tests of tools/convert_vae.py, tools/convert_xar.py (conversions,
+# refusals, and the C sampler on a converted file against the reference) and
+# tools/convert_inception.py.
 # Needs Debian's PyTorch at /usr/bin/python3: skipped (exit 77) without it.
 . tests/e2e/lib.inc
 PY=/usr/bin/python3
@@ -63,6 +65,7 @@ echo "disa-sample: a broken model is refused naming both tensors"
 
 # The other converters' quick self tests.
 "$PY" tools/convert_vae.py --self-test --keep "$T/vae" || fail "tools/convert_vae.py --self-test"
+BUILD=${BUILD:-build} "$PY" tools/convert_xar.py --self-test --keep "$T/xar" || fail "tools/convert_xar.py --self-test"
 "$PY" tools/convert_inception.py --random "$T/inc.pth" --seed 3 || fail "convert_inception --random"
 "$PY" tools/convert_inception.py "$T/inc.pth" "$T/inc.safetensors" || fail "convert_inception"
 "$B/disa-stats" tests/data/png --out "$T/inc_ref.npz" --net "$T/inc.safetensors" > "$T/out" 2>&1 ||

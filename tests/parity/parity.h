@@ -18,6 +18,8 @@ typedef struct pcase pcase;
 const float *pc_f32(pcase *c, const char *name, int *ndim, int64_t shape[8]);
 // Same for I64 tensors.
 const int64_t *pc_i64(pcase *c, const char *name, int *ndim, int64_t shape[8]);
+// Same for F64 tensors (a copy, valid until the case ends).
+const double *pc_f64(pcase *c, const char *name, int *ndim, int64_t shape[8]);
 // Like pc_f32 but a missing tensor, or a shape other than the one given (ndim dims,
 // -1 = any), is an error reported by the runner; returns NULL then.
 const float *pc_need(pcase *c, const char *name, int ndim, const int64_t *shape);
@@ -36,6 +38,8 @@ float *pc_alloc(pcase *c, size_t n);
 // element count differs from n).
 int pc_check(pcase *c, const char *name, const float *got, size_t n);
 int pc_check_i64(pcase *c, const char *name, const int64_t *got, size_t n);
+// Compare got[0..n-1] with the F64 tensor out.<name>, as pc_check does in float.
+int pc_check_f64(pcase *c, const char *name, const double *got, size_t n);
 
 // 1 when the runner checks bf16 forms (disa-parity --bf16): the adapter then prepares its
 // model for bf16 and the runner compares with the bf16 tolerance. An adapter that never
@@ -56,5 +60,6 @@ extern const parity_op parity_ops_sample[];
 extern const parity_op parity_ops_model[];
 extern const parity_op parity_ops_vae[];
 extern const parity_op parity_ops_metrics[];
+extern const parity_op parity_ops_xar[];
 
 #endif

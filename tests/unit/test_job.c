@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "disa/err.h"
+#include "disa/family.h"
 #include "disa/job.h"
 #include "disa/ledger.h"
 #include "disa/record.h"
@@ -90,7 +91,8 @@ static void test_load_overrides_and_variants(void **state) {
     p = write_job("npz.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, \"npz\": true}");
     assert_int_equal(job_load(&l, p, NULL, 0), DISA_EINVAL);
     assert_non_null(strstr(disa_errmsg(), "unknown key 'npz' (known: name model vae features reference output_dir "
-                                          "num_images eval_bsz seed labels png sampling variants description)"));
+                                          "num_images eval_bsz seed labels png sampling variants description "
+                                          "require_uniform_hardware)"));
     // A sampling key of the model's family, with the family's list.
     p = write_job("key.json", "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 10, "
                               "\"output_dir\": \"o\", \"sampling\": {\"steps\": 3}}");
@@ -98,6 +100,45 @@ static void test_load_overrides_and_variants(void **state) {
     assert_non_null(strstr(disa_errmsg(), "unknown key 'sampling.steps' (known: num_iter cfg cfg_schedule "
                                           "temperature diff_sampler diff_upper_steps diff_lower_steps "
                                           "diff_annealing_strategy dpm_order diff_budget diff_adaptive_signal precision)"));
+}
+
+// The shipped xAR ImageNet jobs: they load as xAR jobs with the settings of the official
+// README (the files they name are converted weights, here a small KL-16 xAR and stand-ins).
+static void test_imagenet_xar_jobs(void **state) {
+    (void)state;
+    const char *json = "{\"format\":\"disa-xar-1\",\"img_size\":64,\"vae_stride\":16,\"patch_size\":1,"
+                       "\"vae_embed_dim\":16,\"encoder_embed_dim\":16,\"encoder_depth\":1,\"encoder_num_heads\":2,"
+                       "\"decoder_embed_dim\":16,\"decoder_depth\":1,\"decoder_num_heads\":2,\"class_num\":1000,"
+                       "\"clusters\":4,\"tokenizer\":\"kl16\"}";
+    const family *xar = family_for_config(json);
+    void *m;
+    char model[256];
+    snprintf(model, sizeof model, "%s/xar.safetensors", g_dir);
+    assert_int_equal(xar->config(&m, json, "test"), 0);
+    assert_int_equal(xar->write_random(m, model, 1, NULL), 0);
+    xar->close(m);
+    job_override ov[] = {{"model", model}, {"vae", "models/tiny-test.safetensors"},
+                         {"features", "models/fmnist-classifier.safetensors"}, {"reference", "models/fmnist-test-stats.npz"}};
+    struct { const char *file, *sampling; int eval_bsz; } want[] = {
+        {"jobs/imagenet256-xar-b-disa.json", "flow_upper_steps=50 flow_lower_steps=15 cfg=2.7", 16},
+        {"jobs/imagenet256-xar-b-baseline.json", "flow_upper_steps=40 flow_lower_steps=40 cfg=2.7", 16},
+        {"jobs/imagenet256-xar-l-disa.json", "flow_upper_steps=50 flow_lower_steps=15 cfg=2.3", 8},
+        {"jobs/imagenet256-xar-l-baseline.json", "flow_upper_steps=50 flow_lower_steps=50 cfg=2.3", 8},
+        {"jobs/imagenet256-xar-h-disa.json", "flow_upper_steps=50 flow_lower_steps=15 cfg=2.2", 8},
+        {"jobs/imagenet256-xar-h-baseline.json", "flow_upper_steps=50 flow_lower_steps=50 cfg=2.2", 8},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        job_list l = {0};
+        if (job_load(&l, want[i].file, ov, 4) != 0) fail_msg("%s: %s", want[i].file, disa_errmsg());
+        assert_int_equal(l.n, 1);
+        assert_string_equal(job_family(&l.jobs[0])->name, "xar");
+        char buf[512], expect[256];
+        snprintf(expect, sizeof expect, "%s cfg_schedule=linear flow_sampler=euler_maruyama", want[i].sampling);
+        assert_string_equal(job_sampling_str(&l.jobs[0], buf, sizeof buf), expect);
+        assert_int_equal(l.jobs[0].num_images, 50000);
+        assert_int_equal(l.jobs[0].eval_bsz, want[i].eval_bsz);
+        job_list_free(&l);
+    }
 }
 
 static void test_ledger(void **state) {
@@ -108,9 +149,10 @@ static void test_ledger(void **state) {
     ledger l;
     assert_int_equal(ledger_open(&l, dir, 5), 0);
     assert_int_equal(l.n_done, 0);
-    assert_int_equal(ledger_append(&l, 3, 12, 4), 0);
-    assert_int_equal(ledger_append(&l, 0, 0, 4), 0);
-    assert_int_equal(ledger_append(&l, 3, 12, 4), 0);  // idempotent
+    assert_int_equal(ledger_append(&l, 3, 12, 4, 1), 0);
+    assert_int_equal(ledger_append(&l, 0, 0, 4, 0), 0);
+    assert_int_equal(ledger_append(&l, 3, 12, 4, 0), 0);  // idempotent
+    assert_int_equal(l.sig[3], 1);
     ledger_close(&l);
     // A crash in the middle of a line leaves a torn tail: ignored and cut off.
     char path[320];
@@ -118,22 +160,50 @@ static void test_ledger(void **state) {
     FILE *f = fopen(path, "a");
     fputs("unit 4 fir", f);
     fclose(f);
+    // Reading only (the uniform-hardware check before anything is written) keeps the tail.
+    struct stat sb;
+    stat(path, &sb);
+    off_t torn = sb.st_size;
+    assert_int_equal(ledger_read(&l, dir, 5), 0);
+    assert_int_equal(l.n_done, 2);
+    assert_true(l.done[0] && l.done[3] && l.sig[0] == 0 && l.sig[3] == 1 && l.sig[4] == -1);
+    ledger_close(&l);
+    stat(path, &sb);
+    assert_int_equal(sb.st_size, torn);
+    char none[320];
+    snprintf(none, sizeof none, "%s/none", g_dir);
+    assert_int_equal(ledger_read(&l, none, 5), 0);  // no manifest: nothing done, nothing created
+    assert_int_equal(l.n_done, 0);
+    ledger_close(&l);
+    snprintf(none, sizeof none, "%s/none/manifest", g_dir);
+    assert_int_not_equal(access(none, F_OK), 0);
     assert_int_equal(ledger_open(&l, dir, 5), 0);
     assert_int_equal(l.n_done, 2);
     assert_true(l.done[0] && l.done[3] && !l.done[4]);
-    assert_int_equal(ledger_append(&l, 4, 16, 4), 0);
+    // A unit of unknown signature is written as lines were before signatures existed.
+    assert_int_equal(ledger_append(&l, 4, 16, 4, -1), 0);
     ledger_close(&l);
     f = fopen(path, "r");
     char text[256] = "";
     size_t n = fread(text, 1, sizeof text - 1, f);
     text[n] = '\0';
     fclose(f);
-    assert_string_equal(text, "unit 3 first 12 count 4\nunit 0 first 0 count 4\nunit 4 first 16 count 4\n");
+    assert_string_equal(text, "unit 3 first 12 count 4 sig 1\nunit 0 first 0 count 4 sig 0\nunit 4 first 16 count 4\n");
+    // Lines without a signature (ledgers written before them) and a later line of the same
+    // unit (recomputed elsewhere) read as expected.
+    f = fopen(path, "a");
+    fputs("unit 0 first 0 count 4 sig 2\nunit 1 first 4 count 4\n", f);
+    fclose(f);
+    assert_int_equal(ledger_open(&l, dir, 5), 0);
+    assert_int_equal(l.n_done, 4);
+    assert_true(l.sig[0] == 2 && l.sig[1] == -1 && l.sig[3] == 1 && l.sig[4] == -1);
+    ledger_close(&l);
     // Forgetting a unit (its PNG failed verification) makes it pending again.
     assert_int_equal(ledger_open(&l, dir, 5), 0);
     ledger_forget(&l, 3);
-    assert_int_equal(l.n_done, 2);
+    assert_int_equal(l.n_done, 3);
     assert_false(l.done[3]);
+    assert_int_equal(l.sig[3], -1);
     ledger_close(&l);
     // Another run's ledger (more units) is refused, not silently reused.
     assert_int_equal(ledger_open(&l, dir, 4), DISA_EFORMAT);
@@ -143,6 +213,16 @@ static void test_ledger(void **state) {
     fclose(f);
     assert_int_equal(ledger_open(&l, dir, 5), DISA_EFORMAT);
     assert_non_null(strstr(disa_errmsg(), "not a ledger line: 'garbage line'"));
+    // A signature that is not a non-negative index is no ledger line either.
+    for (int k = 0; k < 3; k++) {
+        static const char *const bad[] = {"unit 2 first 8 count 4 sig -1\n", "unit 2 first 8 count 4 sig\n",
+                                          "unit 2 first 8 count 4 sig 1 x\n"};
+        f = fopen(path, "w");
+        fputs(bad[k], f);
+        fclose(f);
+        assert_int_equal(ledger_read(&l, dir, 5), DISA_EFORMAT);
+        assert_non_null(strstr(disa_errmsg(), "manifest:1: not a ledger line"));
+    }
 }
 
 // One fsync for many lines: a written unit is pending, not done, until ledger_sync.
@@ -153,15 +233,15 @@ static void test_ledger_write_sync(void **state) {
     mkdir(dir, 0755);
     ledger l;
     assert_int_equal(ledger_open(&l, dir, 6), 0);
-    assert_int_equal(ledger_write(&l, 5, 20, 2), 0);
-    assert_int_equal(ledger_write(&l, 1, 4, 4), 0);
-    assert_int_equal(ledger_write(&l, 5, 20, 2), 0);  // idempotent while pending
+    assert_int_equal(ledger_write(&l, 5, 20, 2, -1), 0);
+    assert_int_equal(ledger_write(&l, 1, 4, 4, -1), 0);
+    assert_int_equal(ledger_write(&l, 5, 20, 2, -1), 0);  // idempotent while pending
     assert_int_equal(l.n_pending, 2);
     assert_true(l.n_done == 0 && !l.done[5] && !l.done[1]);
     assert_int_equal(ledger_sync(&l), 0);
     assert_true(l.n_done == 2 && l.done[5] && l.done[1] && l.n_pending == 0);
     assert_int_equal(ledger_sync(&l), 0);  // nothing pending: nothing to do
-    assert_int_equal(ledger_write(&l, 1, 4, 4), 0);  // done already: no second line
+    assert_int_equal(ledger_write(&l, 1, 4, 4, -1), 0);  // done already: no second line
     assert_int_equal(l.n_pending, 0);
     ledger_close(&l);
     assert_int_equal(ledger_open(&l, dir, 6), 0);
@@ -244,6 +324,7 @@ static void test_runinfo(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan), cmocka_unit_test(test_load_overrides_and_variants),
+        cmocka_unit_test(test_imagenet_xar_jobs),
         cmocka_unit_test(test_ledger), cmocka_unit_test(test_ledger_write_sync), cmocka_unit_test(test_runinfo),
         cmocka_unit_test(test_simulate_spec),
     };

@@ -17,6 +17,8 @@
 #include "disa/ledger.h"
 #include "disa/safetensors.h"
 #include "disa/simulate.h"
+#include "disa/provenance.h"
+#include "disa/record.h"
 #include "disa/score.h"
 #include "disa/summary.h"
 #include "disa/unit.h"
@@ -38,21 +40,27 @@ static void load(job_list *l, const char *dir) {
     assert_int_equal(l->n, 1);
 }
 
-static void prepare(ledger *led, const job_list *l, const unit_runner *ur) {
+// The folder of job 0 prepared for one rank: this process, as disa-gen's ranks sign.
+static void prepare(ledger *led, provenance *pv, const job_list *l, const unit_runner *ur) {
     const featnet *f = ur->job[0].feat;
     folder_expect e = {.feat_dim = f ? f->feat_dim : 0};
     unit_runner_geometry(ur, 0, &e.H, &e.W, &e.C);
     assert_true(e.H == 28 && e.W == 28 && e.C == 1);
-    assert_int_equal(folder_prepare(led, &l->jobs[0], 1, 0, &e), 0);
+    machine_sig me;
+    machine_sig_local(&me, l->jobs[0].precision);
+    assert_int_equal(folder_prepare(led, pv, &l->jobs[0], &me, 1, 0, &e), 0);
+    assert_true(pv->world_size == 1 && pv->n >= 1 && machine_sig_equal(&pv->sig[pv->rank_sig[0]], &me));
 }
 
-static void run_units(unit_runner *ur, ledger *led, const job *jb, const int *order, int n, unit_report *reports) {
+static void run_units(unit_runner *ur, ledger *led, const provenance *pv, const job *jb, const int *order, int n,
+                      unit_report *reports) {
     for (int k = 0; k < n; k++) {
         int u = order[k];
         assert_int_equal(unit_run(ur, 0, u, NULL, NULL, &reports[k]), 0);
         assert_int_equal(reports[k].count, job_unit_count(jb, u));
         assert_true(reports[k].tokens > 0 && reports[k].flops_transformer > 0);
-        assert_int_equal(ledger_append(led, u, job_unit_first(jb, u), reports[k].count), 0);
+        assert_int_equal(ledger_append(led, u, job_unit_first(jb, u), reports[k].count, pv->rank_sig[reports[k].rank]),
+                         0);
     }
 }
 
@@ -80,13 +88,14 @@ static void test_units_any_order_resume_score(void **state) {
     assert_int_equal(job_units(ja), 3);
     unit_runner ra, rb;
     ledger lda, ldb;
+    provenance pa, pb;
     unit_report rep_a[3], rep_b[3];
     assert_int_equal(unit_runner_init(&ra, &la, 0), 0);
     assert_int_equal(unit_runner_init(&rb, &lb, 0), 0);
-    prepare(&lda, &la, &ra);
-    prepare(&ldb, &lb, &rb);
-    run_units(&ra, &lda, ja, (const int[]){0, 1, 2}, 3, rep_a);
-    run_units(&rb, &ldb, &lb.jobs[0], (const int[]){2, 0, 1}, 3, rep_b);
+    prepare(&lda, &pa, &la, &ra);
+    prepare(&ldb, &pb, &lb, &rb);
+    run_units(&ra, &lda, &pa, ja, (const int[]){0, 1, 2}, 3, rep_a);
+    run_units(&rb, &ldb, &pb, &lb.jobs[0], (const int[]){2, 0, 1}, 3, rep_b);
     // Same PNG bytes whatever the unit order: image i draws from its own streams.
     for (int i = 0; i < 20; i++) {
         unsigned char *x, *y;
@@ -113,25 +122,29 @@ static void test_units_any_order_resume_score(void **state) {
     assert_int_equal(found, 3);
     image_u8_free(&im);
     ledger_close(&ldb);
+    provenance_free(&pb);
     // Resume: the ledger's units are verified and count as done; a damaged PNG does not.
+    // The same process signs the same: the folder's table keeps one signature.
     ledger_close(&lda);
+    provenance_free(&pa);
     snprintf(path, sizeof path, "%s/00009.png", a);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
     assert_int_equal(ftruncate(fileno(f), 100), 0);
     fclose(f);
-    prepare(&lda, &la, &ra);
+    prepare(&lda, &pa, &la, &ra);
+    assert_int_equal(pa.n, 1);
     assert_int_equal(lda.n_done, 2);
-    assert_true(lda.done[0] && !lda.done[1] && lda.done[2]);
+    assert_true(lda.done[0] && !lda.done[1] && lda.done[2] && lda.sig[0] == 0 && lda.sig[1] == -1);
     unit_report again;
-    run_units(&ra, &lda, ja, (const int[]){1}, 1, &again);
+    run_units(&ra, &lda, &pa, ja, (const int[]){1}, 1, &again);
     // Metrics from the shards and the summary of the reports.
     job_metrics mt;
     assert_int_equal(score_job(&mt, ja, ra.job[0].feat, ra.job[0].info.class_num), 0);
     assert_true(mt.have && mt.have_acc && !mt.have_fid && mt.n == 20);
     assert_true(mt.accuracy >= 0 && mt.accuracy <= 1 && mt.is_adm >= 1);
     job_row row;
-    assert_int_equal(summary_job(&row, ja, 0, rep_a, 3, &lda, &mt, 1, NULL, 1), 0);
+    assert_int_equal(summary_job(&row, ja, 0, rep_a, 3, &lda, &pa, &mt, 1, NULL, 1), 0);
     snprintf(path, sizeof path, "%s/summary.json", a);
     f = fopen(path, "r");
     size_t n = fread(text, 1, sizeof text - 1, f);
@@ -140,8 +153,29 @@ static void test_units_any_order_resume_score(void **state) {
     assert_non_null(strstr(text, "\n  \"images_done\": 20,\n"));
     assert_non_null(strstr(text, "\n  \"images_this_run\": 20,\n"));
     assert_non_null(strstr(text, "\"class_accuracy\": "));
+    // Every image made by the one signature of the folder, the same kernels throughout.
+    assert_non_null(strstr(text, "\n  \"signatures\": [\n    {\"sig\": 0, \"images\": 20, \"kernels\": "));
+    assert_non_null(strstr(text, "\n  \"images_without_signature\": 0,\n  \"mixed_kernels\": false\n}"));
     assert_true(row.have && row.steps > 0);
+    // The ledger names the signature of each unit; run.json lists the table and the ranks'.
+    snprintf(path, sizeof path, "%s/manifest", a);
+    f = fopen(path, "r");
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    assert_string_equal(text, "unit 0 first 0 count 8 sig 0\nunit 1 first 8 count 8 sig 0\nunit 2 first 16 count 4 "
+                              "sig 0\nunit 1 first 8 count 8 sig 0\n");
+    snprintf(path, sizeof path, "%s/run.json", a);
+    f = fopen(path, "r");
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    char want[256];
+    snprintf(want, sizeof want, "\"blas_core\":\t\"%s\",\n\t\"signatures\":\t[{\n\t\t\t\"host\":", blas_corename());
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "\"rank_signatures\":\t[0],"));
     ledger_close(&lda);
+    provenance_free(&pa);
     unit_runner_free(&ra);
     unit_runner_free(&rb);
     job_list_free(&la);
@@ -223,8 +257,9 @@ static void test_simulated_units(void **state) {
     const unit_job *uj = &ra.job[0];
     assert_true(uj->sim_s_image == 0.002 && uj->sim_polls > 3 && uj->sim_flops.transformer > 0);
     ledger lda, ldb;
-    prepare(&lda, &la, &ra);
-    prepare(&ldb, &lb, &rb);
+    provenance pa, pb;
+    prepare(&lda, &pa, &la, &ra);
+    prepare(&ldb, &pb, &lb, &rb);
     unit_report r;
     for (int u = 0; u < 3; u++) {
         g_polls = 0;
@@ -233,7 +268,7 @@ static void test_simulated_units(void **state) {
         assert_true(r.count == job_unit_count(&la.jobs[0], u) && r.rank == 0 && r.unit == u);
         assert_true(r.t_total >= want && r.t_other >= want && g_polls >= 1);
         assert_true(r.flops_transformer > 0 && r.tokens == (uint64_t)r.count * uj->info.token_dims[0]);
-        assert_int_equal(ledger_append(&lda, u, job_unit_first(&la.jobs[0], u), r.count), 0);
+        assert_int_equal(ledger_append(&lda, u, job_unit_first(&la.jobs[0], u), r.count, -1), 0);
     }
     for (int u = 0; u < 5; u++) assert_int_equal(unit_run(&rb, 0, u, NULL, NULL, &r), 0);
     // No PNGs; the feature rows of image i are the same whatever unit held it.
@@ -261,6 +296,8 @@ static void test_simulated_units(void **state) {
     assert_int_equal(g_polls, 1);
     ledger_close(&lda);
     ledger_close(&ldb);
+    provenance_free(&pa);
+    provenance_free(&pb);
     unit_runner_free(&ra);
     unit_runner_free(&rb);
     job_list_free(&la);
@@ -293,12 +330,245 @@ static void test_occupancy(void **state) {
     assert_true(rs.wall == 0 && rs.busy == 0 && rs.idle_tail == 0);
 }
 
+static void read_text(const char *path, char *text, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(text, 1, cap - 1, f);
+    text[n] = '\0';
+    fclose(f);
+}
+
+// A signature of this process with another OpenBLAS core, thread count or host.
+static machine_sig sig_as(const char *core, int threads, const char *host) {
+    machine_sig s;
+    machine_sig_local(&s, PRECISION_FP32);
+    snprintf(s.blas_core, sizeof s.blas_core, "%s", core);
+    snprintf(s.host, sizeof s.host, "%s", host);
+    s.threads = threads;
+    return s;
+}
+
+// Which fields change the bits, and their short and long forms.
+static void test_signature_kernels(void **state) {
+    (void)state;
+    char what[256], buf[320];
+    machine_sig h1 = sig_as("Haswell", 1, "a"), h2 = sig_as("Haswell", 2, "a"), s1 = sig_as("SkylakeX", 1, "a");
+    machine_sig s2 = sig_as("SkylakeX", 2, "b"), c2 = sig_as("Cooperlake", 2, "b");
+    // Haswell sgemm rounds differently per thread count; SkylakeX's (and Cooperlake's) does not.
+    assert_true(machine_sig_kernels_differ(&h1, &h2, what, sizeof what));
+    assert_string_equal(what, "threads 1 vs 2");
+    assert_false(machine_sig_kernels_differ(&s1, &s2, what, sizeof what));
+    assert_string_equal(what, "");
+    assert_true(machine_sig_kernels_differ(&h1, &s2, what, sizeof what));
+    assert_string_equal(what, "OpenBLAS core Haswell vs SkylakeX; threads 1 vs 2");
+    assert_true(machine_sig_kernels_differ(&s2, &c2, NULL, 0));
+    assert_string_equal(machine_sig_kernels(&h2, 0, buf, sizeof buf), "Haswell/fp32/2 threads");
+    assert_string_equal(machine_sig_kernels(&s1, 0, buf, sizeof buf), "SkylakeX/fp32");
+    // bf16 counts threads (oneDNN may split a reduction) and names oneDNN's ISA.
+    machine_sig b1 = s1, b2 = s2;
+    snprintf(b1.precision, sizeof b1.precision, "bf16");
+    snprintf(b1.bf16_isa, sizeof b1.bf16_isa, "avx512_core_bf16");
+    snprintf(b2.precision, sizeof b2.precision, "bf16");
+    snprintf(b2.bf16_isa, sizeof b2.bf16_isa, "avx512_core_amx");
+    assert_true(machine_sig_kernels_differ(&b1, &b2, what, sizeof what));
+    assert_string_equal(what, "oneDNN ISA avx512_core_bf16 vs avx512_core_amx; threads 1 vs 2");
+    assert_string_equal(machine_sig_kernels(&b2, 0, buf, sizeof buf), "SkylakeX/bf16 avx512_core_amx/2 threads");
+    assert_true(machine_sig_kernels_differ(&s1, &b1, what, sizeof what));
+    assert_string_equal(what, "precision fp32 vs bf16; oneDNN ISA none vs avx512_core_bf16");
+    // Hardware: the CPU model too, the host never.
+    machine_sig other_cpu = s1;
+    snprintf(other_cpu.cpu, sizeof other_cpu.cpu, "Intel(R) Xeon(R) Platinum 8480+");
+    assert_false(machine_sig_kernels_differ(&s1, &other_cpu, NULL, 0));
+    assert_true(machine_sig_hardware_differ(&other_cpu, &s1, what, sizeof what));
+    assert_non_null(strstr(what, "CPU Intel(R) Xeon(R) Platinum 8480+ vs "));
+    assert_false(machine_sig_hardware_differ(&s1, &s2, NULL, 0));
+    assert_false(machine_sig_equal(&s1, &s2));
+    snprintf(s1.cpu, sizeof s1.cpu, "AMD EPYC");
+    snprintf(s1.blas, sizeof s1.blas, "OpenBLAS 0.3.21");
+    assert_string_equal(machine_sig_str(&s1, buf, sizeof buf), "a, AMD EPYC, OpenBLAS 0.3.21 SkylakeX, fp32, 1 thread");
+    assert_string_equal(machine_sig_str(&b2, buf, sizeof buf) + strlen(b2.host) + strlen(b2.cpu) + strlen(b2.blas) + 5,
+                        "SkylakeX, bf16 (oneDNN avx512_core_amx), 2 threads");
+}
+
+// The warning's image ranges: consecutive units of one kernel set merge, hosts that run
+// the same kernels share a set, long lists are cut.
+static void test_mixed_ranges(void **state) {
+    (void)state;
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.num_images = 20000;
+    jb.eval_bsz = 1000;
+    provenance p;
+    provenance_init(&p);
+    machine_sig h = sig_as("Haswell", 1, "a"), h_other_host = sig_as("Haswell", 1, "b"), s = sig_as("SkylakeX", 2, "c");
+    assert_int_equal(provenance_add(&p, &h), 0);
+    assert_int_equal(provenance_add(&p, &h_other_host), 1);
+    assert_int_equal(provenance_add(&p, &s), 2);
+    assert_int_equal(provenance_add(&p, &h), 0);
+    unsigned char done[20];
+    int sig[20];
+    ledger l = {.fd = -1, .done = done, .sig = sig, .n_units = 20};
+    for (int u = 0; u < 20; u++) {
+        done[u] = 1;
+        sig[u] = u < 13 ? u % 2 : 2;  // two hosts alternate on one core, then another core
+    }
+    char text[1024];
+    assert_int_equal(provenance_mixed(&p, &l, &jb, text, sizeof text), 1);
+    assert_string_equal(text, "images 0-12,999 on Haswell/fp32/1 thread, 13,000-19,999 on SkylakeX/fp32: not bitwise "
+                              "reproducible across them");
+    int64_t images[3], unknown;
+    provenance_count(&p, &l, &jb, images, &unknown);
+    assert_true(images[0] == 7000 && images[1] == 6000 && images[2] == 7000 && unknown == 0);
+    // Interleaved (dynamic scheduling across two kernel sets), a unit not done, and a
+    // unit recorded without a signature: each ends a range.
+    for (int u = 0; u < 20; u++) sig[u] = u % 2 ? 2 : 0;
+    done[6] = 0;
+    sig[8] = -1;
+    assert_int_equal(provenance_mixed(&p, &l, &jb, text, sizeof text), 1);
+    assert_string_equal(text, "images 0-999, 2,000-2,999, 4,000-4,999 and 5 more ranges (8,000 images) on "
+                              "Haswell/fp32/1 thread, 1,000-1,999, 3,000-3,999, 5,000-5,999 and 7 more ranges "
+                              "(10,000 images) on SkylakeX/fp32: not bitwise reproducible across them");
+    provenance_count(&p, &l, &jb, images, &unknown);
+    assert_true(images[0] == 8000 && images[1] == 0 && images[2] == 10000 && unknown == 1000);
+    // One kernel set (the other hosts' units not done): nothing to warn about.
+    for (int u = 0; u < 20; u++) done[u] = sig[u] != 2;
+    assert_int_equal(provenance_mixed(&p, &l, &jb, text, sizeof text), 0);
+    assert_string_equal(text, "");
+    provenance_free(&p);
+}
+
+// A folder of a job that writes no PNGs, so units can be recorded without running them.
+static void bare_job(job_list *l, const char *dir, int uniform) {
+    char path[256], json[512];
+    snprintf(path, sizeof path, "%s/bare.json", g_dir);
+    snprintf(json, sizeof json, "{\"model\": \"models/tiny-test.safetensors\", \"num_images\": 20, \"eval_bsz\": 2, "
+             "\"png\": false, \"output_dir\": \"%s\"%s}", dir, uniform ? ", \"require_uniform_hardware\": true" : "");
+    FILE *f = fopen(path, "w");
+    fputs(json, f);
+    fclose(f);
+    memset(l, 0, sizeof *l);
+    assert_int_equal(job_load(l, path, NULL, 0), 0);
+    assert_int_equal(l->jobs[0].require_uniform_hardware, uniform);
+}
+
+static int prepare_as(ledger *led, provenance *pv, const job *jb, const machine_sig *ranks, int n) {
+    folder_expect e = {0};
+    int rc = folder_prepare(led, pv, jb, ranks, n, 0, &e);
+    if (rc) provenance_free(pv);
+    return rc;
+}
+
+// Units from..9 of a bare job made by rank 0, the ledger and table closed, and the
+// summary.json written then into text.
+static void finish(ledger *led, provenance *pv, const job *jb, int from, char *text, size_t cap) {
+    char path[JOB_PATH_MAX + 32];
+    for (int u = from; u < 10; u++) assert_int_equal(ledger_append(led, u, 2 * u, 2, pv->rank_sig[0]), 0);
+    job_metrics mt = {0};
+    job_row row;
+    assert_int_equal(summary_job(&row, jb, 0, NULL, 0, led, pv, &mt, 1, NULL, 1), 0);
+    ledger_close(led);
+    provenance_free(pv);
+    snprintf(path, sizeof path, "%s/summary.json", jb->output_dir);
+    read_text(path, text, cap);
+}
+
+// A run on two hosts of one core, resumed on another core: the folder's table keeps its
+// indices and gains the new signature, the ledger names each unit's, the summary counts
+// and warns; require_uniform_hardware refuses that resume, and ranks that differ, with
+// nothing written; a ledger and run.json of the format before signatures still resume.
+static void test_provenance_resume(void **state) {
+    (void)state;
+    char dir[128], path[200], text[8192], before[8192], before_m[2048];
+    snprintf(dir, sizeof dir, "%s/prov", g_dir);
+    job_list jl, ju;
+    bare_job(&jl, dir, 0);
+    const job *jb = &jl.jobs[0];
+    machine_sig two[2] = {sig_as("Haswell", 1, "node1"), sig_as("Haswell", 1, "node2")};
+    machine_sig sky = sig_as("SkylakeX", 2, "node3");
+    ledger led;
+    provenance pv;
+    assert_int_equal(prepare_as(&led, &pv, jb, two, 2), 0);
+    assert_true(pv.n == 2 && pv.rank_sig[0] == 0 && pv.rank_sig[1] == 1);
+    for (int u = 0; u < 5; u++) assert_int_equal(ledger_append(&led, u, 2 * u, 2, pv.rank_sig[u % 2]), 0);
+    ledger_close(&led);
+    provenance_free(&pv);
+    // Resume on the other core: appended as signature 2.
+    assert_int_equal(prepare_as(&led, &pv, jb, &sky, 1), 0);
+    assert_true(pv.n == 3 && pv.rank_sig[0] == 2 && machine_sig_equal(&pv.sig[1], &two[1]));
+    finish(&led, &pv, jb, 5, text, sizeof text);
+    assert_non_null(strstr(text, "{\"sig\": 0, \"images\": 6, \"kernels\": \"Haswell/fp32/1 thread\", \"host\": \"node1\""));
+    assert_non_null(strstr(text, "{\"sig\": 1, \"images\": 4, \"kernels\": \"Haswell/fp32/1 thread\", \"host\": \"node2\""));
+    assert_non_null(strstr(text, "{\"sig\": 2, \"images\": 10, \"kernels\": \"SkylakeX/fp32\", \"host\": \"node3\""));
+    assert_non_null(strstr(text, "\"mixed_kernels\": true,\n  \"mixed_kernels_warning\": \"images 0-9 on "
+                                 "Haswell/fp32/1 thread, 10-19 on SkylakeX/fp32: not bitwise reproducible across them\"\n}"));
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    read_text(path, before_m, sizeof before_m);
+    assert_non_null(strstr(before_m, "unit 1 first 2 count 2 sig 1\nunit 2 first 4 count 2 sig 0\n"));
+    assert_non_null(strstr(before_m, "unit 9 first 18 count 2 sig 2\n"));
+    // require_uniform_hardware: the resume on SkylakeX is refused (units 0-4 were made on
+    // Haswell), with run.json and the manifest untouched.
+    bare_job(&ju, dir, 1);
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    read_text(path, before, sizeof before);
+    assert_int_equal(prepare_as(&led, &pv, &ju.jobs[0], &sky, 1), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "bare: require_uniform_hardware: 3 units of "));
+    assert_non_null(strstr(disa_errmsg(), "/manifest (from unit 0) were made on machine signature 0 (node1, "));
+    assert_non_null(strstr(disa_errmsg(), "(recorded vs now: OpenBLAS core Haswell vs SkylakeX; threads 1 vs 2)"));
+    read_text(path, text, sizeof text);
+    assert_string_equal(text, before);
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    read_text(path, text, sizeof text);
+    assert_string_equal(text, before_m);
+    // Ranks that differ among themselves are refused before the folder exists; hosts
+    // alone do not count.
+    char fresh[160];
+    snprintf(fresh, sizeof fresh, "%s/fresh", g_dir);
+    job fj = ju.jobs[0];
+    snprintf(fj.output_dir, sizeof fj.output_dir, "%s", fresh);
+    machine_sig mixed[3] = {two[0], two[1], sky};
+    assert_int_equal(prepare_as(&led, &pv, &fj, mixed, 3), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "bare: require_uniform_hardware: rank 2 differs from rank 0 (rank 2 vs rank "
+                                          "0: OpenBLAS core SkylakeX vs Haswell; threads 2 vs 1); nothing was written"));
+    assert_int_not_equal(access(fresh, F_OK), 0);
+    assert_int_equal(prepare_as(&led, &pv, &fj, two, 2), 0);
+    ledger_close(&led);
+    provenance_free(&pv);
+    // The format before signatures: ledger lines end at the count, run.json has no table.
+    char ident[2048];
+    assert_int_equal(record_identity(jb, ident, sizeof ident), 0);
+    assert_int_equal(runinfo_write(dir, ident, "\"world_size\": 1"), 0);
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    FILE *f = fopen(path, "w");
+    for (int u = 0; u < 6; u++) fprintf(f, "unit %d first %d count 2\n", u, 2 * u);
+    fclose(f);
+    assert_int_equal(prepare_as(&led, &pv, &ju.jobs[0], &sky, 1), 0);  // nothing recorded to differ from
+    assert_true(pv.n == 1 && led.n_done == 6 && led.sig[5] == -1);
+    finish(&led, &pv, jb, 6, text, sizeof text);
+    assert_non_null(strstr(text, "{\"sig\": 0, \"images\": 8, \"kernels\": \"SkylakeX/fp32\""));
+    assert_non_null(strstr(text, "\"images_without_signature\": 12,\n  \"mixed_kernels\": false\n}"));
+    snprintf(path, sizeof path, "%s/manifest", dir);
+    read_text(path, text, sizeof text);
+    assert_non_null(strstr(text, "unit 5 first 10 count 2\nunit 6 first 12 count 2 sig 0\n"));
+    // A table that is not one is refused, naming the file.
+    assert_int_equal(runinfo_write(dir, ident, "\"signatures\": [{\"host\": 3}]"), 0);
+    assert_int_equal(folder_check(jb, 0), DISA_EINVAL);  // among the checks of every job before any is prepared
+    assert_non_null(strstr(disa_errmsg(), "/run.json: 'signatures[0].host' must be a string"));
+    assert_int_equal(folder_check(jb, 1), 0);  // --restart discards it
+    assert_int_equal(prepare_as(&led, &pv, jb, &sky, 1), DISA_EINVAL);
+    assert_non_null(strstr(disa_errmsg(), "/run.json: 'signatures[0].host' must be a string of at most 63 characters"));
+    job_list_free(&jl);
+    job_list_free(&ju);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_units_any_order_resume_score),
         cmocka_unit_test(test_estimate),
         cmocka_unit_test(test_simulated_units),
         cmocka_unit_test(test_occupancy),
+        cmocka_unit_test(test_signature_kernels),
+        cmocka_unit_test(test_mixed_ranges),
+        cmocka_unit_test(test_provenance_resume),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
