@@ -51,5 +51,6 @@ extern const parity_op parity_ops_sample[];
 extern const parity_op parity_ops_model[];
 extern const parity_op parity_ops_vae[];
 extern const parity_op parity_ops_metrics[];
+extern const parity_op parity_ops_flowar[];
 
 #endif
