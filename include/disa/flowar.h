@@ -47,8 +47,10 @@ typedef struct flowar_config {
     int head_heads, head_hidden;       // diffloss_w // 64 heads, SwiGLU width of the head
 } flowar_config;
 
-// Parse and validate the config JSON; `label` (file name) prefixes every message.
+// Parse and validate the config JSON (strict JSON, json.h; keys other than
+// flowar_config_keys are refused); `label` (file name) prefixes every message.
 int flowar_config_parse(flowar_config *c, const char *json, const char *label);
+extern const char *const flowar_config_keys[];  // NULL-terminated
 // The config as the JSON the loader reads back.
 const char *flowar_config_to_json(const flowar_config *c, char *buf, int n);
 // Official presets flowar_small / flowar_large / flowar_huge (models/flowar.py, with the

@@ -6,6 +6,7 @@
 #include "disa/blas.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
+#include "disa/json.h"
 #include "disa/nn.h"
 
 #include <cJSON.h>
@@ -67,13 +68,21 @@ static int check_sizes(flowar_config *c, const char *label) {
     return 0;
 }
 
+const char *const flowar_config_keys[] = {
+    "format", "img_size", "vae_stride", "patch_size", "vae_embed_dim", "encoder_embed_dim", "encoder_depth",
+    "encoder_num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mlp_ratio", "buffer_size",
+    "class_num", "diffloss_d", "diffloss_w", "scale", "cross", "norm_eps", "tokenizer", NULL};
+
 int flowar_config_parse(flowar_config *c, const char *json, const char *label) {
     memset(c, 0, sizeof *c);
     if (!json)
         return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa FlowAR file (convert checkpoints with "
                         "tools/convert_flowar.py)", label);
-    cJSON *o = cJSON_Parse(json);
-    int rc = 0;
+    char where[1100];
+    snprintf(where, sizeof where, "%s: config", label);
+    cJSON *o = NULL;
+    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
+    if (rc) goto out;
     if (!cJSON_IsObject(o)) {
         rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
         goto out;
@@ -85,6 +94,9 @@ int flowar_config_parse(flowar_config *c, const char *json, const char *label) {
                       cJSON_IsString(fmt) ? "\"" : "");
         goto out;
     }
+    // A key this reader does not know may change the model (a converter newer than the
+    // engine): refuse it rather than sample from a different network.
+    if ((rc = json_check_keys(o, flowar_config_keys, where, "")) != 0) goto out;
     struct { const char *k; int lo, hi; int *dst; } ints[] = {
         {"img_size", 1, 65536, &c->img_size}, {"vae_stride", 1, 4096, &c->vae_stride},
         {"patch_size", 1, 64, &c->patch_size}, {"vae_embed_dim", 1, 4096, &c->vae_embed_dim},
@@ -98,12 +110,20 @@ int flowar_config_parse(flowar_config *c, const char *json, const char *label) {
         if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].hi, ints[i].dst, label)) != 0) goto out;
     const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
     c->mlp_ratio = cJSON_IsNumber(mr) ? mr->valuedouble : 4.0;
-    if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 64)) {
-        rc = disa_err(DISA_ERANGE, "%s: config 'mlp_ratio' must be in (0, 64], got %g", label, c->mlp_ratio);
+    if ((mr && !cJSON_IsNumber(mr)) || !(c->mlp_ratio > 0 && c->mlp_ratio <= 64)) {
+        rc = disa_err(DISA_ERANGE, "%s: config 'mlp_ratio' must be a number in (0, 64]", label);
         goto out;
     }
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
-    c->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
+    c->norm_eps = 1e-6f;
+    if (eps) {
+        // RMSNorm divides by sqrt(mean(x^2) + eps): eps <= 0 gives Inf/NaN on a zero row.
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)) {
+            rc = disa_err(DISA_ERANGE, "%s: config 'norm_eps' must be a number in (0, 1)", label);
+            goto out;
+        }
+        c->norm_eps = (float)eps->valuedouble;
+    }
     const cJSON *cr = cJSON_GetObjectItemCaseSensitive(o, "cross");
     if (cr && !cJSON_IsBool(cr)) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'cross' must be true or false", label);
@@ -283,6 +303,8 @@ int flowar_open(flowar_model *m, const char *path) {
     if ((rc = flowar_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
     if ((rc = flowar_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
     rc = st_bind(&m->st, tab, n);
+    if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "the config's encoder_depth, decoder_depth, "
+                                      "diffloss_d and cross must match the blocks in the file");
     free(tab);
     free(names);
     if (rc) goto fail;

@@ -7,7 +7,6 @@
 // (flowhead_condition): cond_embed of the condition and, in Block_v2, the
 // cross-attention keys and values (crossattn.kv(norm2_2(condition)) with RoPE). The
 // time embedding and Block_v2's ada_lin_attn depend on the time only: one row per step.
-#include "disa/diffusion.h"
 #include "disa/err.h"
 #include "disa/flowar.h"
 #include "disa/nn.h"

@@ -43,8 +43,18 @@ static int load_model(pcase *c, flowar_model *m, int skip_head, int *opened) {
         *opened = 1;
         return 0;
     }
-    char *json = cJSON_PrintUnformatted(pc_config(c));
-    int rc = flowar_config_parse(&m->cfg, json, "golden config");
+    // The case config holds the model config plus the case's own settings (cfg, ...):
+    // keep the model's keys only, since the config parser refuses keys it does not know.
+    cJSON *mj = cJSON_CreateObject();
+    const cJSON *it;
+    cJSON_ArrayForEach(it, pc_config(c)) {
+        for (int k = 0; flowar_config_keys[k]; k++)
+            if (strcmp(it->string, flowar_config_keys[k]) == 0)
+                cJSON_AddItemToObject(mj, it->string, cJSON_Duplicate(it, 1));
+    }
+    char *json = cJSON_PrintUnformatted(mj);
+    cJSON_Delete(mj);
+    int rc = json ? flowar_config_parse(&m->cfg, json, "golden config") : DISA_ENOMEM;
     free(json);
     if (rc) return pc_fail(c, "%s", disa_errmsg());
     st_bind_entry *tab;

@@ -116,6 +116,9 @@ static void test_config_errors(void **state) {
     bad_config("\"cross\":false", "\"cross\":1", DISA_EFORMAT, "'cross' must be true or false");
     bad_config("\"class_num\":10", "\"class_num\":1001", DISA_ERANGE, "'class_num' must be in 1..1000");
     bad_config("\"tokenizer\":\"kl16\"", "\"tokenizer\":\"patch\"", DISA_EFORMAT, "'tokenizer' must be \"kl16\"");
+    bad_config("\"mlp_ratio\":4.0", "\"mlp_ratio\":4.0,\"num_iter\":64", DISA_EINVAL, "unknown key 'num_iter'");
+    bad_config("\"mlp_ratio\":4.0", "\"mlp_ratio\":4.0,\"norm_eps\":0", DISA_ERANGE, "'norm_eps' must be a number in (0, 1)");
+    bad_config("\"mlp_ratio\":4.0", "\"mlp_ratio\":\"4\"", DISA_ERANGE, "'mlp_ratio' must be a number");
     assert_int_equal(flowar_config_parse(&c, NULL, "m.safetensors"), DISA_EFORMAT);
     assert_msg_has("tools/convert_flowar.py");
 }
@@ -350,6 +353,34 @@ static void test_bad_inputs(void **state) {
     flowar_close(&m);
 }
 
+// A file whose config describes fewer blocks than it holds is refused, naming the
+// tensors no binding covers.
+static void test_unexpected_tensors(void **state) {
+    (void)state;
+    flowar_config c;
+    assert_int_equal(flowar_config_parse(&c, TINY(false, 64, 2), "tiny"), 0);
+    char big[160], small[160], json[1024];
+    snprintf(big, sizeof big, "%s/big.safetensors", g_dir);
+    snprintf(small, sizeof small, "%s/small.safetensors", g_dir);
+    assert_int_equal(flowar_write_generated(&c, 5, big, NULL), 0);
+    st_file f;
+    assert_int_equal(st_open(&f, big), 0);
+    c.diffloss_d = 1;  // the same tensors under a config with one head block fewer
+    st_writer *w = st_writer_new();
+    for (int i = 0; i < f.n; i++) {
+        const st_tensor *t = &f.tensors[i];
+        assert_int_equal(st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data), 0);
+    }
+    assert_int_equal(st_writer_meta(w, "config", flowar_config_to_json(&c, json, sizeof json)), 0);
+    assert_int_equal(st_writer_write(w, small), 0);
+    st_writer_delete(w);
+    st_close(&f);
+    flowar_model m;
+    assert_int_equal(flowar_open(&m, small), DISA_EFORMAT);
+    assert_msg_has("flownet.res_blocks.1.");
+    assert_msg_has("diffloss_d");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets),
@@ -359,6 +390,7 @@ int main(void) {
         cmocka_unit_test(test_flops_equal),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_unexpected_tensors),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
