@@ -1,13 +1,14 @@
 // disa-flowar: sample FlowAR token latents on this process (no MPI), time them and
 // compare with the FLOP model.
 //
-//   disa-flowar (--model FILE | --preset flowar_small|flowar_large|flowar_huge) [--class N]
+//   disa-flowar (--model FILE | --preset flowar_small|flowar_large|flowar_huge | --config JSON) [--class N]
 //               [--seed S] [--num_images B] [--threads T] [--out DIR] [--flops] [--write FILE]
 //               [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G]
 //               [--precision fp32|bf16]
 //
 // --preset builds the official shape with generated weights in memory (FlowAR-H needs
-// 7.7 GB); --write FILE saves that model instead of sampling. Image i draws from the
+// 7.7 GB), --config any disa-flowar-1 shape; --write FILE saves that model instead of
+// sampling. Bad flags and model files exit with status 2 and one message. Image i draws from the
 // Philox streams of (seed, i); --class -1 samples unconditionally, the default gives
 // image i class i mod class_num. --flops prints the FLOP model per image and exits.
 // Writes DIR/tokens.npy [B, 16, h, w] (the latent the KL-16 decoder takes) and prints
@@ -27,8 +28,9 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: disa-flowar (--model FILE | --preset flowar_small|flowar_large|flowar_huge) [--class N] [--seed S]\n"
-            "       [--num_images B] [--threads T] [--out DIR] [--flops] [--write FILE]\n"
+            "usage: disa-flowar (--model FILE | --preset flowar_small|flowar_large|flowar_huge | --config JSON) [--class N]\n"
+            "       [--seed S]"
+            " [--num_images B] [--threads T] [--out DIR] [--flops] [--write FILE]\n"
             "       [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G] [--precision fp32|bf16]\n");
     return 2;
 }
@@ -70,7 +72,7 @@ static int print_flops(const flowar_config *c, const flowar_params *p, int B) {
 
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
-    const char *model = NULL, *preset = NULL, *out = NULL, *write = NULL;
+    const char *model = NULL, *preset = NULL, *config = NULL, *out = NULL, *write = NULL;
     long cls = -2, seed = 1, nimg = 1, threads = 0;
     int flops_only = 0;
     flowar_params p;
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
         int rc = 0;
         if (strcmp(flag, "model") == 0) model = val;
         else if (strcmp(flag, "preset") == 0) preset = val;
+        else if (strcmp(flag, "config") == 0) config = val;
         else if (strcmp(flag, "out") == 0) out = val;
         else if (strcmp(flag, "write") == 0) write = val;
         else if (strcmp(flag, "class") == 0) rc = int_flag(flag, val, -1, 999, &cls);
@@ -122,8 +125,8 @@ int main(int argc, char **argv) {
         }
         if (rc) return rc;
     }
-    if (!!model + !!preset != 1) {
-        fprintf(stderr, "disa-flowar: give one of --model and --preset\n");
+    if (!!model + !!preset + !!config != 1) {
+        fprintf(stderr, "disa-flowar: give one of --model, --preset and --config\n");
         return usage();
     }
     if (flowar_params_check(&p) != 0) {
@@ -131,13 +134,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     flowar_config cfg;
-    if (preset && flowar_config_preset(&cfg, preset) != 0) {
-        fprintf(stderr, "disa-flowar: --preset: %s\n", disa_errmsg());
+    if ((preset && flowar_config_preset(&cfg, preset) != 0) ||
+        (config && flowar_config_parse(&cfg, config, "--config") != 0)) {
+        fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
         return 2;
     }
+    const char *name = model ? model : preset ? preset : "--config";
     if (write) {
-        if (!preset) {
-            fprintf(stderr, "disa-flowar: --write needs --preset\n");
+        if (model) {
+            fprintf(stderr, "disa-flowar: --write needs --preset or --config\n");
             return 2;
         }
         size_t n = 0;
@@ -145,7 +150,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
             return 1;
         }
-        printf("disa-flowar: wrote %s: %s with generated weights, %.1f M values\n", write, preset, n / 1e6);
+        printf("disa-flowar: wrote %s: %s with generated weights, %.1f M values\n", write, name, n / 1e6);
         return 0;
     }
     if (threads > 0) blas_set_threads((int)threads);
@@ -153,10 +158,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
         return 2;
     }
-    if (flops_only && preset) return print_flops(&cfg, &p, (int)nimg) ? 1 : 0;
+    if (flops_only && !model) return print_flops(&cfg, &p, (int)nimg) ? 1 : 0;
     flowar_model m;
     double tl = now_s();
-    if ((model ? flowar_open(&m, model) : flowar_generate(&m, &cfg, (uint64_t)seed)) != 0) {
+    if (model && flowar_open(&m, model) != 0) {
+        fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
+        return 2;  // a missing or unusable model file is bad input
+    }
+    if (!model && flowar_generate(&m, &cfg, (uint64_t)seed) != 0) {
         fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
         return 1;
     }
@@ -196,7 +205,7 @@ int main(int argc, char **argv) {
     char ps[256], blas[512];
     fprintf(stderr, "disa-flowar: %s\n", cpu_blas_describe(blas, sizeof blas));
     fprintf(stderr, "disa-flowar: %s (%s %.1f s): scales %d, %d tokens, transformer %dx%d/%dx%d, head %dx%d %s; %s\n",
-            model ? model : preset, model ? "loaded" : "generated", tl, c->n_scales, c->seq_len, c->enc_depth,
+            name, model ? "loaded" : "generated", tl, c->n_scales, c->seq_len, c->enc_depth,
             c->enc_dim, c->dec_depth, c->dec_dim, c->diffloss_d, c->diffloss_w, c->cross ? "cross" : "attn-mlp",
             flowar_params_str(&p, ps, sizeof ps));
     sample_stats st = {0};
