@@ -133,6 +133,48 @@ static int op_flowar_interp(pcase *c) {
 }
 
 // ----------------------------------------------------------------------------
+// rmsnorm, rope2d
+
+static int op_rmsnorm(pcase *c) {
+    const int64_t any2[2] = {-1, -1};
+    int nd;
+    int64_t sh[8];
+    if (!pc_need(c, "in.x", 2, any2)) return 1;
+    const float *x = pc_f32(c, "in.x", &nd, sh);
+    const int N = (int)sh[0], C = (int)sh[1];
+    const float *w = pc_f32(c, "param.weight", &nd, sh);
+    if (w && (nd != 1 || sh[0] != C)) return pc_fail(c, "param.weight must have shape [%d]", C);
+    float *y = pc_alloc(c, (size_t)N * C);
+    if (!y) return pc_fail(c, "out of memory");
+    rmsnorm_forward(y, x, w, N, C, (float)pc_num(c, "eps", 1e-6, 1));
+    return pc_check(c, "y", y, (size_t)N * C);
+}
+
+static int op_rope2d(pcase *c) {
+    const int64_t any2[2] = {-1, -1}, any1[1] = {-1};
+    int nd;
+    int64_t sh[8];
+    if (!pc_need(c, "in.x", 2, any2) || !pc_need(c, "param.freqs", 1, any1)) return 1;
+    const float *x = pc_f32(c, "in.x", &nd, sh);
+    const int N = (int)sh[0], D = (int)sh[1], heads = pc_int(c, "heads", 1, 0), ft = grid_side(N);
+    const float *freqs = pc_f32(c, "param.freqs", &nd, sh);
+    const int hd = heads > 0 ? D / heads : 0;
+    if (ft < 1 || heads < 1 || D % heads || sh[0] != hd / 4)
+        return pc_fail(c, "in.x [%d, %d] with %d heads and %lld frequencies do not fit", N, D, heads, (long long)sh[0]);
+    rope2d r;
+    if (rope2d_init(&r, freqs, hd, &ft, 1) != 0) return pc_fail(c, "%s", disa_errmsg());
+    float *y = pc_alloc(c, (size_t)N * D);
+    int fails = 1;
+    if (y) {
+        memcpy(y, x, sizeof(float) * (size_t)N * D);
+        rope2d_apply(y, (size_t)D, r.cos_t[ft], r.sin_t[ft], N, heads, hd);
+        fails = pc_check(c, "y", y, (size_t)N * D);
+    }
+    rope2d_free(&r);
+    return fails;
+}
+
+// ----------------------------------------------------------------------------
 // flowar_forward
 
 static int op_flowar_forward(pcase *c) {
@@ -400,6 +442,8 @@ static int op_flowar_sample(pcase *c) {
 
 const parity_op parity_ops_flowar[] = {
     {"flowar_interp", op_flowar_interp},
+    {"rmsnorm", op_rmsnorm},
+    {"rope2d", op_rope2d},
     {"flowar_forward", op_flowar_forward},
     {"flowar_head", op_flowar_head},
     {"flowar_euler", op_flowar_euler},

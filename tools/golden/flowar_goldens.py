@@ -197,6 +197,50 @@ def gen_interp():
 
 
 # ----------------------------------------------------------------------------
+# rmsnorm, rope2d (the kernels the model builds on)
+
+def gen_kernels():
+    """op rmsnorm: in.x [N, C], param.weight [C] (optional); config eps; out.y: RMSNorm
+    (models/flowar.py) in float64 of the float32 inputs.
+    op rope2d: in.x [N, heads * hd] (N = ft^2 tokens of one image), param.freqs [hd/4]
+    (the module's buffer); config heads; out.y = VisionRotaryEmbeddingFast applied per
+    head, cos/sin of the float32 angles rounded once to float32."""
+    for k, (case, N, C, weight, offset) in enumerate([("w", 7, 96, True, 0.0), ("noweight", 5, 33, False, 0.0),
+                                                      ("offset", 4, 64, True, 30.0)]):
+        rng = np.random.default_rng(1000 + k)
+        x = (offset + rng.standard_normal((N, C))).astype(np.float32)
+        w = (1 + 0.1 * rng.standard_normal(C)).astype(np.float32)
+        norm = M.RMSNorm(C, weight=weight)
+        if weight:
+            norm.weight.data = torch.from_numpy(w)
+        y32 = norm(torch.from_numpy(x))
+        y64 = norm.double()(torch.from_numpy(x).double())
+        rtol = tolerance((y32.double() - y64).abs().max().item(), y64.abs().max().item())
+        t = {"in.x": x, "out.y": f32(y64)}
+        if weight:
+            t["param.weight"] = w
+        save(f"flowar_rmsnorm_{case}", "rmsnorm", t, {"eps": 1e-6},
+             f"RMSNorm {N}x{C}{' with weight' if weight else ''}{', rows offset by %g' % offset if offset else ''}",
+             rtol=rtol, atol=rtol * 1e-2)
+    for k, (case, ft, heads, hd) in enumerate([("ft1", 1, 2, 8), ("ft2", 2, 3, 16), ("ft4", 4, 2, 64),
+                                               ("ft16", 16, 1, 64), ("ft3", 3, 2, 12)]):
+        rng = np.random.default_rng(1100 + k)
+        rope = M.VisionRotaryEmbeddingFast(dim=hd // 2)
+        x = rng.standard_normal((ft * ft, heads * hd)).astype(np.float32)
+
+        def run(dtype):
+            xx = torch.from_numpy(x).to(dtype).reshape(1, ft * ft, heads, hd).permute(0, 2, 1, 3)
+            return rope(xx).permute(0, 2, 1, 3).reshape(ft * ft, heads * hd)
+
+        y32 = run(torch.float32)
+        with exact_mode():
+            y64 = run(torch.float64)
+        rtol = tolerance((y32.double() - y64).abs().max().item(), y64.abs().max().item())
+        save(f"flowar_rope2d_{case}", "rope2d", {"in.x": x, "param.freqs": f32(rope.freqs), "out.y": f32(y64)},
+             {"heads": heads}, f"2-D RoPE on a {ft}x{ft} grid, {heads} heads of {hd}", rtol=rtol, atol=rtol * 1e-2)
+
+
+# ----------------------------------------------------------------------------
 # flowar_forward
 
 def gen_forward():
@@ -471,6 +515,7 @@ def main():
     torch.set_num_threads(1)
     os.makedirs(OUT_DIR, exist_ok=True)
     gen_interp()
+    gen_kernels()
     gen_forward()
     gen_head()
     gen_euler()
