@@ -49,6 +49,8 @@ typedef struct flowar_config {
 
 // Parse and validate the config JSON (strict JSON, json.h; keys other than
 // flowar_config_keys are refused); `label` (file name) prefixes every message.
+// DISA_EINVAL when the config names another format (a file of another model family),
+// DISA_EFORMAT / DISA_ERANGE when it is malformed or out of range.
 int flowar_config_parse(flowar_config *c, const char *json, const char *label);
 extern const char *const flowar_config_keys[];  // NULL-terminated
 // The config as the JSON the loader reads back.
@@ -124,7 +126,8 @@ typedef struct flowar_model {
 
 // Open `path`, parse its config, bind every tensor (all missing or mis-shaped ones are
 // listed in one message) and prepare the RoPE tables. The model owns the mapping until
-// flowar_close. A MAR file (or any other format) is refused naming its format.
+// flowar_close. A MAR file (or any other format) is refused naming its format, with
+// DISA_EINVAL; a missing file gives DISA_ENOTFOUND, a damaged one another code.
 int flowar_open(flowar_model *m, const char *path);
 void flowar_close(flowar_model *m);
 // The full list of tensors (official names, shapes) for m->cfg, with dst pointers into m.

@@ -8,7 +8,8 @@
 //
 // --preset builds the official shape with generated weights in memory (FlowAR-H needs
 // 7.7 GB), --config any disa-flowar-1 shape; --write FILE saves that model instead of
-// sampling. Bad flags and model files exit with status 2 and one message. Image i draws from the
+// sampling. Bad flags, a missing model file or one of another family exit with status 2,
+// a damaged FlowAR file with 1, each with one message. Image i draws from the
 // Philox streams of (seed, i); --class -1 samples unconditionally, the default gives
 // image i class i mod class_num. --flops prints the FLOP model per image and exits.
 // Writes DIR/tokens.npy [B, 16, h, w] (the latent the KL-16 decoder takes) and prints
@@ -161,9 +162,12 @@ int main(int argc, char **argv) {
     if (flops_only && !model) return print_flops(&cfg, &p, (int)nimg) ? 1 : 0;
     flowar_model m;
     double tl = now_s();
-    if (model && flowar_open(&m, model) != 0) {
+    int orc = model ? flowar_open(&m, model) : 0;
+    if (orc) {
         fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
-        return 2;  // a missing or unusable model file is bad input
+        // A missing file or one of another model family is a bad argument (2); a FlowAR
+        // file that cannot be used (damaged, wrong layout) is found while loading (1).
+        return orc == DISA_ENOTFOUND || orc == DISA_EINVAL ? 2 : 1;
     }
     if (!model && flowar_generate(&m, &cfg, (uint64_t)seed) != 0) {
         fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());

@@ -89,7 +89,9 @@ int flowar_config_parse(flowar_config *c, const char *json, const char *label) {
     }
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-flowar-1") != 0) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'format' is %s%s%s, not \"disa-flowar-1\": not a FlowAR model", label,
+        // A well-formed file of another kind (a MAR model): the caller passed the wrong
+        // file, an argument error rather than a damaged one.
+        rc = disa_err(cJSON_IsString(fmt) ? DISA_EINVAL : DISA_EFORMAT, "%s: config 'format' is %s%s%s, not \"disa-flowar-1\": not a FlowAR model", label,
                       cJSON_IsString(fmt) ? "\"" : "", cJSON_IsString(fmt) ? fmt->valuestring : "missing",
                       cJSON_IsString(fmt) ? "\"" : "");
         goto out;

@@ -2,7 +2,7 @@
 # seed gives the same latent bit for bit (one thread), another seed another one, and bad
 # input (a file of another family, flags of another family, out-of-range steps or
 # guidance, a class the model lacks) exits 2 with one message naming it and writes
-# nothing.
+# nothing; a damaged FlowAR file exits 1 (tests/bad_inputs.md's conventions).
 . tests/e2e/lib.inc
 CFG='{"format":"disa-flowar-1","img_size":256,"vae_stride":16,"patch_size":1,"vae_embed_dim":16,"encoder_embed_dim":32,"encoder_depth":2,"encoder_num_heads":2,"decoder_embed_dim":32,"decoder_depth":1,"decoder_num_heads":2,"mlp_ratio":4.0,"buffer_size":0,"class_num":10,"diffloss_d":2,"diffloss_w":128,"scale":[1,2,4,8,16],"cross":true,"tokenizer":"kl16"}'
 "$B/disa-flowar" --config "$CFG" --write "$T/m.safetensors" > "$T/out" 2>&1 || { cat "$T/out"; fail "--write"; }
@@ -19,11 +19,13 @@ cmp -s "$T/a/tokens.npy" "$T/b/tokens.npy" || fail "the same seed gave different
 grep -q "flow evaluations per token" "$T/a.log" || fail "no timing table"
 echo "disa-flowar: repeatable latents, timing table printed"
 
-refuse() { # FRAGMENT ARGS...
+refuse() { # [-1] FRAGMENT ARGS...   (-1: exit status 1 expected, else 2)
+    want=2
+    [ "$1" = -1 ] && { want=1; shift; }
     frag=$1; shift
     "$B/disa-flowar" "$@" --out "$T/refused" > "$T/out" 2>&1
     st=$?
-    [ $st = 2 ] || { cat "$T/out"; fail "$*: exit status $st, expected 2"; }
+    [ $st = $want ] || { cat "$T/out"; fail "$*: exit status $st, expected $want"; }
     grep -qF -- "$frag" "$T/out" || { cat "$T/out"; fail "$*: message lacks '$frag'"; }
     [ ! -e "$T/refused" ] || fail "$*: output written"
     echo "refused: $(grep -F -- "$frag" "$T/out" | head -n 1)"
@@ -38,4 +40,6 @@ refuse "--guidance must be a number in [0, 1], got '1.5'" $M --guidance 1.5
 refuse "--cfg must be a number in [1, 100], got '0.5'" $M --cfg 0.5
 refuse "--class must be in -1..9 for this model, got 10" $M --class 10
 refuse "no/such.safetensors" --model no/such.safetensors
+head -c 3000 "$T/m.safetensors" > "$T/trunc.safetensors"
+refuse -1 "trunc.safetensors" --model "$T/trunc.safetensors"
 echo "flowar_cli: all checks passed"
