@@ -8,8 +8,8 @@
 //
 // --preset builds the official shape with generated weights in memory (FlowAR-H needs
 // 7.7 GB), --config any disa-flowar-1 shape; --write FILE saves that model instead of
-// sampling. Bad flags, a missing model file or one of another family exit with status 2,
-// a damaged FlowAR file with 1, each with one message. Image i draws from the
+// sampling. Bad flags and a model file of another family exit with status 2, a missing
+// or damaged model file with 1, each with one message. Image i draws from the
 // Philox streams of (seed, i); --class -1 samples unconditionally, the default gives
 // image i class i mod class_num. --flops prints the FLOP model per image and exits.
 // Writes DIR/tokens.npy [B, 16, h, w] (the latent the KL-16 decoder takes) and prints
@@ -165,9 +165,9 @@ int main(int argc, char **argv) {
     int orc = model ? flowar_open(&m, model) : 0;
     if (orc) {
         fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());
-        // A missing file or one of another model family is a bad argument (2); a FlowAR
-        // file that cannot be used (damaged, wrong layout) is found while loading (1).
-        return orc == DISA_ENOTFOUND || orc == DISA_EINVAL ? 2 : 1;
+        // A file of another model family is a bad argument (2); a missing or damaged
+        // model file is found while loading (1), as disa-sample reports it.
+        return orc == DISA_EINVAL ? 2 : 1;
     }
     if (!model && flowar_generate(&m, &cfg, (uint64_t)seed) != 0) {
         fprintf(stderr, "disa-flowar: %s\n", disa_errmsg());

@@ -2,7 +2,7 @@
 # seed gives the same latent bit for bit (one thread), another seed another one, and bad
 # input (a file of another family, flags of another family, out-of-range steps or
 # guidance, a class the model lacks) exits 2 with one message naming it and writes
-# nothing; a damaged FlowAR file exits 1 (tests/bad_inputs.md's conventions).
+# nothing; a missing or damaged model file exits 1 (tests/bad_inputs.md's conventions).
 . tests/e2e/lib.inc
 CFG='{"format":"disa-flowar-1","img_size":256,"vae_stride":16,"patch_size":1,"vae_embed_dim":16,"encoder_embed_dim":32,"encoder_depth":2,"encoder_num_heads":2,"decoder_embed_dim":32,"decoder_depth":1,"decoder_num_heads":2,"mlp_ratio":4.0,"buffer_size":0,"class_num":10,"diffloss_d":2,"diffloss_w":128,"scale":[1,2,4,8,16],"cross":true,"tokenizer":"kl16"}'
 "$B/disa-flowar" --config "$CFG" --write "$T/m.safetensors" > "$T/out" 2>&1 || { cat "$T/out"; fail "--write"; }
@@ -39,7 +39,7 @@ refuse "--flow_upper_steps must be in 15..1000 (>= --flow_lower_steps), got 10" 
 refuse "--guidance must be a number in [0, 1], got '1.5'" $M --guidance 1.5
 refuse "--cfg must be a number in [1, 100], got '0.5'" $M --cfg 0.5
 refuse "--class must be in -1..9 for this model, got 10" $M --class 10
-refuse "no/such.safetensors" --model no/such.safetensors
+refuse -1 "no/such.safetensors" --model no/such.safetensors
 head -c 3000 "$T/m.safetensors" > "$T/trunc.safetensors"
 refuse -1 "trunc.safetensors" --model "$T/trunc.safetensors"
 echo "flowar_cli: all checks passed"
