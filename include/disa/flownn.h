@@ -6,6 +6,10 @@
 // Conventions as nn.h (STYLE.md §3): outputs first, shapes on every pointer, no kernel
 // allocates, logs or fails, in-place allowed where said. rope2d_init is the exception:
 // it builds tables once per model and allocates them.
+//
+// xAR needs RMSNorm, the SwiGLU gate, 2-D RoPE and key/value attention too; until one
+// set of these kernels serves both families, the ones here carry names of their own
+// (flow_rmsnorm_forward, attention_kv_batch_forward, rope2d_*) so both can be built.
 #ifndef DISA_FLOWNN_H
 #define DISA_FLOWNN_H
 #include <stddef.h>
@@ -15,7 +19,7 @@
 
 // FlowAR RMSNorm over the last axis: out = x * rsqrt(mean(x^2) + eps), times w when w is
 // not NULL. The mean of squares is accumulated in double. In-place allowed.
-void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
+void flow_rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
                      int N, int C, float eps);
 
 // adaLN modulation in place, x = x * (1 + scale) + shift, each op rounded as torch's
@@ -65,7 +69,7 @@ void rope2d_apply(float *x /*[N, ld]*/, size_t ld, const float *cos_t /*[N,hd]*/
 // q + b*q_img + i*ldq, key at k + b*kv_img + j*ldkv, value likewise from v; head h
 // occupies channels [h*hd, (h+1)*hd) of each. out rows are [B*P, d], dense. Scratch:
 // P*T floats. Two sgemms per (image, head), counted by blas.c.
-void attention_kv_forward(float *out /*[B*P,d]*/, const float *q, size_t ldq, size_t q_img, const float *k,
+void attention_kv_batch_forward(float *out /*[B*P,d]*/, const float *q, size_t ldq, size_t q_img, const float *k,
                           const float *v, size_t ldkv, size_t kv_img, float *scratch /*[P*T]*/, int B, int P,
                           int T, int d, int heads);
 

@@ -494,7 +494,7 @@ static int block_forward(const flowar_block *b, arena *a, const flowar_cache *kv
     float *vc = kv->v + (size_t)slot * kv->max_b2 * kv->cap * d;
     int hd = d / heads;
 
-    rmsnorm_forward(ln, x, NULL, R, d, eps);
+    flow_rmsnorm_forward(ln, x, NULL, R, d, eps);
     adaln_modulate(ln, ada + 2 * d, ada + 4 * d, ld, N, R, d);
     linear_forward(qkv, ln, b->qkv_w, b->qkv_b, R, d, 3 * d);
     for (int i = 0; i < B2; i++) {
@@ -507,11 +507,11 @@ static int block_forward(const flowar_block *b, arena *a, const flowar_cache *kv
             memcpy(vc + dst, qi + (size_t)r * 3 * d + 2 * d, sizeof(float) * d);
         }
     }
-    attention_kv_forward(att, qkv, 3 * (size_t)d, (size_t)N * 3 * d, kc, vc, d, (size_t)kv->cap * d, scr, B2, N, T,
+    attention_kv_batch_forward(att, qkv, 3 * (size_t)d, (size_t)N * 3 * d, kc, vc, d, (size_t)kv->cap * d, scr, B2, N, T,
                          d, heads);
     linear_forward(ln, att, b->proj_w, b->proj_b, R, d, d);
     gated_add(x, ln, ada, ld, N, R, d);
-    rmsnorm_forward(ln, x, NULL, R, d, eps);
+    flow_rmsnorm_forward(ln, x, NULL, R, d, eps);
     adaln_modulate(ln, ada + 3 * d, ada + 5 * d, ld, N, R, d);
     linear_forward(g, ln, b->fc1g_w, b->fc1g_b, R, d, hidden);
     linear_forward(u, ln, b->fc1x_w, b->fc1x_b, R, d, hidden);
@@ -548,14 +548,14 @@ int flowar_forward_scale(const flowar_model *m, arena *a, flowar_cache *kv, floa
     // forward_mae_encoder: + encoder_pos_embed_learned[start:end], z_proj_ln, blocks, encoder_norm.
     memcpy(xe, x, sizeof(float) * R * E);
     add_pos(xe, m->enc_pos, B2, N, start, E);
-    rmsnorm_forward(xe, xe, m->z_ln_w, (int)R, E, c->norm_eps);
+    flow_rmsnorm_forward(xe, xe, m->z_ln_w, (int)R, E, c->norm_eps);
     for (int i = 0; i < c->enc_depth; i++) {
         int rc = block_forward(&m->enc[i], a, kv, i, &m->rope_enc, xe, N, start, ft, E, c->enc_hidden, c->enc_heads,
                                c->norm_eps);
         if (rc) return rc;
         if (poll && poll(poll_ctx)) return DISA_ECANCELED;
     }
-    rmsnorm_forward(xe, xe, m->enc_norm_w, (int)R, E, c->norm_eps);
+    flow_rmsnorm_forward(xe, xe, m->enc_norm_w, (int)R, E, c->norm_eps);
 
     // forward_mae_decoder: decoder_embed, + decoder_pos_embed_learned, blocks,
     // decoder_norm, + diffusion_pos_embed_learned.
@@ -567,7 +567,7 @@ int flowar_forward_scale(const flowar_model *m, arena *a, flowar_cache *kv, floa
         if (rc) return rc;
         if (poll && poll(poll_ctx)) return DISA_ECANCELED;
     }
-    rmsnorm_forward(z, xd, m->dec_norm_w, (int)R, D, c->norm_eps);
+    flow_rmsnorm_forward(z, xd, m->dec_norm_w, (int)R, D, c->norm_eps);
     add_pos(z, m->diff_pos, B2, N, start, D);
     kv->rows = start + N;
     arena_reset(a, mark);

@@ -127,7 +127,7 @@ int flowhead_condition(const flowhead *h, arena *a, float *c, float *kv, const f
     for (int i = 0; i < h->depth; i++) {
         const flowhead_block *b = &h->blocks[i];
         float *kvb = kv + (size_t)i * R * 2 * W;
-        rmsnorm_forward(zn, z, b->n22_w, R, h->z_dim, h->eps);
+        flow_rmsnorm_forward(zn, z, b->n22_w, R, h->z_dim, h->eps);
         linear_forward(kvb, zn, b->kv_w, NULL, R, h->z_dim, 2 * W);
         // kv rows are [k | v]; RoPE on the keys, per image's grid.
         for (int im = 0; im < images; im++)
@@ -159,7 +159,7 @@ static void self_attention(const flowhead *h, const flowhead_block *b, float *at
         rope2d_apply(qi, 3 * (size_t)W, h->rope.cos_t[ft], h->rope.sin_t[ft], N, h->heads, hd);
         rope2d_apply(qi + W, 3 * (size_t)W, h->rope.cos_t[ft], h->rope.sin_t[ft], N, h->heads, hd);
     }
-    attention_kv_forward(att, qkv, 3 * (size_t)W, (size_t)N * 3 * W, qkv + W, qkv + 2 * W, 3 * (size_t)W,
+    attention_kv_batch_forward(att, qkv, 3 * (size_t)W, (size_t)N * 3 * W, qkv + W, qkv + 2 * W, 3 * (size_t)W,
                          (size_t)N * 3 * W, scr, images, N, N, W, h->heads);
 }
 
@@ -207,12 +207,12 @@ int flowhead_forward(const flowhead *h, arena *a, float *out, const float *x, in
             // Block_v1: per token gamma1, gamma2, scale1, scale2, shift1, shift2.
             const size_t ld = 6 * (size_t)W;
             linear_forward(ada, y, b->ada_w, b->ada_b, R, W, 6 * W);
-            rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
+            flow_rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
             adaln_modulate(ln, ada + 2 * W, ada + 4 * W, ld, 1, R, W);
             self_attention(h, b, att, qkv, ln, scr, images, N, ft);
             linear_forward(ln, att, b->proj_w, b->proj_b, R, W, W);
             gated_add(xs, ln, ada, ld, 1, R, W);
-            rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
+            flow_rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
             adaln_modulate(ln, ada + 3 * W, ada + 5 * W, ld, 1, R, W);
             mlp_gated(h, b, xs, ln, g, u, ada + W, ld, 1, R);
             continue;
@@ -222,28 +222,28 @@ int flowhead_forward(const flowhead *h, arena *a, float *out, const float *x, in
         // per-token gamma2, scale2, shift2.
         linear_forward(a1, tact, b->ada_attn_w, b->ada_attn_b, 1, W, 3 * W);
         linear_forward(ada, y, b->ada_mlp_w, b->ada_mlp_b, R, W, 3 * W);
-        rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
+        flow_rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
         adaln_modulate(ln, a1 + W, a1 + 2 * W, 0, 1, R, W);
         self_attention(h, b, att, qkv, ln, scr, images, N, ft);
         linear_forward(ln, att, b->proj_w, b->proj_b, R, W, W);
         gated_add(xs, ln, a1, 0, 1, R, W);
         // crossattn(norm2_1(x), norm2_2(condition)): keys and values precomputed.
-        rmsnorm_forward(ln, xs, b->n21_w, R, W, h->eps);
+        flow_rmsnorm_forward(ln, xs, b->n21_w, R, W, h->eps);
         linear_forward(qkv, ln, b->q_w, NULL, R, W, W);
         for (int im = 0; im < images; im++)
             rope2d_apply(qkv + (size_t)im * N * W, (size_t)W, h->rope.cos_t[ft], h->rope.sin_t[ft], N, h->heads, hd);
         const float *kvb = kv + (size_t)i * kv_block;
-        attention_kv_forward(att, qkv, (size_t)W, (size_t)N * W, kvb, kvb + W, 2 * (size_t)W, (size_t)N * 2 * W, scr,
+        attention_kv_batch_forward(att, qkv, (size_t)W, (size_t)N * W, kvb, kvb + W, 2 * (size_t)W, (size_t)N * 2 * W, scr,
                              images, N, N, W, h->heads);
         linear_forward(ln, att, b->xproj_w, b->xproj_b, R, W, W);
         gated_add(xs, ln, NULL, 0, 1, R, W);
-        rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
+        flow_rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
         adaln_modulate(ln, ada + W, ada + 2 * W, 3 * (size_t)W, 1, R, W);
         mlp_gated(h, b, xs, ln, g, u, ada, 3 * (size_t)W, 1, R);
     }
     // FinalLayer(x, c + t): shift, scale = adaLN_modulation(c + t); linear(modulate(norm(x))).
     linear_forward(ada, y, h->fada_w, h->fada_b, R, W, 2 * W);
-    rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
+    flow_rmsnorm_forward(ln, xs, NULL, R, W, h->eps);
     adaln_modulate(ln, ada + W, ada, 2 * (size_t)W, 1, R, W);
     linear_forward(out, ln, h->flin_w, h->flin_b, R, W, h->C);
     arena_reset(a, mark);

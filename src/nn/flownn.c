@@ -18,7 +18,7 @@
 // normalisation and adaLN
 
 DISA_VEC
-void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
+void flow_rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
                      int N, int C, float eps) {
     enum { LANES = 8 };
     for (int i = 0; i < N; i++) {
@@ -147,7 +147,7 @@ void rope2d_apply(float *x /*[N, ld]*/, size_t ld, const float *cos_t /*[N,hd]*/
 // ----------------------------------------------------------------------------
 // attention against key/value rows
 
-void attention_kv_forward(float *out /*[B*P,d]*/, const float *q, size_t ldq, size_t q_img, const float *k,
+void attention_kv_batch_forward(float *out /*[B*P,d]*/, const float *q, size_t ldq, size_t q_img, const float *k,
                           const float *v, size_t ldkv, size_t kv_img, float *scratch /*[P*T]*/, int B, int P,
                           int T, int d, int heads) {
     int hd = d / heads;

@@ -146,7 +146,7 @@ static int op_rmsnorm(pcase *c) {
     if (w && (nd != 1 || sh[0] != C)) return pc_fail(c, "param.weight must have shape [%d]", C);
     float *y = pc_alloc(c, (size_t)N * C);
     if (!y) return pc_fail(c, "out of memory");
-    rmsnorm_forward(y, x, w, N, C, (float)pc_num(c, "eps", 1e-6, 1));
+    flow_rmsnorm_forward(y, x, w, N, C, (float)pc_num(c, "eps", 1e-6, 1));
     return pc_check(c, "y", y, (size_t)N * C);
 }
 
@@ -442,8 +442,8 @@ static int op_flowar_sample(pcase *c) {
 
 const parity_op parity_ops_flowar[] = {
     {"flowar_interp", op_flowar_interp},
-    {"rmsnorm", op_rmsnorm},
-    {"rope2d", op_rope2d},
+    {"flowar_rmsnorm", op_rmsnorm},
+    {"flowar_rope2d", op_rope2d},
     {"flowar_forward", op_flowar_forward},
     {"flowar_head", op_flowar_head},
     {"flowar_euler", op_flowar_euler},

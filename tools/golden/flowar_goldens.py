@@ -200,9 +200,9 @@ def gen_interp():
 # rmsnorm, rope2d (the kernels the model builds on)
 
 def gen_kernels():
-    """op rmsnorm: in.x [N, C], param.weight [C] (optional); config eps; out.y: RMSNorm
+    """op flowar_rmsnorm: in.x [N, C], param.weight [C] (optional); config eps; out.y: RMSNorm
     (models/flowar.py) in float64 of the float32 inputs.
-    op rope2d: in.x [N, heads * hd] (N = ft^2 tokens of one image), param.freqs [hd/4]
+    op flowar_rope2d: in.x [N, heads * hd] (N = ft^2 tokens of one image), param.freqs [hd/4]
     (the module's buffer); config heads; out.y = VisionRotaryEmbeddingFast applied per
     head, cos/sin of the float32 angles rounded once to float32."""
     for k, (case, N, C, weight, offset) in enumerate([("w", 7, 96, True, 0.0), ("noweight", 5, 33, False, 0.0),
@@ -219,7 +219,7 @@ def gen_kernels():
         t = {"in.x": x, "out.y": f32(y64)}
         if weight:
             t["param.weight"] = w
-        save(f"flowar_rmsnorm_{case}", "rmsnorm", t, {"eps": 1e-6},
+        save(f"flowar_rmsnorm_{case}", "flowar_rmsnorm", t, {"eps": 1e-6},
              f"RMSNorm {N}x{C}{' with weight' if weight else ''}{', rows offset by %g' % offset if offset else ''}",
              rtol=rtol, atol=rtol * 1e-2)
     for k, (case, ft, heads, hd) in enumerate([("ft1", 1, 2, 8), ("ft2", 2, 3, 16), ("ft4", 4, 2, 64),
@@ -236,7 +236,7 @@ def gen_kernels():
         with exact_mode():
             y64 = run(torch.float64)
         rtol = tolerance((y32.double() - y64).abs().max().item(), y64.abs().max().item())
-        save(f"flowar_rope2d_{case}", "rope2d", {"in.x": x, "param.freqs": f32(rope.freqs), "out.y": f32(y64)},
+        save(f"flowar_rope2d_{case}", "flowar_rope2d", {"in.x": x, "param.freqs": f32(rope.freqs), "out.y": f32(y64)},
              {"heads": heads}, f"2-D RoPE on a {ft}x{ft} grid, {heads} heads of {hd}", rtol=rtol, atol=rtol * 1e-2)
 
 
