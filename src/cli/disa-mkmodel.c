@@ -1,25 +1,40 @@
-// disa-mkmodel: write a MAR model with generated random weights, for tests and
+// disa-mkmodel: write a MAR or FlowAR model with generated random weights, for tests and
 // benchmarks of full-size shapes without real checkpoints (none can be committed).
 //
-//   disa-mkmodel (--preset mar_base|mar_large|mar_huge | --config JSON) --out FILE [--seed S]
+//   disa-mkmodel (--preset mar_base|mar_large|mar_huge|flowar_small|flowar_large|flowar_huge | --config JSON)
+//                --out FILE [--seed S]
 //   disa-mkmodel --vae kl16 --out FILE [--seed S]     (a KL-16 decoder of the official shape)
 //
-// Weights come from the deterministic generator (st_write_generated in safetensors.h).
+// Weights come from the deterministic generator (st_write_generated in safetensors.h;
+// flowar_write_generated for FlowAR, whose RoPE buffers are computed). A --config is a
+// FlowAR one when its "format" is "disa-flowar-1".
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/flags.h"
-#include "disa/path.h"
+#include "disa/flowar.h"
 #include "disa/mar.h"
+#include "disa/path.h"
 #include "disa/vae.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int usage(FILE *f) {
-    fprintf(f, "usage: disa-mkmodel (--preset mar_base|mar_large|mar_huge | --config JSON | --vae kl16) --out FILE "
-               "[--seed S]\n");
+    fprintf(f, "usage: disa-mkmodel (--preset mar_base|mar_large|mar_huge|flowar_small|flowar_large|flowar_huge | "
+               "--config JSON | --vae kl16) --out FILE [--seed S]\n");
     return f == stdout ? 0 : 2;
+}
+
+// A --config whose "format" is FlowAR's (anything else goes to the MAR parser, which
+// names the problem).
+static int is_flowar_config(const char *json) {
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "format");
+    int yes = cJSON_IsString(f) && strcmp(f->valuestring, "disa-flowar-1") == 0;
+    cJSON_Delete(o);
+    return yes;
 }
 
 int main(int argc, char **argv) {
@@ -53,6 +68,21 @@ int main(int argc, char **argv) {
     if (path_check_writable(out, 0, "--out") != 0) {
         fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
         return 2;
+    }
+    // FlowAR: its presets by name, its configs by their format.
+    if ((preset && strncmp(preset, "flowar_", 7) == 0) || (config && is_flowar_config(config))) {
+        flowar_config fc;
+        if (preset ? flowar_config_preset(&fc, preset) : flowar_config_parse(&fc, config, "--config")) {
+            fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
+            return 2;
+        }
+        size_t total = 0;
+        if (flowar_write_generated(&fc, seed, out, &total) != 0) {
+            fprintf(stderr, "disa-mkmodel: %s\n", disa_errmsg());
+            return 1;
+        }
+        printf("disa-mkmodel: wrote %s: FlowAR, %.1f M parameters\n", out, total / 1e6);
+        return 0;
     }
     mar_model m;
     vae_model v;
