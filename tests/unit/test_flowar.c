@@ -20,6 +20,7 @@
 
 #include "disa/blas.h"
 #include "disa/err.h"
+#include "disa/family.h"
 #include "disa/flowar.h"
 #include "disa/flowar_sample.h"
 #include "tmpdir.h"
@@ -381,6 +382,57 @@ static void test_unexpected_tensors(void **state) {
     assert_msg_has("diffloss_d");
 }
 
+// The family table: found by the file's format, MAR's keys refused, a run through the
+// table counting what its FLOP model predicts, the latent the KL-16 decoder takes.
+static void test_family(void **state) {
+    (void)state;
+    flowar_config c;
+    assert_int_equal(flowar_config_parse(&c, TINY(true, 128, 1), "tiny"), 0);
+    char path[160];
+    snprintf(path, sizeof path, "%s/fam.safetensors", g_dir);
+    assert_int_equal(flowar_write_generated(&c, 9, path, NULL), 0);
+    const family *f = family_for_file(path);
+    assert_string_equal(f->name, "flowar");
+    assert_true(family_for_preset("flowar_huge") == f);
+    assert_string_equal(family_for_preset("mar_base")->name, "mar");
+    void *m;
+    assert_int_equal(f->open(&m, path), 0);
+    family_info fi;
+    f->info(m, &fi);
+    assert_int_equal(fi.class_num, 10);
+    assert_int_equal(fi.latent, LATENT_KL16);
+    assert_true(fi.C == 16 && fi.H == 16 && fi.W == 16 && fi.token_dims[0] == 256 && fi.token_dims[1] == 16);
+    family_params p;
+    int precision = BLAS_FP32;
+    f->params_init(&p);
+    assert_int_equal(family_sampling_set(f, &p, &precision, "num_iter", "64"), DISA_EINVAL);
+    assert_msg_has("'--num_iter' does not apply to flowar models");
+    assert_int_equal(family_sampling_set(f, &p, &precision, "flow_upper_steps", "6"), 0);
+    assert_int_equal(family_sampling_set(f, &p, &precision, "flow_lower_steps", "3"), 0);
+    assert_int_equal(family_sampling_set(f, &p, &precision, "cfg", "2.5"), 0);
+    assert_int_equal(f->params_check(&p), 0);
+    char buf[256];
+    assert_string_equal(family_sampling_str(f, &p, precision, buf, sizeof buf),
+                        "flow_upper_steps=6 flow_lower_steps=3 cfg=2.5 guidance=0.9");
+    void *s;
+    assert_int_equal(f->sampler_new(&s, m, &p, precision, 2), 0);
+    int labels[2] = {1, -1};
+    uint32_t index[2] = {4, 5};
+    float tokens[2 * 256 * 16], latent[2 * 16 * 16 * 16];
+    sample_stats st = {0};
+    assert_int_equal(f->sampler_run(s, tokens, labels, 7, index, 2, &st, NULL, NULL), 0);
+    sample_flops sf;
+    assert_int_equal(f->flops(&sf, m, &p, 2), 0);
+    assert_true(sf.transformer * 2 == (double)st.flops_transformer && sf.head * 2 == (double)st.flops_head);
+    assert_int_equal(sf.ar_steps, 5);
+    f->to_latent(m, latent, tokens, 2);
+    // unpatchify: image b's token (h, w), channel k -> latent [b, k, h, w]
+    for (int k = 0; k < 16; k++)
+        assert_true(latent[((size_t)(1 * 16 + k) * 16 + 3) * 16 + 5] == tokens[((size_t)1 * 256 + 3 * 16 + 5) * 16 + k]);
+    f->sampler_delete(s);
+    f->close(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets),
@@ -391,6 +443,7 @@ int main(void) {
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_unexpected_tensors),
+        cmocka_unit_test(test_family),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
