@@ -4,16 +4,16 @@
 // --flow_lower_steps, --cfg, --guidance).
 #include "disa/flowar_sample.h"
 #include "disa/blas.h"
+#include "disa/clock.h"
 #include "disa/err.h"
+#include "disa/flags.h"
 #include "disa/flownn.h"
 #include "disa/nn.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 // torch evaluates every float64 op of the sampler as its own kernel, rounding after each;
 // a contracted multiply-add (GCC's default on FMA targets) would move the state by an
@@ -23,12 +23,6 @@
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // ----------------------------------------------------------------------------
 // parameters
@@ -61,30 +55,17 @@ int flowar_params_check(const flowar_params *p) {
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return disa_err(DISA_EINVAL, "--%s must be an integer in %d..%d, got '%s'", flag, lo, hi, v);
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo && x <= hi))
-        return disa_err(DISA_EINVAL, "--%s must be a number in [%g, %g], got '%s'", flag, lo, hi, v);
-    *out = x;
-    return 0;
+    long long x;
+    int rc = flag_int(flag, v, lo, hi, &x);
+    if (!rc) *out = (int)x;
+    return rc;
 }
 
 int flowar_params_set(flowar_params *p, const char *flag, const char *v) {
     if (strcmp(flag, "flow_upper_steps") == 0) return parse_int(flag, v, 2, 1000, &p->upper);
     if (strcmp(flag, "flow_lower_steps") == 0) return parse_int(flag, v, 2, 1000, &p->lower);
-    if (strcmp(flag, "cfg") == 0) return parse_num(flag, v, 1.0, 100.0, &p->cfg);
-    if (strcmp(flag, "guidance") == 0) return parse_num(flag, v, 0.0, 1.0, &p->guidance);
+    if (strcmp(flag, "cfg") == 0) return flag_num(flag, v, 1.0, 100.0, &p->cfg);
+    if (strcmp(flag, "guidance") == 0) return flag_num(flag, v, 0.0, 1.0, &p->guidance);
     if (strcmp(flag, "precision") == 0) {
         if (strcmp(v, "fp32") == 0) p->precision = BLAS_FP32;
         else if (strcmp(v, "bf16") == 0) p->precision = BLAS_BF16;
@@ -284,7 +265,7 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
             return disa_err(DISA_ERANGE, "class label %d out of range 0..%d", labels[b], c->class_num - 1);
     arena *a = &s->scratch;
     arena_reset(a, 0);
-    double t0 = now_s();
+    double t0 = clock_now();
     const size_t Nmax = max_rows(c), G2 = (size_t)FLOWAR_INTERP_SIZE * FLOWAR_INTERP_SIZE;
     float *cls = arena_floats(a, (size_t)B2 * E);
     float *xin = arena_floats(a, (size_t)B2 * Nmax * E), *z = arena_floats(a, (size_t)B2 * Nmax * D);
@@ -306,16 +287,16 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
     for (int b = 0; b < B2; b++)
         for (int r = 0; r < N0; r++) memcpy(xin + ((size_t)b * N0 + r) * E, cls + (size_t)b * E, sizeof(float) * E);
     uint64_t f_pre = blas_flops() - f0;
-    st->t_other += now_s() - t0;
+    st->t_other += clock_now() - t0;
 
     for (int sc = 0; sc < S; sc++) {
         arena_reset(a, base);
         const int ft = c->scale[sc], N = ft * ft;
-        double t1 = now_s();
+        double t1 = clock_now();
         f0 = blas_flops();
         int rc = flowar_forward_scale(m, a, &s->kv, z, xin, sc, s->poll, s->poll_ctx);
         if (rc) return rc;
-        double t2 = now_s();
+        double t2 = clock_now();
         st->t_transformer += t2 - t1;
         st->flops_transformer += blas_flops() - f0 + f_pre;
         f_pre = 0;
@@ -336,7 +317,7 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
                           &n_guided, s->poll, s->poll_ctx);
         if (rc) return rc;
         for (size_t k = 0; k < (size_t)B * N * C; k++) tok[k] = (float)x64[k];  // .float()
-        double t3 = now_s();
+        double t3 = clock_now();
         st->t_head += t3 - t2;
         st->flops_head += blas_flops() - f0;
         st->head_row_steps += (uint64_t)B * N * nfe;
@@ -356,7 +337,7 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
             if (cfg) memcpy(xin + (size_t)B * Nn * E, xin, sizeof(float) * (size_t)B * Nn * E);
             f_pre = blas_flops() - f0;
         }
-        st->t_other += now_s() - t3;
+        st->t_other += clock_now() - t3;
     }
     memcpy(tokens, tok, sizeof(float) * (size_t)B * Nmax * C);
     arena_reset(a, 0);
