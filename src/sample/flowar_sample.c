@@ -9,6 +9,7 @@
 #include "disa/flags.h"
 #include "disa/flownn.h"
 #include "disa/nn.h"
+#include "disa/tensor.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -251,6 +252,16 @@ int flowar_sampler_run(flowar_sampler *s, ar_rng *rng, const int *labels, int B,
     return rc;
 }
 
+// A NaN or Inf in the transformer's output or the flow head's sample comes from a model
+// whose activations overflow (non-finite weights are refused at load): stop the run
+// naming the scale and the tensor rather than decode garbage; the caller adds the unit.
+static int check_finite(const float *x, size_t n, int row_len, int sc, int ft, const char *what) {
+    size_t at = tensor_first_nonfinite(x, n);
+    if (at == n) return 0;
+    return disa_err(DISA_ERANGE, "scale %d (%dx%d): %s holds %s (row %zu, value %zu): the model's activations overflowed",
+                    sc, ft, ft, what, x[at] != x[at] ? "NaN" : "Inf", at / (size_t)row_len, at % (size_t)row_len);
+}
+
 static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *tokens, sample_stats *st) {
     const flowar_model *m = s->m;
     const flowar_config *c = &m->cfg;
@@ -296,6 +307,7 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
         f0 = blas_flops();
         int rc = flowar_forward_scale(m, a, &s->kv, z, xin, sc, s->poll, s->poll_ctx);
         if (rc) return rc;
+        if ((rc = check_finite(z, (size_t)B2 * N * D, D, sc, ft, "the transformer's output z")) != 0) return rc;
         double t2 = clock_now();
         st->t_transformer += t2 - t1;
         st->flops_transformer += blas_flops() - f0 + f_pre;
@@ -317,6 +329,7 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
                           &n_guided, s->poll, s->poll_ctx);
         if (rc) return rc;
         for (size_t k = 0; k < (size_t)B * N * C; k++) tok[k] = (float)x64[k];  // .float()
+        if ((rc = check_finite(tok, (size_t)B * N * C, C, sc, ft, "the flow head's sample")) != 0) return rc;
         double t3 = clock_now();
         st->t_head += t3 - t2;
         st->flops_head += blas_flops() - f0;

@@ -338,6 +338,28 @@ static void test_bad_inputs(void **state) {
     assert_msg_has("class label 10 out of range 0..9");
     assert_int_equal(flowar_sampler_run(&s, &rng.base, labels, 2, tokens, &st), DISA_ERANGE);
     assert_msg_has("batch of 2 images, sampler prepared for 1..1");
+
+    // Activations that overflow stop the run naming the scale and the tensor: an Inf
+    // reaching the transformer's output z, then a NaN from the head's last layer (one
+    // channel's bias; the next Euler step's input projection spreads it to all).
+    const size_t npos = (size_t)m.cfg.seq_len * m.cfg.dec_dim;
+    float *pos = malloc(sizeof(float) * npos), flin_b[16];
+    assert_non_null(pos);
+    const float *saved_pos = m.diff_pos, *saved_flin_b = m.head.flin_b;
+    memcpy(pos, saved_pos, sizeof(float) * npos);
+    pos[5] = INFINITY;
+    m.diff_pos = pos;
+    assert_int_equal(flowar_sampler_run(&s, &rng.base, labels + 1, 1, tokens, &st), DISA_ERANGE);
+    assert_msg_has("scale 0 (1x1): the transformer's output z holds Inf (row 0, value 5)");
+    m.diff_pos = saved_pos;
+    memcpy(flin_b, saved_flin_b, sizeof flin_b);
+    flin_b[2] = NAN;
+    m.head.flin_b = flin_b;
+    assert_int_equal(flowar_sampler_run(&s, &rng.base, labels + 1, 1, tokens, &st), DISA_ERANGE);
+    assert_msg_has("scale 0 (1x1): the flow head's sample holds NaN (row 0, value 0)");
+    m.head.flin_b = saved_flin_b;
+    assert_int_equal(flowar_sampler_run(&s, &rng.base, labels + 1, 1, tokens, &st), 0);
+    free(pos);
     flowar_sampler_free(&s);
     p.lower = 1;
     assert_int_equal(flowar_sampler_init(&s, &m, &p, 1), DISA_ERANGE);
