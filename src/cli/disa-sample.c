@@ -7,6 +7,7 @@
 //                --diff_upper_steps U --diff_lower_steps L
 //                --diff_annealing_strategy linear|cosine|two-stage|constant|adaptive
 //                --diff_budget B --diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]
+//               FlowAR models: [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
 // (the sampler's output, MAR: [B, seq, token_dim]) and the images DIR/00000.png ...
@@ -36,7 +37,8 @@ static int usage(FILE *f) {
             "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
             "       [--diff_upper_steps U] [--diff_lower_steps L]\n"
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
-            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]\n");
+            "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16]\n"
+            "       FlowAR models: [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G]\n");
     return f == stdout ? 0 : 2;
 }
 
