@@ -351,10 +351,54 @@ def main():
     for name, ok, nums in tg:
         out["targets"][name] = {"met": bool(ok), "numbers": nums}
         md.append(f"| {name} | {'met' if ok else 'not met'} | {nums} |")
+    png = os.path.splitext(a.out_md)[0] + ".png"
+    if chart(out, png):
+        md.append(f"\n![share of peak per phase]({os.path.basename(png)})")
     with open(a.out_json, "w") as f:
         json.dump(out, f, indent=1)
     with open(a.out_md, "w") as f:
         f.write("\n".join(md) + "\n")
+
+
+def chart_rows(out):
+    """(label, transformer %, head %, end to end %) per MAR-B row of the report, each against
+    the peak it is quoted against in the tables."""
+    rows = []
+    for key, r in out.get("mar_base", {}).items():
+        pk = r.get("local_peak_gflops") or out.get("peak_gflops")
+        if not pk:
+            continue
+        parts = key.split("_")
+        label = f"b{parts[1]}" + (f" {parts[3]}t" if len(parts) > 3 else "")
+        rows.append((label, pct(r["gflops_transformer"], pk), pct(r["gflops_head"], pk), r["end_to_end_pct_peak"]))
+    return rows
+
+
+def chart(out, png):
+    """A bar chart of % of peak per phase (gnuplot, Debian gnuplot-nox; the script is kept
+    next to it as .gp). False when there is nothing to draw or gnuplot is missing."""
+    import shutil
+    import subprocess
+    rows = chart_rows(out)
+    if not rows or not shutil.which("gnuplot"):
+        return False
+    gp = os.path.splitext(png)[0] + ".gp"
+    with open(gp, "w") as f:
+        f.write("# Written by tools/bench_report.py; run `gnuplot THIS_FILE` to redraw.\n$d << EOD\n")
+        for label, t, h, e in rows:
+            f.write(f'"{label}" {t:.2f} {h:.2f} {e:.2f}\n')
+        f.write("EOD\n")
+        f.write(f"set terminal pngcairo size 900,480 noenhanced font 'sans,10' background 'white'\n"
+                f"set output '{os.path.basename(png)}'\n"
+                f"set title 'MAR-B, % of the sgemm peak measured before each row ({out.get('blas_core', '')})'\n"
+                "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+                "set ylabel '% of peak'\nset yrange [0:*]\nset grid ytics\nset key outside right top\n"
+                "set xlabel 'batch (threads)'\n"
+                "plot $d using 2:xtic(1) title 'transformer', '' using 3 title 'diffusion head', "
+                "'' using 4 title 'end to end'\n")
+    r = subprocess.run(["gnuplot", os.path.basename(gp)], cwd=os.path.dirname(os.path.abspath(png)),
+                       capture_output=True, text=True)
+    return r.returncode == 0 and os.path.exists(png)
 
 
 def xar_report(R, out, md, local):
