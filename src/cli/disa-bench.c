@@ -69,7 +69,10 @@ static int usage(FILE *f) {
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS]\n"
             "       [--run [--run_iter K | --run_flow_upper_steps U --run_flow_lower_steps L] [--per-step]]\n"
             "       [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
-            "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n");
+            "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n"
+            "       FlowAR models (flowar_small|flowar_large|flowar_huge or a disa-flowar-1 file): [--flow_upper_steps U]\n"
+            "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--baseline_steps N] [--batch B] [--run] (their own\n"
+            "       set: disa-bench --model flowar_small --help)\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -1073,12 +1076,12 @@ typedef struct fbench {
     opts sg;  // --sgemm and --peak, as MAR's mode_sgemm reads them
 } fbench;
 
-static int fb_usage(void) {
-    fprintf(stderr, "usage: disa-bench --model flowar_small|flowar_large|flowar_huge|FILE [--flow_upper_steps U]\n"
+static int fb_usage(FILE *f) {
+    fprintf(f, "usage: disa-bench --model flowar_small|flowar_large|flowar_huge|FILE [--flow_upper_steps U]\n"
                     "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--precision fp32|bf16] [--baseline_steps N]\n"
                     "       [--batch B] [--run] [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS] [--threads N]\n"
                     "       [--json FILE]\n");
-    return 2;
+    return f == stdout ? PARSE_HELP : 2;
 }
 
 static int fb_parse(int argc, char **argv, fbench *o) {
@@ -1088,13 +1091,13 @@ static int fb_parse(int argc, char **argv, fbench *o) {
     const char *bsteps = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *f = a + 2, *v = NULL;
+        if (flag_is_help(a)) return fb_usage(stdout);
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "disa-bench: unexpected argument '%s'\n", a);
-            return fb_usage();
+            return fb_usage(stderr);
         }
         if (!strcmp(f, "run")) { o->run = 1; continue; }
         if (!strcmp(f, "sgemm")) { o->sg.sgemm = 1; continue; }
-        if (!strcmp(f, "help")) return fb_usage();
         if (!strcmp(f, "steps") || !strcmp(f, "per-step") || !strcmp(f, "extrapolate") || !strcmp(f, "bf16_check")) {
             fprintf(stderr, "disa-bench: --%s measures MAR's AR steps; for FlowAR models use --run\n", f);
             return 2;
@@ -1102,6 +1105,16 @@ static int fb_parse(int argc, char **argv, fbench *o) {
         char name[64];
         const char *eqv = NULL;
         flag_split(a, 1, name, sizeof name, &eqv);
+        // Unknown before its value is looked for, so a last unknown flag is named as such.
+        static const char *const own[] = {"model", "json", "batch", "threads", "sgemm_n", "sgemm_reps",
+                                          "baseline_steps", "peak", NULL};
+        int known = family_is_sampling_key(name);
+        for (int k = 0; own[k] && !known; k++) known = !strcmp(name, own[k]);
+        if (!known) {
+            fprintf(stderr, "disa-bench: unknown flag '%s' for a FlowAR model (disa-bench --model %s --help lists them)\n",
+                    a, model_arg(argc, argv));
+            return 2;
+        }
         if (flag_value(argc, argv, &i, name, &v) != 0) {
             fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
             return 2;
@@ -1118,12 +1131,7 @@ static int fb_parse(int argc, char **argv, fbench *o) {
             int r = !strcmp(name, "peak") ? flag_num("peak", v, 1e-3, 1e9, &o->sg.peak)
                                           : family_precision_set(&o->p.precision, name, v);
             if (r == DISA_ENOTFOUND) r = flowar_params_set(&o->p, name, v);
-            if (r == DISA_ENOTFOUND && family_is_sampling_key(name))
-                r = disa_err(DISA_EINVAL, "'--%s' does not apply to flowar models", name);
-            if (r == DISA_ENOTFOUND) {
-                fprintf(stderr, "disa-bench: unknown flag '%s' for a FlowAR model\n", a);
-                return fb_usage();
-            }
+            if (r == DISA_ENOTFOUND) r = disa_err(DISA_EINVAL, "'--%s' does not apply to flowar models", name);
             if (r) {
                 fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
                 return 2;
@@ -1206,7 +1214,7 @@ out:
 static int flowar_bench(int argc, char **argv) {
     fbench o;
     int rc = fb_parse(argc, argv, &o);
-    if (rc) return rc;
+    if (rc) return rc == PARSE_HELP ? 0 : rc;
     if (o.threads) blas_set_threads(o.threads);
     if (o.p.precision == BLAS_BF16 && blas_bf16_available() != 0) {
         fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
