@@ -89,7 +89,8 @@ deps-tools:
 
 # The element-wise kernels (include/disa/vec.h) are written lane-wise for the vectoriser;
 # GCC's default -O2 cost model ("very cheap") leaves loops with a remainder scalar.
-VEC_OBJ   := $(addprefix $(BUILD)/obj/src/,nn/act.o nn/norm.o core/bf16.o core/blas.o model/mar.o model/diffloss.o model/xar.o)
+VEC_OBJ   := $(addprefix $(BUILD)/obj/src/,nn/act.o nn/norm.o core/bf16.o core/blas.o model/mar.o model/diffloss.o \
+             model/xar.o nn/flownn.o model/flowar.o model/flowhead.o)
 $(VEC_OBJ): CFLAGS += -fvect-cost-model=dynamic
 
 $(BUILD)/obj/%.o: %.c

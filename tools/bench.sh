@@ -3,7 +3,7 @@
 # part of make test. Writes results/bench/<date>.json and results/bench/<date>.md
 # (raw per-program JSON in results/bench/<date>.raw/) and prints the table.
 #
-# What runs (about 14 minutes on 2 cores; every number is a median, the machine
+# What runs (about 19 minutes on 2 cores; every number is a median, the machine
 # may be shared, so read them with the load average printed at the top):
 #   sgemm peak (2048^3, the current thread count) and the OpenBLAS core;
 #   MAR-B random weights, CFG on, at batch 1, 8, 32 and 64 (disa-gen's default unit, where
@@ -20,6 +20,9 @@
 #     1 rank x N threads and N ranks x 1 thread: wall, overhead share, RSS/PSS per rank;
 #   MAR-B batch 64 again as N ranks x 1 thread (N disa-bench processes at once);
 #   MAR-L and MAR-H at batch 1 (per step, 1 point, median of 3 passes, K = 64);
+#   FlowAR-S (batch 8) and FlowAR-H (batch 1), random weights: whole runs of DiSA's
+#     setting (25 -> 15 and 50 -> 15 flow steps, the README's cfg and guidance) and of
+#     the baseline (25 / 50 steps at every scale), measured and predicted speedup;
 #   --precision bf16 where oneDNN and AVX512_BF16 (or AMX) are there: the bf16 matmul
 #     peak (oneDNN, 2048^3 and MAR-B's Linear shapes, the ISA oneDNN picks) and right
 #     after it MAR-B batch 64 with bf16 decode and fp32 features, quoted as shares of that
@@ -33,7 +36,7 @@
 #     official 40 constant flow steps and DiSA 50->15 summed from them (K = the model's 4
 #     groups, as in the official evaluation), batch 1 also as a real run at 8->4 steps;
 #     xAR-L/H the FLOP model's predicted speedup.
-# Random-weight models (several GB for MAR-H) are written once to $BENCH_WORK
+# Random-weight models (several GB for MAR-H, 7.7 GB for FlowAR-H) are written once to $BENCH_WORK
 # (default /tmp/disa-bench) and reused.
 set -e
 BUILD=${BUILD:-build}
@@ -63,7 +66,7 @@ local_peak() { # name threads
     $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['sgemm']['median_gflops'])" "$RAW/peak_$1.json"
 }
 
-for p in mar_base mar_large mar_huge; do
+for p in mar_base mar_large mar_huge flowar_small flowar_huge; do
     [ -f "$W/$p.safetensors" ] || { step "writing $W/$p.safetensors"; "$B/disa-mkmodel" --preset $p --out "$W/$p.safetensors"; }
 done
 [ -f "$W/kl16.safetensors" ] || "$B/disa-mkmodel" --vae kl16 --out "$W/kl16.safetensors"
@@ -114,6 +117,17 @@ for p in mar_large mar_huge; do
     "$B/disa-bench" --model "$W/$p.safetensors" $DISA --cfg $cfgv $BASE --batch 1 --threads "$THREADS" --peak "$P" \
         --extrapolate --t_points 1 --t_reps 3 --json "$RAW/${p}_b1.json"
 done
+
+# FlowAR: five scales, so the real sampler runs whole schedules (disa-bench --run runs
+# the setting and its baseline one after the other on the same weights).
+step "FlowAR-S batch 8: DiSA 25->15 vs 25 flow steps, whole runs"
+P=$(local_peak flowar_small "$THREADS")
+"$B/disa-bench" --model "$W/flowar_small.safetensors" --flow_upper_steps 25 --flow_lower_steps 15 --cfg 4.2 \
+    --guidance 0.9 --batch 8 --threads "$THREADS" --peak "$P" --run --json "$RAW/flowar_small.json"
+step "FlowAR-H batch 1: DiSA 50->15 vs 50 flow steps, whole runs"
+P=$(local_peak flowar_huge "$THREADS")
+"$B/disa-bench" --model "$W/flowar_huge.safetensors" --flow_upper_steps 50 --flow_lower_steps 15 --cfg 2.4 \
+    --guidance 0.7 --batch 1 --threads "$THREADS" --peak "$P" --run --json "$RAW/flowar_huge.json"
 
 # --precision bf16 (oneDNN, AVX512_BF16): speed at batch 64 and the tokens of a short
 # MAR-B loop against fp32 (fp32 equals the PyTorch reference to ~4e-7, tests/parity).

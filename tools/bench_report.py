@@ -165,6 +165,33 @@ def main():
                   f"({pct(pi['gflops_transformer'], pk):.0f}%) | {pi['gflops_head']:.1f} | {bp['t_total']:.0f} | "
                   f"{pi['t_total']:.0f} | {e['speedup_measured']:.2f}x / {e['speedup_predicted']:.2f}x |")
 
+    fl_rows = [(p, load(os.path.join(R, f"{p}.json"))) for p in ("flowar_small", "flowar_huge")
+               if os.path.exists(os.path.join(R, f"{p}.json"))]
+    if fl_rows:
+        md.append("\n## FlowAR-S and FlowAR-H (whole runs of both schedules, random weights)\n")
+        md.append("DiSA: flow_upper_steps -> 15 over the 5 scales (25 -> 15 for S, 50 -> 15 for H, the README's cfg and "
+                  "guidance); baseline: the upper count at every scale (the official sampler before DiSA).\n")
+        md.append("| model | batch | local sgemm peak | baseline s/img | DiSA s/img | transformer GFLOPS (% peak) | "
+                  "head GFLOPS DiSA (% peak) | evaluations per token (DiSA / baseline) | speedup measured / predicted | "
+                  "FLOPs counted = model |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|")
+        for p, j in fl_rows:
+            pk = local(p)
+            r, rb = j["run"], j["baseline_run"]
+            out.setdefault("flowar", {})[p] = {
+                "batch": j["batch"], "config": j["config"], "baseline": j["baseline"], "local_peak_gflops": pk,
+                "disa_s_per_image": r["s_per_image"], "baseline_s_per_image": rb["s_per_image"],
+                "gflops_transformer": r["gflops_transformer"], "gflops_head": r["gflops_head"],
+                "speedup_measured": j["speedup_measured"], "speedup_predicted": j["predicted_speedup"]["sampling"],
+                "flops_per_image": j["flops_per_image"], "baseline_flops_per_image": j["baseline_flops_per_image"],
+                "model_equal": r["model_equal"] and rb["model_equal"]}
+            md.append(f"| {p} | {j['batch']} | {pk:.0f} | {rb['s_per_image']:.1f} | {r['s_per_image']:.1f} | "
+                      f"{r['gflops_transformer']:.1f} ({pct(r['gflops_transformer'], pk):.0f}%) | "
+                      f"{r['gflops_head']:.1f} ({pct(r['gflops_head'], pk):.0f}%) | "
+                      f"{j['flops_per_image']['nfe_per_token']:.2f} / {j['baseline_flops_per_image']['nfe_per_token']:.2f} | "
+                      f"{j['speedup_measured']:.2f}x / {j['predicted_speedup']['sampling']:.2f}x | "
+                      f"{'yes' if r['model_equal'] and rb['model_equal'] else 'NO'} |")
+
     md.append("\n## disa-gen, small MAR-B job (K 2, DiSA 10->5, KL-16 decode, PNGs, 2 images, units of 1)\n")
     md.append("| layout | wall s | images/s | compute phases s | overhead (IO, scheduling, idle) | RSS peak MiB per rank | "
               "PSS MiB per rank |")

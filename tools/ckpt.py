@@ -1,5 +1,5 @@
 """Reading official training checkpoints and writing safetensors, shared by the
-converters (tools/convert_mar.py, tools/convert_xar.py).
+converters (tools/convert_mar.py, tools/convert_xar.py, tools/convert_flowar.py).
 
 The checkpoints are the torch pickles the MAR-style training scripts write
 (util/misc.py: save_model): a dict with "model" (the state_dict), "model_ema" (the
@@ -98,13 +98,14 @@ def ckpt_args(obj):
 ST_DTYPE = {"f32": ("F32", torch.float32), "f16": ("F16", torch.float16), "bf16": ("BF16", torch.bfloat16)}
 
 
-def save(path, tensors, meta, dtype):
-    """safetensors with every tensor in `dtype`; written to path.tmp, then renamed."""
-    label, tdt = ST_DTYPE[dtype]
+def save(path, tensors, meta, dtype, keep_f32=None):
+    """safetensors with every tensor in `dtype` (those for which keep_f32(name) is true in
+    float32); written to path.tmp, then renamed."""
     header, blobs, off = {"__metadata__": meta}, [], 0
     for name, t in tensors.items():
+        label, tdt = ST_DTYPE["f32" if keep_f32 and keep_f32(name) else dtype]
         t = t.detach().to(torch.float32)
-        if dtype == "f16" and t.abs().max().item() > 65504:
+        if label == "F16" and t.abs().max().item() > 65504:
             die(f"'{name}' exceeds the float16 range; use --dtype f32 or bf16")
         t = t.to(tdt).contiguous()
         raw = (t.view(torch.int16) if t.element_size() == 2 else t).numpy().astype(

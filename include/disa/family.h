@@ -5,8 +5,10 @@
 // a diffusion head per step; xAR: next-X groups through a block-causal transformer with
 // a key/value cache; FlowAR: scale-wise with a flow head per scale), so the seam sits at
 // the sampler: each family is one table of the operations below, and src/run, src/mpi,
-// disa-gen, disa-sample, resume and the metrics use only the table. MAR is the first
-// implementation (src/sample/mar_family.c over model/mar.c and sample/ar.c).
+// disa-gen, disa-sample, resume and the metrics use only the table. MAR
+// (src/sample/mar_family.c over model/mar.c and sample/ar.c), xAR
+// (src/sample/xar_family.c over model/xar.c and sample/xar_sample.c) and FlowAR
+// (src/sample/flowar_family.c over model/flowar.c and sample/flowar_sample.c) fill it.
 //
 // Adding a family: write its model and sampler with their own structs (nothing here
 // assumes diffusion tables, a mask schedule or diff_* flags), fill a `family` table

@@ -34,6 +34,15 @@
 //
 // The program is one function per mode and family, each printing its lines and its JSON
 // member; the family of the model picks the set (k_measures).
+//
+// A FlowAR model (preset flowar_small|flowar_large|flowar_huge, or a disa-flowar-1 file)
+// takes the FlowAR section at the end instead:
+//   disa-bench --model PRESET|FILE [--flow_upper_steps U --flow_lower_steps L --cfg X --guidance G]
+//              [--baseline_steps N] [--batch B] [--run] [--sgemm ...] [--peak GFLOPS] [--threads N] [--json F]
+// the per-scale FLOP table of the setting and of the baseline (N flow steps at every
+// scale, default U: the official sampler before DiSA), and with --run (a model file)
+// both sampled for real: FlowAR has five scales, so whole runs fit where MAR's 64 AR
+// steps need the extrapolation.
 #include "disa/bench.h"
 #include "disa/bf16.h"
 #include "disa/blas.h"
@@ -43,6 +52,7 @@
 #include "disa/family.h"
 #include "disa/flags.h"
 #include "disa/flops.h"
+#include "disa/flowar_sample.h"
 #include "disa/inception.h"
 #include "disa/mar.h"
 #include "disa/sampler.h"
@@ -62,7 +72,10 @@ static int usage(FILE *f) {
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--bf16_peak] [--peak GFLOPS]\n"
             "       [--run [--run_iter K | --run_flow_upper_steps U --run_flow_lower_steps L] [--per-step]]\n"
             "       [--extrapolate [--t_points N] [--t_reps R]] [--bf16_check]\n"
-            "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n");
+            "       [--vae FILE] [--features FILE] [--threads N] [--json FILE]\n"
+            "       FlowAR models (flowar_small|flowar_large|flowar_huge or a disa-flowar-1 file): [--flow_upper_steps U]\n"
+            "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--baseline_steps N] [--batch B] [--run] (their own\n"
+            "       set: disa-bench --model flowar_small --help)\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -1065,8 +1078,26 @@ static const struct {
     int (*modes)(const opts *o, const family *f);
 } k_measures[] = {{"mar", mar_settings, mar_modes}, {"xar", xar_settings, xar_modes}};
 
+static int flowar_bench(int argc, char **argv);
+
+// The --model value, if any, without parsing the rest.
+static const char *model_arg(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--model") == 0) return argv[i + 1];
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--model=", 8) == 0) return argv[i] + 8;
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     cpu_blas_fix(argv);
+    // FlowAR's section parses its own flags (see the top of this file).
+    const char *mp = model_arg(argc, argv);
+    if (mp) {
+        const family *mf = family_for_preset(mp);
+        if (!mf) mf = family_for_file(mp);
+        if (strcmp(mf->name, "flowar") == 0) return flowar_bench(argc, argv);
+    }
     static opts opt;
     opts *o = &opt;
     int rc = parse(argc, argv, o);
@@ -1105,6 +1136,234 @@ int main(int argc, char **argv) {
     J("\n}\n");
     if (g_json && fclose(g_json) != 0) {
         fprintf(stderr, "disa-bench: %s: write failed\n", o->json);
+        return 1;
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// FlowAR: the per-scale FLOP table and whole runs of the setting and its baseline
+
+typedef struct fbench {
+    const char *model, *json;
+    flowar_params p, base;
+    int precision;  // the shared key; FlowAR refuses bf16 (its family's params_check_precision)
+    int batch, run, threads;
+    opts sg;  // --sgemm and --peak, as MAR's mode_sgemm reads them
+} fbench;
+
+static int fb_usage(FILE *f) {
+    fprintf(f, "usage: disa-bench --model flowar_small|flowar_large|flowar_huge|FILE [--flow_upper_steps U]\n"
+                    "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--precision fp32|bf16] [--baseline_steps N]\n"
+                    "       [--batch B] [--run] [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS] [--threads N]\n"
+                    "       [--json FILE]\n");
+    return f == stdout ? PARSE_HELP : 2;
+}
+
+static int fb_parse(int argc, char **argv, fbench *o) {
+    memset(o, 0, sizeof *o);
+    flowar_params_init(&o->p);
+    o->batch = 1, o->sg.sgemm_n = 2048, o->sg.sgemm_reps = 7;
+    const char *bsteps = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *f = a + 2, *v = NULL;
+        if (flag_is_help(a)) return fb_usage(stdout);
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "disa-bench: unexpected argument '%s'\n", a);
+            return fb_usage(stderr);
+        }
+        if (!strcmp(f, "run")) { o->run = 1; continue; }
+        if (!strcmp(f, "sgemm")) { o->sg.sgemm = 1; continue; }
+        if (!strcmp(f, "steps") || !strcmp(f, "per-step") || !strcmp(f, "extrapolate") || !strcmp(f, "bf16_check")) {
+            fprintf(stderr, "disa-bench: --%s measures MAR's AR steps; for FlowAR models use --run\n", f);
+            return 2;
+        }
+        char name[64];
+        const char *eqv = NULL;
+        flag_split(a, 1, name, sizeof name, &eqv);
+        // Unknown before its value is looked for, so a last unknown flag is named as such.
+        static const char *const own[] = {"model", "json", "batch", "threads", "sgemm_n", "sgemm_reps",
+                                          "baseline_steps", "peak", NULL};
+        int known = family_is_sampling_key(name);
+        for (int k = 0; own[k] && !known; k++) known = !strcmp(name, own[k]);
+        if (!known) {
+            fprintf(stderr, "disa-bench: unknown flag '%s' for a FlowAR model (disa-bench --model %s --help lists them)\n",
+                    a, model_arg(argc, argv));
+            return 2;
+        }
+        if (flag_value(argc, argv, &i, name, &v) != 0) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
+        int rc = 0;  // int_flag prints its message and returns 2
+        if (!strcmp(name, "model")) o->model = v;
+        else if (!strcmp(name, "json")) o->json = v;
+        else if (!strcmp(name, "batch")) rc = int_flag(name, v, 1, 4096, &o->batch);
+        else if (!strcmp(name, "threads")) rc = int_flag(name, v, 1, 1024, &o->threads);
+        else if (!strcmp(name, "sgemm_n")) rc = int_flag(name, v, 64, 16384, &o->sg.sgemm_n);
+        else if (!strcmp(name, "sgemm_reps")) rc = int_flag(name, v, 1, 64, &o->sg.sgemm_reps);
+        else if (!strcmp(name, "baseline_steps")) bsteps = v;
+        else {
+            int r = !strcmp(name, "peak") ? flag_num("peak", v, 1e-3, 1e9, &o->sg.peak)
+                                          : family_precision_set(&o->precision, name, v);
+            if (r == DISA_ENOTFOUND) r = flowar_params_set(&o->p, name, v);
+            if (r == DISA_ENOTFOUND) r = disa_err(DISA_EINVAL, "'--%s' does not apply to flowar models", name);
+            if (r) {
+                fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+                return 2;
+            }
+        }
+        if (rc) return rc;
+    }
+    // The baseline: N flow steps at every scale (no annealing), N = --baseline_steps or
+    // the setting's upper count (the official sampler before DiSA: --num_step).
+    o->base = o->p;
+    char nb[16];
+    snprintf(nb, sizeof nb, "%d", o->p.upper);
+    if (flowar_params_set(&o->base, "flow_upper_steps", bsteps ? bsteps : nb) ||
+        flowar_params_set(&o->base, "flow_lower_steps", bsteps ? bsteps : nb) || flowar_params_check(&o->p) ||
+        flowar_params_check(&o->base)) {
+        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+        return 2;
+    }
+    return 0;
+}
+
+// Per image: the FLOP table of a setting, printed one line per scale; totals into *f.
+static void fb_table(const flowar_config *c, const flowar_params *p, int B, const char *what, flowar_flops *f) {
+    flowar_flops_scale per[FLOWAR_MAX_SCALES];
+    char ps[256];
+    flowar_flops_run(f, per, c, p, B);
+    printf("%s: %s\n  scale  tokens  steps  evaluations  guided  transformer GFLOP  head GFLOP\n", what,
+           flowar_params_str(p, ps, sizeof ps));
+    for (int s = 0; s < c->n_scales; s++)
+        printf("  %5d  %6d  %5d  %11d  %6d  %17.2f  %10.2f\n", s, c->scale[s] * c->scale[s], per[s].n_steps,
+               per[s].nfe, per[s].n_guided, per[s].transformer / 1e9 / B, per[s].head / 1e9 / B);
+    printf("  total per image: transformer %.1f GFLOP, head %.1f GFLOP, %.2f evaluations per token\n",
+           f->transformer / 1e9 / B, f->head / 1e9 / B, (double)f->head_row_steps / (double)f->tokens);
+}
+
+// One whole run of B images under p: prints the line, writes the JSON member, *wall.
+static int fb_run(const flowar_model *m, const flowar_params *p, int B, double peak, const char *key, const char *label,
+                  double *wall) {
+    flowar_sampler s;
+    ar_rng_philox rng;
+    uint32_t *index = malloc(sizeof(uint32_t) * (size_t)B);
+    int *labels = malloc(sizeof(int) * (size_t)B);
+    float *tokens = malloc(sizeof(float) * (size_t)B * m->cfg.seq_h * m->cfg.seq_h * m->cfg.token_dim);
+    if (!index || !labels || !tokens) return disa_err(DISA_ENOMEM, "out of memory");
+    for (int k = 0; k < B; k++) index[k] = (uint32_t)k, labels[k] = k % m->cfg.class_num;
+    int rc = flowar_sampler_init(&s, m, p, B);
+    if (!rc && (rc = ar_rng_philox_init(&rng, 1, index, B)) != 0) flowar_sampler_free(&s);
+    if (rc) goto out;
+    sample_stats st = {0};
+    double t0 = clock_now();
+    rc = flowar_sampler_run(&s, &rng.base, labels, B, tokens, &st);
+    *wall = clock_now() - t0;
+    flowar_sampler_free(&s);
+    ar_rng_philox_free(&rng);
+    if (rc) goto out;
+    flowar_flops f;
+    flowar_flops_run(&f, NULL, &m->cfg, p, B);
+    int equal = st.flops_transformer == f.transformer && st.flops_head == f.head;
+    double gt = st.flops_transformer / st.t_transformer / 1e9, gh = st.flops_head / st.t_head / 1e9;
+    double g = (st.flops_transformer + st.flops_head) / *wall / 1e9;
+    char ps[256];
+    printf("run, %s (batch %d, %s): %.2f s per image; transformer %.2f s, head %.2f s, other %.2f s per batch; "
+           "FLOPs counted %s the model\n", label, B, flowar_params_str(p, ps, sizeof ps), *wall / B, st.t_transformer,
+           st.t_head, st.t_other, equal ? "equal to" : "DIFFER from");
+    pct_line("transformer", gt, peak);
+    pct_line("flow head", gh, peak);
+    pct_line("sampling (FLOP-weighted)", g, peak);
+    J(",\n  \"%s\": {\"wall_s\": %.4f, \"s_per_image\": %.4f, \"t_transformer\": %.4f, \"t_head\": %.4f, "
+      "\"t_other\": %.4f, \"flops_transformer\": %llu, \"flops_head\": %llu, \"model_equal\": %s, "
+      "\"gflops_transformer\": %.2f, \"gflops_head\": %.2f, \"gflops\": %.2f}", key, *wall, *wall / B,
+      st.t_transformer, st.t_head, st.t_other, (unsigned long long)st.flops_transformer,
+      (unsigned long long)st.flops_head, equal ? "true" : "false", gt, gh, g);
+out:
+    free(index);
+    free(labels);
+    free(tokens);
+    return rc;
+}
+
+static int flowar_bench(int argc, char **argv) {
+    fbench o;
+    int rc = fb_parse(argc, argv, &o);
+    if (rc) return rc == PARSE_HELP ? 0 : rc;
+    if (o.threads) blas_set_threads(o.threads);
+    {
+        const family *f = family_for_preset("flowar_small");
+        const int asked_auto = o.precision == PRECISION_AUTO;
+        o.precision = family_precision_resolve(f, o.precision, NULL, 0);
+        family_params fp;
+        memcpy(fp.bytes, &o.p, sizeof o.p);
+        if (family_precision_check(f, &fp, o.precision, asked_auto) != 0) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
+    }
+    flowar_model m;
+    memset(&m, 0, sizeof m);
+    int have_weights = 0;
+    if (flowar_config_preset(&m.cfg, o.model) != 0) {
+        if ((rc = flowar_open(&m, o.model)) != 0) {
+            fprintf(stderr, "disa-bench: --model: %s\n", disa_errmsg());
+            return rc == DISA_EINVAL ? 2 : 1;
+        }
+        have_weights = 1;
+    }
+    if (o.run && !have_weights) {
+        fprintf(stderr, "disa-bench: --run needs a model file (build/bin/disa-mkmodel --preset %s --out FILE)\n",
+                o.model);
+        return 2;
+    }
+    char buf[512];
+    printf("disa-bench: %s\n", cpu_blas_describe(buf, sizeof buf));
+    if (o.json && !(g_json = fopen(o.json, "w"))) {
+        fprintf(stderr, "disa-bench: %s: cannot create: %s\n", o.json, strerror(errno));
+        flowar_close(&m);
+        return 1;
+    }
+    J("{\n  \"family\": \"flowar\", \"blas_core\": \"%s\", \"blas_threads\": %d", blas_corename(), blas_get_threads());
+    if (o.sg.sgemm) mode_sgemm(&o.sg);
+    if (o.sg.peak > 0) J(",\n  \"peak_gflops\": %.2f", o.sg.peak);
+    const flowar_config *c = &m.cfg;
+    const int B = o.batch;
+    printf("model %s: scales %d (%d tokens), transformer %dx%d / %dx%d, %d heads, flow head %dx%d %s\n", o.model,
+           c->n_scales, c->seq_len, c->enc_depth, c->enc_dim, c->dec_depth, c->dec_dim, c->enc_heads, c->diffloss_d,
+           c->diffloss_w, c->cross ? "attn-crossattn-mlp" : "attn-mlp");
+    flowar_flops fi, fb;
+    fb_table(c, &o.p, B, "this config", &fi);
+    fb_table(c, &o.base, B, "baseline", &fb);
+    double sp = (double)(fb.transformer + fb.head) / (double)(fi.transformer + fi.head);
+    printf("predicted speedup vs baseline (equal GFLOPS): sampling %.3fx; head alone %.2fx\n", sp,
+           (double)fb.head / (double)fi.head);
+    char ps[256], pb[256];
+    J(",\n  \"model\": \"%s\", \"batch\": %d, \"config\": \"%s\", \"baseline\": \"%s\"", o.model, B,
+      flowar_params_str(&o.p, ps, sizeof ps), flowar_params_str(&o.base, pb, sizeof pb));
+    J(",\n  \"flops_per_image\": {\"transformer\": %.6e, \"head\": %.6e, \"total\": %.6e, \"nfe_per_token\": %.4f, "
+      "\"scales\": %d}", fi.transformer / (double)B, fi.head / (double)B, (fi.transformer + fi.head) / (double)B,
+      (double)fi.head_row_steps / (double)fi.tokens, fi.scales);
+    J(",\n  \"baseline_flops_per_image\": {\"transformer\": %.6e, \"head\": %.6e, \"total\": %.6e, "
+      "\"nfe_per_token\": %.4f, \"scales\": %d}", fb.transformer / (double)B, fb.head / (double)B,
+      (fb.transformer + fb.head) / (double)B, (double)fb.head_row_steps / (double)fb.tokens, fb.scales);
+    J(",\n  \"predicted_speedup\": {\"sampling\": %.4f, \"head\": %.4f}", sp, (double)fb.head / (double)fi.head);
+    if (o.run) {
+        double w, wb;
+        if ((rc = fb_run(&m, &o.p, B, o.sg.peak, "run", "this config", &w)) != 0 ||
+            (rc = fb_run(&m, &o.base, B, o.sg.peak, "baseline_run", "baseline", &wb)) != 0) {
+            fprintf(stderr, "disa-bench: sampling failed: %s\n", disa_errmsg());
+            flowar_close(&m);
+            return 1;
+        }
+        printf("DiSA speedup vs baseline: measured %.3fx, predicted by FLOPs %.3fx\n", wb / w, sp);
+        J(",\n  \"speedup_measured\": %.4f", wb / w);
+    }
+    J("\n}\n");
+    flowar_close(&m);
+    if (g_json && fclose(g_json) != 0) {
+        fprintf(stderr, "disa-bench: %s: write failed\n", o.json);
         return 1;
     }
     return 0;

@@ -6,7 +6,10 @@
 // Flags (main_mar.py names override every job and variant): --output_dir --num_images
 // --eval_bsz --seed --num_iter --cfg --cfg_schedule --temperature --diff_sampler --dpm_order
 // --diff_upper_steps --diff_lower_steps --diff_annealing_strategy --diff_budget
-// --diff_adaptive_signal --precision --model --vae;
+// --diff_adaptive_signal --precision --model --vae
+// (xAR models: --cfg --cfg_schedule --flow_upper_steps --flow_lower_steps --num_steps
+// --flow_sampler; FlowAR models: FlowAR_DiSA eval.py's --flow_upper_steps --flow_lower_steps
+// --cfg --guidance);
 // and --restart, --require_uniform_hardware, --threads N, --progress SECONDS, --log_level
 // LEVEL, --quiet, and --simulate S[:SPREAD] | flops[@GFLOPS][:SPREAD]: a tool for sizing
 // runs, the scheduler with every unit's sampling replaced by a wait and no images
@@ -46,6 +49,9 @@ static void usage(FILE *f) {
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
             "       [--diff_adaptive_signal cfg|var|eps]\n"
             "       [--precision fp32|bf16|auto] [--model FILE] [--vae FILE] [--variant NAME] [--unit_timeout auto|off|S]\n"
+            "       xAR models: [--cfg X] [--cfg_schedule linear|constant] [--flow_upper_steps U] [--flow_lower_steps L]\n"
+            "       [--num_steps N] [--flow_sampler euler_maruyama|euler]\n"
+            "       FlowAR models: [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G]\n"
             "       [--simulate SECONDS_PER_IMAGE[:SPREAD] | --simulate flops[@GFLOPS][:SPREAD]]  (no images: a tool)\n"
             "       disa-gen JOB.json... --estimate [--cores N,N...] [--threads T]   (the cost, before running)\n");
 }

@@ -2,11 +2,12 @@
 // benchmarks of full-size shapes without real checkpoints (none can be committed).
 //
 //   disa-mkmodel (--preset NAME | --config JSON) --out FILE [--seed S]
-//       NAME: mar_base|mar_large|mar_huge|xar_base|xar_large|xar_huge; JSON: a model
-//       file's "config" (its "format" names the family)
+//       NAME: mar_base|mar_large|mar_huge|xar_base|xar_large|xar_huge|flowar_small|
+//       flowar_large|flowar_huge; JSON: a model file's "config" (its "format" names the family)
 //   disa-mkmodel --vae kl16 --out FILE [--seed S]     (a KL-16 decoder of the official shape)
 //
-// Weights come from the deterministic generator (st_write_generated in safetensors.h).
+// Weights come from the deterministic generator (st_write_generated in safetensors.h;
+// FlowAR computes its RoPE buffers, see flowar_write_generated).
 #include "disa/cpu.h"
 #include "disa/err.h"
 #include "disa/family.h"
@@ -20,7 +21,8 @@
 
 static int usage(FILE *f) {
     fprintf(f, "usage: disa-mkmodel (--preset NAME | --config JSON | --vae kl16) --out FILE [--seed S]\n"
-               "       presets: mar_base mar_large mar_huge xar_base xar_large xar_huge\n");
+               "       presets: mar_base mar_large mar_huge xar_base xar_large xar_huge\n"
+               "                flowar_small flowar_large flowar_huge\n");
     return f == stdout ? 0 : 2;
 }
 

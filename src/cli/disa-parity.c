@@ -307,7 +307,7 @@ const parity_op parity_ops_core[] = {{"dgen", op_dgen}, {NULL, NULL}};
 
 static parity_fn find_op(const char *op) {
     const parity_op *tables[] = {parity_ops_core, parity_ops_nn, parity_ops_sample, parity_ops_model,
-                                 parity_ops_vae, parity_ops_metrics, parity_ops_xar};
+                                 parity_ops_vae, parity_ops_metrics, parity_ops_xar, parity_ops_flowar};
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (const parity_op *p = tables[t]; p->op; p++)
             if (strcmp(p->op, op) == 0) return p->fn;

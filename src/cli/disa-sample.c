@@ -8,7 +8,8 @@
 //                --diff_annealing_strategy linear|cosine|two-stage|constant|adaptive
 //                --diff_budget B --diff_adaptive_signal cfg|var|eps, or xAR's --cfg X
 //                --flow_upper_steps U --flow_lower_steps L --num_steps N
-//                --flow_sampler euler_maruyama|euler] [--precision fp32|bf16|auto]
+//                --flow_sampler euler_maruyama|euler, or FlowAR's --flow_upper_steps U
+//                --flow_lower_steps L --cfg X --guidance G] [--precision fp32|bf16|auto]
 //
 // Image i (0..B-1) draws from the Philox streams of (seed, i). Writes DIR/tokens.npy
 // (the sampler's output, MAR: [B, seq, token_dim]) and the images DIR/00000.png ...
@@ -41,7 +42,9 @@ static int usage(FILE *f) {
             "       [--diff_annealing_strategy linear|cosine|two-stage|constant|adaptive] [--diff_budget B]\n"
             "       [--diff_adaptive_signal cfg|var|eps] [--precision fp32|bf16|auto]\n"
             "       xAR models: [--cfg X] [--flow_upper_steps U] [--flow_lower_steps L] [--num_steps N]\n"
-            "       [--flow_sampler euler_maruyama|euler] [--precision fp32|auto]\n");
+            "       [--flow_sampler euler_maruyama|euler] [--precision fp32|auto]\n"
+            "       FlowAR models: [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G]\n"
+            "       [--precision fp32|auto]\n");
     return f == stdout ? 0 : 2;
 }
 

@@ -296,7 +296,7 @@ static int finish_job(job *j, int variant, const job_override *ov, int n_ov, con
         if (l + 1 + strlen(vn) >= JOB_PATH_MAX) return disa_err(DISA_ERANGE, "%s: output_dir too long", path);
         snprintf(j->output_dir + l, JOB_PATH_MAX - l, "/%s", vn);
     }
-    if (!j->model[0]) return disa_err(DISA_EINVAL, "%s: 'model' is required (a MAR .safetensors file)", path);
+    if (!j->model[0]) return disa_err(DISA_EINVAL, "%s: 'model' is required (a MAR, xAR or FlowAR .safetensors file)", path);
     if (!j->output_dir[0]) return disa_err(DISA_EINVAL, "%s: 'output_dir' is required (or give --output_dir)", path);
     if (j->num_images < 1) return disa_err(DISA_EINVAL, "%s: 'num_images' is required (or give --num_images)", path);
     if ((rc = job_family(j)->params_check(&j->params)) != 0) return disa_err_wrap(rc, "%s: %s: ", path, j->name);

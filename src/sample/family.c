@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-extern const family mar_family, xar_family;
+extern const family mar_family, xar_family, flowar_family;
 
 // The families; a new one adds its table here (its index is its place in this list).
-static const family *const k_families[] = {&mar_family, &xar_family};
+static const family *const k_families[] = {&mar_family, &xar_family, &flowar_family};
 
 int family_count(void) { return (int)(sizeof k_families / sizeof *k_families); }
 

@@ -38,6 +38,10 @@ head -c 500 models/fmnist-test-stats.npz > "$T/trunc.npz"
  "decoder_num_heads":2,"mlp_ratio":4,"class_num":10,"clusters":4,"tokenizer":"patch"}' > /dev/null 2>&1 || fail "fixture xar.st"
 LC_ALL=C sed 's/\\"class_num\\":10/\\"class_num\\":11/' "$T/xar.st" > "$T/xarshape.st"
 cmp -s "$T/xar.st" "$T/xarshape.st" && fail "fixture xarshape.st: class_num not found in the header"
+"$B/disa-mkmodel" --out "$T/flowar.st" --seed 5 --config '{"format":"disa-flowar-1","img_size":64,"vae_stride":16,
+ "patch_size":1,"vae_embed_dim":16,"encoder_embed_dim":32,"encoder_depth":1,"encoder_num_heads":2,"decoder_embed_dim":32,
+ "decoder_depth":1,"decoder_num_heads":2,"buffer_size":0,"class_num":10,"diffloss_d":1,"diffloss_w":64,
+ "scale":[1,2,4]}' > /dev/null 2>&1 || fail "fixture flowar.st"
 "$B/disa-sample" --model models/tiny-test.safetensors --class 1 --num_images 3 --num_iter 2 --out "$T/png28" \
     > /dev/null 2>&1 || fail "fixture png28"
 rm -f "$T/png28/tokens.npy"

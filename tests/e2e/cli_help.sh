@@ -43,6 +43,13 @@ expect2 "unknown flag '--zzz'" "$B/disa-gen" jobs/tiny-test.json --zzz
 expect2 "unknown flag '--zzz'" "$B/disa-sample" --model models/tiny-test.safetensors --class 1 --zzz
 expect2 "unknown flag '--zzz'" "$B/disa-mkmodel" --out "$T/m.st" --zzz
 expect2 "unknown flag '--zzz'" "$B/disa-bench" --model mar_base --zzz
+expect2 "unknown flag '--zzz'" "$B/disa-bench" --model flowar_small --zzz
+# FlowAR's disa-bench section parses its own flags and follows the same rules.
+for h in --help -h; do
+    set +e; "$B/disa-bench" --model flowar_small $h > "$T/out" 2> "$T/err"; s=$?; set -e
+    [ "$s" = 0 ] && grep -q "usage: disa-bench --model flowar_small" "$T/out" && [ ! -s "$T/err" ] ||
+        fail "disa-bench --model flowar_small $h: status $s, stdout '$(cat "$T/out")', stderr '$(cat "$T/err")'"
+done
 # The explicit form takes a value that starts with dashes.
 "$B/disa-mkmodel" --out="$T/--odd.st" --config '{"format":"disa-mar-1","img_size":4,"vae_stride":1,"patch_size":2,
  "vae_embed_dim":1,"encoder_embed_dim":8,"encoder_depth":1,"encoder_num_heads":2,"decoder_embed_dim":8,"decoder_depth":1,

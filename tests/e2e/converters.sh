@@ -2,8 +2,8 @@
 # the official layout (tests/tools/mar_ckpt.py), checked in Python (tensors bit for bit,
 # config) and in C (disa-sample loads and runs them, with tokens identical to the same
 # weights exported by tools/marref; a broken file is refused naming the tensors), then
-# the quick self tests of tools/convert_vae.py, tools/convert_xar.py (conversions,
-# refusals, and the C sampler on a converted file against the reference) and
+# the quick self tests of tools/convert_flowar.py, tools/convert_vae.py, tools/convert_xar.py
+# (conversions, refusals, and the C sampler on a converted file against the reference) and
 # tools/convert_inception.py.
 # Needs Debian's PyTorch at /usr/bin/python3: skipped (exit 77) without it.
 . tests/e2e/lib.inc
@@ -63,7 +63,9 @@ grep -qF "tensor 'encoder_blocks.1.mlp.fc2.bias' is missing" "$T/out" || { cat "
 grep -qF "tensor 'decoder_norm.weight': got [31], expected [32]" "$T/out" || { cat "$T/out"; fail "mis-shaped tensor not named"; }
 echo "disa-sample: a broken model is refused naming both tensors"
 
-# The other converters' quick self tests.
+# The other converters' quick self tests; FlowAR's also samples a converted file in C
+# (flowar_open + flowar_sampler_run against the reference, through disa-parity).
+"$PY" tools/convert_flowar.py --self-test --keep "$T/flowar" || fail "tools/convert_flowar.py --self-test"
 "$PY" tools/convert_vae.py --self-test --keep "$T/vae" || fail "tools/convert_vae.py --self-test"
 BUILD=${BUILD:-build} "$PY" tools/convert_xar.py --self-test --keep "$T/xar" || fail "tools/convert_xar.py --self-test"
 "$PY" tools/convert_inception.py --random "$T/inc.pth" --seed 3 || fail "convert_inception --random"

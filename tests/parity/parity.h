@@ -61,5 +61,6 @@ extern const parity_op parity_ops_model[];
 extern const parity_op parity_ops_vae[];
 extern const parity_op parity_ops_metrics[];
 extern const parity_op parity_ops_xar[];
+extern const parity_op parity_ops_flowar[];
 
 #endif

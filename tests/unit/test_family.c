@@ -189,7 +189,8 @@ static void test_xar_lookup_and_keys(void **state) {
     assert_ptr_equal(family_for_preset("xar_huge"), xar);
     assert_null(family_for_preset("xar_tiny"));
     assert_string_equal(family_presets_str(buf, sizeof buf),
-                        "mar_base, mar_large, mar_huge, xar_base, xar_large, xar_huge");
+                        "mar_base, mar_large, mar_huge, xar_base, xar_large, xar_huge, flowar_small, flowar_large, "
+                        "flowar_huge");
     assert_string_equal(family_keys_str(xar, buf, sizeof buf),
                         "cfg cfg_schedule flow_upper_steps flow_lower_steps num_steps flow_sampler precision");
     family_params p;

@@ -1,0 +1,1 @@
+"""PyTorch reference of FlowAR (scale-wise autoregression with a flow-matching head)."""
