@@ -34,7 +34,7 @@ echo "$out" | grep -q "OPENBLAS_CORETYPE=NoSuchCore was not accepted" || fail "b
 # Under mpirun: both ranks run the re-exec before MPI_Init and still form one world.
 out=$(env -u OPENBLAS_CORETYPE DISA_TEST_BLAS_CORENAME=Prescott tools/mpirun.sh 2 $B/disa-info --mpi 2>&1)
 echo "$out"
-n=$(echo "$out" | grep -c "^rank [01]/2: ")
+n=$(echo "$out" | grep -c "^rank [01]/2: OpenBLAS core ")
 [ "$n" = 2 ] || fail "expected 2 ranks of a world of 2, got $n lines"
 if [ "$avx2" = 1 ]; then
     [ "$(echo "$out" | grep -c 'forced by disa')" = 2 ] || fail "each rank should have re-executed"
