@@ -53,11 +53,17 @@ static int run_gnuplot(const char *script, const char *log) {
 }
 
 int plot_available(void) {
-    char script[64], log[80];
-    snprintf(script, sizeof script, "/tmp/disa-plot-probe.%ld.gp", (long)getpid());
+    // A fresh file in the temporary folder (mkstemps: never one someone else put there).
+    const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : P_tmpdir;
+    char script[4200], log[4220];
+    snprintf(script, sizeof script, "%s/disa-plot-probe.XXXXXX.gp", dir);
+    int fd = mkstemps(script, 3);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return disa_err(DISA_EIO, "%s: cannot write: %s", script, strerror(errno));
+    }
     snprintf(log, sizeof log, "%s.log", script);
-    FILE *f = fopen(script, "w");
-    if (!f) return disa_err(DISA_EIO, "%s: cannot write: %s", script, strerror(errno));
     fputs("exit\n", f);
     fclose(f);
     int rc = run_gnuplot(script, log);
