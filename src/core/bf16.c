@@ -430,6 +430,13 @@ static float *copy_bias(const float *b, int n) {
     return p;
 }
 
+// What a packed Linear or convolution owns: the weights, their descriptor, the bias copy.
+static void packed_free(void *w, void *md, float *bias) {
+    free(w);
+    free(md);
+    free(bias);
+}
+
 // ----------------------------------------------------------------------------
 // Linear
 
@@ -471,9 +478,7 @@ int bf16_linear_init(bf16_linear *l, const float *W, const float *bias, int K, i
 }
 
 void bf16_linear_free(bf16_linear *l) {
-    free(l->w);
-    free(l->md);
-    free(l->bias);
+    packed_free(l->w, l->md, l->bias);
     memset(l, 0, sizeof *l);
 }
 
@@ -594,9 +599,7 @@ int bf16_conv_init(bf16_conv *cv, const float *W, const float *bias, int Cin, in
 }
 
 void bf16_conv_free(bf16_conv *cv) {
-    free(cv->w);
-    free(cv->md);
-    free(cv->bias);
+    packed_free(cv->w, cv->md, cv->bias);
     memset(cv, 0, sizeof *cv);
 }
 
