@@ -11,6 +11,7 @@
 // outputs, with the tolerance max |got - want| <= BF16_RTOL * max |want| per tensor
 // (the golden's `bf16_rtol` metadata when present); other ops are skipped.
 #include "parity.h"
+#include "disa/arena.h"
 #include "disa/cpu.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
@@ -48,15 +49,9 @@ int pc_bf16(pcase *c) {
 
 static void *pc_track(pcase *c, void *p) {
     if (!p) return NULL;
-    if (c->n_allocs == c->cap_allocs) {
-        int cap = c->cap_allocs ? 2 * c->cap_allocs : 16;
-        void **n = realloc(c->allocs, sizeof(void *) * (size_t)cap);
-        if (!n) {
-            free(p);
-            return NULL;
-        }
-        c->allocs = n;
-        c->cap_allocs = cap;
+    if (mem_grow(&c->allocs, &c->cap_allocs, c->n_allocs, sizeof *c->allocs, 16)) {
+        free(p);
+        return NULL;
     }
     c->allocs[c->n_allocs++] = p;
     return p;

@@ -23,6 +23,7 @@
 #include "roles.h"
 #include "msg.h"
 
+#include "disa/arena.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
@@ -84,13 +85,8 @@ static int record(scheduler *s, const unit_report *r) {
     s->t_ledger += clock_now() - t0;
     if (rc) return rc;
     s->ledger_lines++;
-    if (s->n_reports == s->cap_reports) {
-        int cap = s->cap_reports ? 2 * s->cap_reports : 256;
-        unit_report *n = realloc(s->reports, sizeof(unit_report) * (size_t)cap);
-        if (!n) return disa_err(DISA_ENOMEM, "out of memory");
-        s->reports = n;
-        s->cap_reports = cap;
-    }
+    if (mem_grow(&s->reports, &s->cap_reports, s->n_reports, sizeof *s->reports, 256))
+        return disa_err(DISA_ENOMEM, "out of memory");
     s->reports[s->n_reports] = *r;
     s->reports[s->n_reports++].t_done = clock_now() - s->prog.t_start;
     return 0;
