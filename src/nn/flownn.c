@@ -103,6 +103,10 @@ void rope2d_free(rope2d *r) {
     memset(r, 0, sizeof *r);
 }
 
+// The rotation of xAR's rope_forward (rope.c), a twin kept on purpose: this one is
+// built in DISA_VEC copies, where the compiler may fuse a * c - b * s into one FMA, and
+// xAR's at the baseline ISA, where it cannot; one shared loop would change the low bits
+// of one family's images.
 DISA_VEC
 void rope2d_apply(float *x /*[N, ld]*/, size_t ld, const float *cos_t /*[N,hd]*/, const float *sin_t /*[N,hd]*/,
                   int N, int heads, int hd) {
