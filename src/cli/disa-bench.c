@@ -66,7 +66,7 @@
 #include <string.h>
 
 static int usage(FILE *f) {
-    fprintf(f,
+    return flag_usage(f,
             "usage: disa-bench --model PRESET|FILE [the family's sampling flags] [--batch B]\n"
             "       [--baseline_sampler S --baseline_steps N --baseline_iter K] [--steps]\n"
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--bf16_peak] [--peak GFLOPS]\n"
@@ -76,11 +76,7 @@ static int usage(FILE *f) {
             "       FlowAR models (flowar_small|flowar_large|flowar_huge or a disa-flowar-1 file): [--flow_upper_steps U]\n"
             "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--baseline_steps N] [--batch B] [--run] (their own\n"
             "       set: disa-bench --model flowar_small --help)\n");
-    return f == stdout ? 0 : 2;
 }
-
-// parse()'s result for --help: the usage is printed, the program exits 0.
-enum { PARSE_HELP = -1 };
 
 // The flags value_flag takes, so an unknown flag is named before its value is looked for.
 static int is_valued_flag(const char *f) {
@@ -88,9 +84,7 @@ static int is_valued_flag(const char *f) {
                                         "run_iter", "run_flow_upper_steps", "run_flow_lower_steps", "t_points",
                                         "t_reps", "threads", "baseline_sampler",
                                         "baseline_steps", "baseline_iter", "peak", NULL};
-    for (int k = 0; names[k]; k++)
-        if (!strcmp(f, names[k])) return 1;
-    return family_is_sampling_key(f);
+    return flag_in(f, names) || family_is_sampling_key(f);
 }
 
 // ----------------------------------------------------------------------------
@@ -108,42 +102,29 @@ typedef struct opts {
     int n_samp;
 } opts;
 
-// An integer flag into *out; 2 after the message.
-static int int_flag(const char *flag, const char *v, int lo, int hi, int *out) {
-    long long x;
-    if (flag_int(flag, v, lo, hi, &x) != 0) {
-        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
-        return 2;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-// The flags that take a value; 2 after a message, DISA_ENOTFOUND for a flag it does not know.
+// The flags that take a value: 0, DISA_ENOTFOUND for a flag it does not know, or
+// DISA_EINVAL with a message.
 static int value_flag(opts *o, const char *f, const char *v) {
     if (!strcmp(f, "model")) o->model = v;
     else if (!strcmp(f, "vae")) o->vae = v;
     else if (!strcmp(f, "features")) o->features = v;
     else if (!strcmp(f, "json")) o->json = v;
-    else if (!strcmp(f, "batch")) return int_flag(f, v, 1, 4096, &o->batch);
-    else if (!strcmp(f, "sgemm_n")) return int_flag(f, v, 64, 16384, &o->sgemm_n);
-    else if (!strcmp(f, "sgemm_reps")) return int_flag(f, v, 1, 64, &o->sgemm_reps);
-    else if (!strcmp(f, "run_iter")) return int_flag(f, v, 1, 1024, &o->run_iter);
-    else if (!strcmp(f, "run_flow_upper_steps")) return int_flag(f, v, 1, 1000, &o->run_upper);
-    else if (!strcmp(f, "run_flow_lower_steps")) return int_flag(f, v, 1, 1000, &o->run_lower);
-    else if (!strcmp(f, "t_points")) return int_flag(f, v, 1, 16, &o->t_points);
-    else if (!strcmp(f, "t_reps")) return int_flag(f, v, 1, 64, &o->t_reps);
-    else if (!strcmp(f, "threads")) return int_flag(f, v, 1, 1024, &o->threads);
+    else if (!strcmp(f, "batch")) return flag_int32(f, v, 1, 4096, &o->batch);
+    else if (!strcmp(f, "sgemm_n")) return flag_int32(f, v, 64, 16384, &o->sgemm_n);
+    else if (!strcmp(f, "sgemm_reps")) return flag_int32(f, v, 1, 64, &o->sgemm_reps);
+    else if (!strcmp(f, "run_iter")) return flag_int32(f, v, 1, 1024, &o->run_iter);
+    else if (!strcmp(f, "run_flow_upper_steps")) return flag_int32(f, v, 1, 1000, &o->run_upper);
+    else if (!strcmp(f, "run_flow_lower_steps")) return flag_int32(f, v, 1, 1000, &o->run_lower);
+    else if (!strcmp(f, "t_points")) return flag_int32(f, v, 1, 16, &o->t_points);
+    else if (!strcmp(f, "t_reps")) return flag_int32(f, v, 1, 64, &o->t_reps);
+    else if (!strcmp(f, "threads")) return flag_int32(f, v, 1, 1024, &o->threads);
     else if (!strcmp(f, "baseline_sampler")) o->bsampler = v;
     else if (!strcmp(f, "baseline_steps")) o->bsteps = v;
     else if (!strcmp(f, "baseline_iter")) o->biter = v;
     else if (!strcmp(f, "peak")) {
         char *end;
         o->peak = strtod(v, &end);
-        if (*end || o->peak <= 0) {
-            fprintf(stderr, "disa-bench: --peak must be a positive GFLOPS value, got '%s'\n", v);
-            return 2;
-        }
+        if (*end || o->peak <= 0) return disa_err(DISA_EINVAL, "--peak must be a positive GFLOPS value, got '%s'", v);
     } else {
         return DISA_ENOTFOUND;
     }
@@ -157,7 +138,7 @@ static int parse(int argc, char **argv, opts *o) {
         const char *a = argv[i];
         if (flag_is_help(a)) {
             usage(stdout);
-            return PARSE_HELP;
+            return FLAG_HELP;
         }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "disa-bench: unexpected argument '%s'\n", a);
@@ -189,7 +170,10 @@ static int parse(int argc, char **argv, opts *o) {
             o->samp_val[o->n_samp++] = v;
             rc = 0;
         }
-        if (rc) return rc;
+        if (rc) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
     }
     if (!o->model && !o->sgemm && !o->bf16_peak) {
         char names[256];
@@ -1101,7 +1085,7 @@ int main(int argc, char **argv) {
     static opts opt;
     opts *o = &opt;
     int rc = parse(argc, argv, o);
-    if (rc) return rc == PARSE_HELP ? 0 : rc;
+    if (rc) return rc == FLAG_HELP ? 0 : rc;
     if (o->threads) blas_set_threads(o->threads);
     // The family of the preset or file, whose settings the sampling flags are.
     const family *fam = NULL;
@@ -1157,7 +1141,7 @@ static int fb_usage(FILE *f) {
                     "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--precision fp32|bf16] [--baseline_steps N]\n"
                     "       [--batch B] [--run] [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS] [--threads N]\n"
                     "       [--json FILE]\n");
-    return f == stdout ? PARSE_HELP : 2;
+    return f == stdout ? FLAG_HELP : 2;
 }
 
 static int fb_parse(int argc, char **argv, fbench *o) {
@@ -1184,9 +1168,7 @@ static int fb_parse(int argc, char **argv, fbench *o) {
         // Unknown before its value is looked for, so a last unknown flag is named as such.
         static const char *const own[] = {"model", "json", "batch", "threads", "sgemm_n", "sgemm_reps",
                                           "baseline_steps", "peak", NULL};
-        int known = family_is_sampling_key(name);
-        for (int k = 0; own[k] && !known; k++) known = !strcmp(name, own[k]);
-        if (!known) {
+        if (!flag_in(name, own) && !family_is_sampling_key(name)) {
             fprintf(stderr, "disa-bench: unknown flag '%s' for a FlowAR model (disa-bench --model %s --help lists them)\n",
                     a, model_arg(argc, argv));
             return 2;
@@ -1195,25 +1177,24 @@ static int fb_parse(int argc, char **argv, fbench *o) {
             fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
             return 2;
         }
-        int rc = 0;  // int_flag prints its message and returns 2
+        int r = 0;
         if (!strcmp(name, "model")) o->model = v;
         else if (!strcmp(name, "json")) o->json = v;
-        else if (!strcmp(name, "batch")) rc = int_flag(name, v, 1, 4096, &o->batch);
-        else if (!strcmp(name, "threads")) rc = int_flag(name, v, 1, 1024, &o->threads);
-        else if (!strcmp(name, "sgemm_n")) rc = int_flag(name, v, 64, 16384, &o->sg.sgemm_n);
-        else if (!strcmp(name, "sgemm_reps")) rc = int_flag(name, v, 1, 64, &o->sg.sgemm_reps);
+        else if (!strcmp(name, "batch")) r = flag_int32(name, v, 1, 4096, &o->batch);
+        else if (!strcmp(name, "threads")) r = flag_int32(name, v, 1, 1024, &o->threads);
+        else if (!strcmp(name, "sgemm_n")) r = flag_int32(name, v, 64, 16384, &o->sg.sgemm_n);
+        else if (!strcmp(name, "sgemm_reps")) r = flag_int32(name, v, 1, 64, &o->sg.sgemm_reps);
         else if (!strcmp(name, "baseline_steps")) bsteps = v;
         else {
-            int r = !strcmp(name, "peak") ? flag_num("peak", v, 1e-3, 1e9, &o->sg.peak)
-                                          : family_precision_set(&o->precision, name, v);
+            r = !strcmp(name, "peak") ? flag_num("peak", v, 1e-3, 1e9, &o->sg.peak)
+                                      : family_precision_set(&o->precision, name, v);
             if (r == DISA_ENOTFOUND) r = flowar_params_set(&o->p, name, v);
             if (r == DISA_ENOTFOUND) r = disa_err(DISA_EINVAL, "'--%s' does not apply to flowar models", name);
-            if (r) {
-                fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
-                return 2;
-            }
         }
-        if (rc) return rc;
+        if (r) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
     }
     // The baseline: N flow steps at every scale (no annealing), N = --baseline_steps or
     // the setting's upper count (the official sampler before DiSA: --num_step).
@@ -1290,7 +1271,7 @@ out:
 static int flowar_bench(int argc, char **argv) {
     fbench o;
     int rc = fb_parse(argc, argv, &o);
-    if (rc) return rc == PARSE_HELP ? 0 : rc;
+    if (rc) return rc == FLAG_HELP ? 0 : rc;
     if (o.threads) blas_set_threads(o.threads);
     {
         const family *f = family_for_preset("flowar_small");
