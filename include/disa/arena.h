@@ -28,4 +28,18 @@ void *arena_alloc_at(arena *a, size_t bytes, const char *file, int line);
 size_t arena_mark(const arena *a);
 void arena_reset(arena *a, size_t mark);
 
+// ----------------------------------------------------------------------------
+// Heap buffers outside the hot loops: tables that grow as they are filled (reports,
+// signatures, tensors to write) and scratch that grows to the largest batch seen.
+// Both take the address of the caller's pointer (T **, passed as void *) and leave the
+// message to the caller, who knows what the memory was for.
+
+// Room for element n of the array *pp of `size`-byte elements, capacity *cap: when n
+// reaches *cap the array doubles (to `first` elements from empty), contents kept.
+// 0, or DISA_ENOMEM with the array and *cap unchanged.
+int mem_grow(void *pp, int *cap, int n, size_t size, int first);
+// At least `need` bytes at *pp, capacity *cap bytes: a smaller buffer is freed and a
+// new one allocated, contents not kept. 0, or DISA_ENOMEM with *pp NULL and *cap 0.
+int mem_reserve(void *pp, size_t *cap, size_t need);
+
 #endif

@@ -36,7 +36,7 @@
 typedef struct fstats {
     int dim;
     int64_t n;        // features added
-    double *sum;      // [dim]
+    double *sum;      // [dim]; one allocation holds sum, sxx and buf
     double *sxx;      // [dim, dim] sum of x x^T; only the upper triangle (j >= i) is kept
     double *buf;      // [FSTATS_CHUNK, dim] widening buffer for fstats_add
 } fstats;
@@ -100,7 +100,7 @@ typedef struct isc_acc {
     int C, splits;
     int64_t N;          // total rows expected
     int *split_of;      // [N] split of each input index
-    int64_t *count;     // [splits] rows seen per split
+    int64_t *count;     // [splits] rows seen per split; one block holds count, size, ent, psum
     int64_t *size;      // [splits] rows each split must get
     double *ent;        // [splits] sum over rows of sum_c p log p
     double *psum;       // [splits, C] sum over rows of p

@@ -30,6 +30,11 @@ static inline void par_block_range(size_t n, size_t lo, size_t hi, size_t *a, si
     *a = lo * PAR_BLOCK;
     *b = hi * PAR_BLOCK < n ? hi * PAR_BLOCK : n;
 }
+// The common flat loop, out[i] from in[i]: run(out + a, in + a, b - a) (element offsets,
+// out_size and in_size bytes per element) on ranges [a, b) of [0, n) over the threads,
+// in blocks as above, at least `grain` blocks per chunk.
+typedef void (*par_map_fn)(void *out, const void *in, size_t n);
+void par_map(void *out, size_t out_size, const void *in, size_t in_size, size_t n, size_t grain, par_map_fn run);
 // Rows per chunk at least, for rows of c values: ~32k values, what a helper's wake-up
 // (tens of microseconds) is worth.
 static inline size_t par_row_grain(size_t c) { return c >= 32768 ? 1 : 32768 / (c ? c : 1); }

@@ -43,7 +43,8 @@ typedef struct unit_runner {
     const job_list *jobs;
     int rank;
     unit_job *job;             // [jobs->n]
-    float *tokens, *latent;    // per-unit buffers, sized for the largest job
+    float *tokens, *latent;    // per-unit buffers, sized for the largest job (one block,
+                               // tokens the start of it)
     uint8_t *pix;
     float *feat_buf, *logit_buf; // features and logits of one unit
     decoder dec;               // sized for the largest job

@@ -66,7 +66,7 @@
 #include <string.h>
 
 static int usage(FILE *f) {
-    fprintf(f,
+    return flag_usage(f,
             "usage: disa-bench --model PRESET|FILE [the family's sampling flags] [--batch B]\n"
             "       [--baseline_sampler S --baseline_steps N --baseline_iter K] [--steps]\n"
             "       [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--bf16_peak] [--peak GFLOPS]\n"
@@ -76,11 +76,7 @@ static int usage(FILE *f) {
             "       FlowAR models (flowar_small|flowar_large|flowar_huge or a disa-flowar-1 file): [--flow_upper_steps U]\n"
             "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--baseline_steps N] [--batch B] [--run] (their own\n"
             "       set: disa-bench --model flowar_small --help)\n");
-    return f == stdout ? 0 : 2;
 }
-
-// parse()'s result for --help: the usage is printed, the program exits 0.
-enum { PARSE_HELP = -1 };
 
 // The flags value_flag takes, so an unknown flag is named before its value is looked for.
 static int is_valued_flag(const char *f) {
@@ -88,9 +84,7 @@ static int is_valued_flag(const char *f) {
                                         "run_iter", "run_flow_upper_steps", "run_flow_lower_steps", "t_points",
                                         "t_reps", "threads", "baseline_sampler",
                                         "baseline_steps", "baseline_iter", "peak", NULL};
-    for (int k = 0; names[k]; k++)
-        if (!strcmp(f, names[k])) return 1;
-    return family_is_sampling_key(f);
+    return flag_in(f, names) || family_is_sampling_key(f);
 }
 
 // ----------------------------------------------------------------------------
@@ -108,42 +102,29 @@ typedef struct opts {
     int n_samp;
 } opts;
 
-// An integer flag into *out; 2 after the message.
-static int int_flag(const char *flag, const char *v, int lo, int hi, int *out) {
-    long long x;
-    if (flag_int(flag, v, lo, hi, &x) != 0) {
-        fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
-        return 2;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-// The flags that take a value; 2 after a message, DISA_ENOTFOUND for a flag it does not know.
+// The flags that take a value: 0, DISA_ENOTFOUND for a flag it does not know, or
+// DISA_EINVAL with a message.
 static int value_flag(opts *o, const char *f, const char *v) {
     if (!strcmp(f, "model")) o->model = v;
     else if (!strcmp(f, "vae")) o->vae = v;
     else if (!strcmp(f, "features")) o->features = v;
     else if (!strcmp(f, "json")) o->json = v;
-    else if (!strcmp(f, "batch")) return int_flag(f, v, 1, 4096, &o->batch);
-    else if (!strcmp(f, "sgemm_n")) return int_flag(f, v, 64, 16384, &o->sgemm_n);
-    else if (!strcmp(f, "sgemm_reps")) return int_flag(f, v, 1, 64, &o->sgemm_reps);
-    else if (!strcmp(f, "run_iter")) return int_flag(f, v, 1, 1024, &o->run_iter);
-    else if (!strcmp(f, "run_flow_upper_steps")) return int_flag(f, v, 1, 1000, &o->run_upper);
-    else if (!strcmp(f, "run_flow_lower_steps")) return int_flag(f, v, 1, 1000, &o->run_lower);
-    else if (!strcmp(f, "t_points")) return int_flag(f, v, 1, 16, &o->t_points);
-    else if (!strcmp(f, "t_reps")) return int_flag(f, v, 1, 64, &o->t_reps);
-    else if (!strcmp(f, "threads")) return int_flag(f, v, 1, 1024, &o->threads);
+    else if (!strcmp(f, "batch")) return flag_int32(f, v, 1, 4096, &o->batch);
+    else if (!strcmp(f, "sgemm_n")) return flag_int32(f, v, 64, 16384, &o->sgemm_n);
+    else if (!strcmp(f, "sgemm_reps")) return flag_int32(f, v, 1, 64, &o->sgemm_reps);
+    else if (!strcmp(f, "run_iter")) return flag_int32(f, v, 1, 1024, &o->run_iter);
+    else if (!strcmp(f, "run_flow_upper_steps")) return flag_int32(f, v, 1, 1000, &o->run_upper);
+    else if (!strcmp(f, "run_flow_lower_steps")) return flag_int32(f, v, 1, 1000, &o->run_lower);
+    else if (!strcmp(f, "t_points")) return flag_int32(f, v, 1, 16, &o->t_points);
+    else if (!strcmp(f, "t_reps")) return flag_int32(f, v, 1, 64, &o->t_reps);
+    else if (!strcmp(f, "threads")) return flag_int32(f, v, 1, 1024, &o->threads);
     else if (!strcmp(f, "baseline_sampler")) o->bsampler = v;
     else if (!strcmp(f, "baseline_steps")) o->bsteps = v;
     else if (!strcmp(f, "baseline_iter")) o->biter = v;
     else if (!strcmp(f, "peak")) {
         char *end;
         o->peak = strtod(v, &end);
-        if (*end || o->peak <= 0) {
-            fprintf(stderr, "disa-bench: --peak must be a positive GFLOPS value, got '%s'\n", v);
-            return 2;
-        }
+        if (*end || o->peak <= 0) return disa_err(DISA_EINVAL, "--peak must be a positive GFLOPS value, got '%s'", v);
     } else {
         return DISA_ENOTFOUND;
     }
@@ -157,7 +138,7 @@ static int parse(int argc, char **argv, opts *o) {
         const char *a = argv[i];
         if (flag_is_help(a)) {
             usage(stdout);
-            return PARSE_HELP;
+            return FLAG_HELP;
         }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "disa-bench: unexpected argument '%s'\n", a);
@@ -189,7 +170,10 @@ static int parse(int argc, char **argv, opts *o) {
             o->samp_val[o->n_samp++] = v;
             rc = 0;
         }
-        if (rc) return rc;
+        if (rc) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
     }
     if (!o->model && !o->sgemm && !o->bf16_peak) {
         char names[256];
@@ -275,6 +259,65 @@ typedef struct bench {
 static int failed(void) {
     fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
     return 1;
+}
+
+// ----------------------------------------------------------------------------
+// the batch of a real sampler run (every family's --run)
+
+typedef struct step_rec {
+    int step, n_pred, n_steps;  // n_pred: MAR's tokens predicted (0 for xAR)
+    double cfg, t_tr, t_head;   // cfg: xAR's guidance scale
+    uint64_t f_tr, f_head;
+} step_rec;
+
+// Images 0..B-1 with labels k % classes and room for the sampler's tokens; the stats
+// the run adds to, and per AR step what the step added (from the sampler's trace hook).
+typedef struct run_batch {
+    int B;
+    uint32_t *index;
+    int *labels;
+    float *tokens;
+    sample_stats st, last;  // last: st when the previous AR step ended
+    step_rec rec[1024];
+    int n;
+} run_batch;
+
+static void batch_delete(run_batch *r) {
+    if (!r) return;
+    free(r->index);
+    free(r->labels);
+    free(r->tokens);
+    free(r);
+}
+
+// NULL with a message when out of memory.
+static run_batch *batch_new(int B, int classes, size_t token_floats) {
+    run_batch *r = calloc(1, sizeof *r);
+    if (r) {
+        r->B = B;
+        r->index = malloc(sizeof(uint32_t) * (size_t)B);
+        r->labels = malloc(sizeof(int) * (size_t)B);
+        r->tokens = malloc(sizeof(float) * (size_t)B * token_floats);
+    }
+    if (!r || !r->index || !r->labels || !r->tokens) {
+        batch_delete(r);
+        disa_err(DISA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (int k = 0; k < B; k++) r->index[k] = (uint32_t)k, r->labels[k] = k % classes;
+    return r;
+}
+
+// The AR step that just ended: its shape and what it added to the stats.
+static void batch_step(run_batch *r, int step, int n_pred, int n_steps, double cfg) {
+    if (r->n >= 1024) return;
+    step_rec *q = &r->rec[r->n++];
+    q->step = step, q->n_pred = n_pred, q->n_steps = n_steps, q->cfg = cfg;
+    q->t_tr = r->st.t_transformer - r->last.t_transformer;
+    q->t_head = r->st.t_head - r->last.t_head;
+    q->f_tr = r->st.flops_transformer - r->last.flops_transformer;
+    q->f_head = r->st.flops_head - r->last.flops_head;
+    r->last = r->st;
 }
 
 // ----------------------------------------------------------------------------
@@ -468,35 +511,14 @@ static int mode_bf16_check(bench *b) {
 // ----------------------------------------------------------------------------
 // --run: the real sampler at a reduced K, with per-AR-step deltas from the trace hook
 
-typedef struct step_rec {
-    int step, n_pred, n_steps;
-    double t_tr, t_head;
-    uint64_t f_tr, f_head;
-} step_rec;
-
-typedef struct run_trace {
-    sample_stats *st;
-    sample_stats last;
-    step_rec rec[1024];
-    int n;
-} run_trace;
-
+// sampler.h's trace hook.
 static void on_trace(void *ctx, int step, int mask_len, int n_steps, int n_pred, float cfg, const float *tokens) {
-    run_trace *t = ctx;
-    if (t->n >= 1024) return;
-    step_rec *r = &t->rec[t->n++];
-    r->step = step;
-    r->n_pred = n_pred;
-    r->n_steps = n_steps;
-    r->t_tr = t->st->t_transformer - t->last.t_transformer;
-    r->t_head = t->st->t_head - t->last.t_head;
-    r->f_tr = t->st->flops_transformer - t->last.flops_transformer;
-    r->f_head = t->st->flops_head - t->last.flops_head;
-    t->last = *t->st;
+    batch_step(ctx, step, n_pred, n_steps, cfg);
 }
 
-static void print_run(const bench *b, const run_trace *tr, const sample_stats *st, const sample_params *rp, double wall) {
+static void print_run(const bench *b, const run_batch *rb, const sample_params *rp, double wall) {
     const opts *o = &b->o;
+    const sample_stats *st = &rb->st;
     char ps[512];
     flops_sample pr;
     flops_sample_run(&pr, NULL, b->c, rp, b->B);
@@ -515,8 +537,8 @@ static void print_run(const bench *b, const run_trace *tr, const sample_stats *s
       (unsigned long long)st->flops_transformer, (unsigned long long)st->flops_head,
       st->flops_transformer == pr.transformer && st->flops_head == pr.head ? "true" : "false", gt, gh);
     if (o->per_step) printf("  step  n_pred  diff_steps  transformer_s  head_s  s/diff_step  GFLOPS_tr  GFLOPS_head\n");
-    for (int i = 0; i < tr->n; i++) {
-        const step_rec *r = &tr->rec[i];
+    for (int i = 0; i < rb->n; i++) {
+        const step_rec *r = &rb->rec[i];
         double g1 = r->t_tr > 0 ? r->f_tr / r->t_tr / 1e9 : 0, g2 = r->t_head > 0 ? r->f_head / r->t_head / 1e9 : 0;
         if (o->per_step)
             printf("  %4d  %6d  %10d  %13.3f  %6.3f  %11.4f  %9.1f  %11.1f\n", r->step, r->n_pred, r->n_steps, r->t_tr,
@@ -537,29 +559,18 @@ static int mode_run(bench *b) {
     sample_params_set(&rp, "num_iter", buf);
     sampler s;
     ar_rng_philox rng;
-    uint32_t *index = malloc(sizeof(uint32_t) * (size_t)B);
-    int *labels = malloc(sizeof(int) * (size_t)B);
-    float *tokens = malloc(sizeof(float) * (size_t)B * c->seq_len * c->token_dim);
-    run_trace *tr = calloc(1, sizeof *tr);
-    if (!index || !labels || !tokens || !tr) return 1;
-    for (int k = 0; k < B; k++) index[k] = (uint32_t)k, labels[k] = k % c->class_num;
-    if (sampler_init(&s, &b->m, &rp, B) || ar_rng_philox_init(&rng, 1, index, B)) return failed();
-    sample_stats st = {0};
-    tr->st = &st;
-    s.trace = on_trace;
-    s.trace_ctx = tr;
+    run_batch *rb = batch_new(B, c->class_num, (size_t)c->seq_len * c->token_dim);
+    if (!rb || sampler_init(&s, &b->m, &rp, B) || ar_rng_philox_init(&rng, 1, rb->index, B)) return failed();
+    s.trace = on_trace, s.trace_ctx = rb;
     double t0 = clock_now();
-    if (sampler_run(&s, &rng.base, labels, B, tokens, &st) != 0) {
+    if (sampler_run(&s, &rng.base, rb->labels, B, rb->tokens, &rb->st) != 0) {
         fprintf(stderr, "disa-bench: sampling failed: %s\n", disa_errmsg());
         return 1;
     }
-    print_run(b, tr, &st, &rp, clock_now() - t0);
+    print_run(b, rb, &rp, clock_now() - t0);
     sampler_free(&s);
     ar_rng_philox_free(&rng);
-    free(index);
-    free(labels);
-    free(tokens);
-    free(tr);
+    batch_delete(rb);
     return 0;
 }
 
@@ -920,76 +931,54 @@ static void xar_steps_table(const xbench *x) {
                xar_seqs_at(p, x->c->clusters, s, x->B), xar_step_flops(x->c, p, x->B, s) / 1e9);
 }
 
-// --run: the real sampler over one batch, per AR step from the trace hook.
-typedef struct xar_trace {
-    sample_stats *st;
-    sample_stats last;
-    struct { int n_steps; double cfg, t; uint64_t f; } rec[64];
-    int n;
-} xar_trace;
-
+// --run: the real sampler over one batch, per AR step from the trace hook (xar_sample.h).
 static void on_xar_trace(void *ctx, int step, int n_steps, double cfg, const float *z) {
-    xar_trace *t = ctx;
-    if (step >= 64) return;
-    t->rec[step].n_steps = n_steps;
-    t->rec[step].cfg = cfg;
-    t->rec[step].t = t->st->t_transformer - t->last.t_transformer;
-    t->rec[step].f = t->st->flops_transformer - t->last.flops_transformer;
-    t->n = step + 1;
-    t->last = *t->st;
+    if (step < 64) batch_step(ctx, step, 0, n_steps, cfg);
 }
 
 static int xar_run(xbench *x) {
     const opts *o = x->o;
-    const int B = x->B, n = x->c->seq_len * x->c->token_dim;
+    const int B = x->B;
     xar_sampler s;
     xar_rng_philox rng;
-    uint32_t *index = malloc(sizeof(uint32_t) * (size_t)B);
-    int *labels = malloc(sizeof(int) * (size_t)B);
-    float *tokens = malloc(sizeof(float) * (size_t)B * n);
-    xar_trace *tr = calloc(1, sizeof *tr);
-    if (!index || !labels || !tokens || !tr) return 1;
-    for (int k = 0; k < B; k++) index[k] = (uint32_t)k, labels[k] = k % x->c->class_num;
-    if (xar_sampler_init(&s, x->model, &x->run, B) || xar_rng_philox_init(&rng, 1, index, B)) return failed();
-    sample_stats st = {0};
-    tr->st = &st;
-    s.trace = on_xar_trace;
-    s.trace_ctx = tr;
+    run_batch *rb = batch_new(B, x->c->class_num, (size_t)x->c->seq_len * x->c->token_dim);
+    if (!rb || xar_sampler_init(&s, x->model, &x->run, B) || xar_rng_philox_init(&rng, 1, rb->index, B))
+        return failed();
+    s.trace = on_xar_trace, s.trace_ctx = rb;
     double t0 = clock_now();
-    if (xar_sampler_run(&s, &rng.base, labels, B, tokens, &st) != 0) {
+    if (xar_sampler_run(&s, &rng.base, rb->labels, B, rb->tokens, &rb->st) != 0) {
         fprintf(stderr, "disa-bench: sampling failed: %s\n", disa_errmsg());
         return 1;
     }
-    double wall = clock_now() - t0, g = st.flops_transformer / st.t_transformer / 1e9;
+    const sample_stats *st = &rb->st;
+    double wall = clock_now() - t0, g = st->flops_transformer / st->t_transformer / 1e9;
     xar_flops pr;
     xar_flops_run(&pr, x->c, &x->run, B);
     char ps[512];
     printf("run: xar_sampler_run, batch %d, %s: wall %.2f s (%.3f s/image)\n", B, xar_params_str(&x->run, ps, sizeof ps),
            wall, wall / B);
-    printf("  network %.2f s, %.1f GFLOP (model %s), other %.3f s\n", st.t_transformer, st.flops_transformer / 1e9,
-           st.flops_transformer == pr.transformer ? "equal" : "DIFFERS", st.t_other);
+    printf("  network %.2f s, %.1f GFLOP (model %s), other %.3f s\n", st->t_transformer, st->flops_transformer / 1e9,
+           st->flops_transformer == pr.transformer ? "equal" : "DIFFERS", st->t_other);
     pct_line("network (flow steps)", g, o->peak);
     J(",\n  \"run\": {\"flow_upper_steps\": %d, \"flow_lower_steps\": %d, \"wall_s\": %.4f, \"t_transformer\": %.4f, "
       "\"t_other\": %.4f, \"flops_transformer\": %llu, \"model_equal\": %s, \"gflops_transformer\": %.2f, \"steps\": [",
-      x->run.upper, x->run.lower, wall, st.t_transformer, st.t_other, (unsigned long long)st.flops_transformer,
-      st.flops_transformer == pr.transformer ? "true" : "false", g);
+      x->run.upper, x->run.lower, wall, st->t_transformer, st->t_other, (unsigned long long)st->flops_transformer,
+      st->flops_transformer == pr.transformer ? "true" : "false", g);
     if (o->per_step) printf("  step  flow_steps  cfg_scale  seconds  s/flow_step  GFLOPS\n");
-    for (int i = 0; i < tr->n; i++) {
-        double gi = tr->rec[i].t > 0 ? tr->rec[i].f / tr->rec[i].t / 1e9 : 0;
+    for (int i = 0; i < rb->n; i++) {
+        const step_rec *r = &rb->rec[i];
+        double gi = r->t_tr > 0 ? r->f_tr / r->t_tr / 1e9 : 0;
         if (o->per_step)
-            printf("  %4d  %10d  %9.4f  %7.3f  %11.4f  %6.1f\n", i, tr->rec[i].n_steps, tr->rec[i].cfg, tr->rec[i].t,
-                   tr->rec[i].t / tr->rec[i].n_steps, gi);
+            printf("  %4d  %10d  %9.4f  %7.3f  %11.4f  %6.1f\n", i, r->n_steps, r->cfg, r->t_tr, r->t_tr / r->n_steps,
+                   gi);
         J("%s\n    {\"step\": %d, \"flow_steps\": %d, \"cfg\": %.6f, \"t\": %.4f, \"flops\": %llu, \"gflops\": %.2f}",
-          i ? "," : "", i, tr->rec[i].n_steps, tr->rec[i].cfg, tr->rec[i].t, (unsigned long long)tr->rec[i].f, gi);
+          i ? "," : "", i, r->n_steps, r->cfg, r->t_tr, (unsigned long long)r->f_tr, gi);
     }
     J("]}");
     x->run_wall = wall;
     xar_sampler_free(&s);
     xar_rng_philox_free(&rng);
-    free(index);
-    free(labels);
-    free(tokens);
-    free(tr);
+    batch_delete(rb);
     return 0;
 }
 
@@ -1101,7 +1090,7 @@ int main(int argc, char **argv) {
     static opts opt;
     opts *o = &opt;
     int rc = parse(argc, argv, o);
-    if (rc) return rc == PARSE_HELP ? 0 : rc;
+    if (rc) return rc == FLAG_HELP ? 0 : rc;
     if (o->threads) blas_set_threads(o->threads);
     // The family of the preset or file, whose settings the sampling flags are.
     const family *fam = NULL;
@@ -1157,7 +1146,7 @@ static int fb_usage(FILE *f) {
                     "       [--flow_lower_steps L] [--cfg X] [--guidance G] [--precision fp32|bf16] [--baseline_steps N]\n"
                     "       [--batch B] [--run] [--sgemm [--sgemm_n N] [--sgemm_reps R]] [--peak GFLOPS] [--threads N]\n"
                     "       [--json FILE]\n");
-    return f == stdout ? PARSE_HELP : 2;
+    return f == stdout ? FLAG_HELP : 2;
 }
 
 static int fb_parse(int argc, char **argv, fbench *o) {
@@ -1184,9 +1173,7 @@ static int fb_parse(int argc, char **argv, fbench *o) {
         // Unknown before its value is looked for, so a last unknown flag is named as such.
         static const char *const own[] = {"model", "json", "batch", "threads", "sgemm_n", "sgemm_reps",
                                           "baseline_steps", "peak", NULL};
-        int known = family_is_sampling_key(name);
-        for (int k = 0; own[k] && !known; k++) known = !strcmp(name, own[k]);
-        if (!known) {
+        if (!flag_in(name, own) && !family_is_sampling_key(name)) {
             fprintf(stderr, "disa-bench: unknown flag '%s' for a FlowAR model (disa-bench --model %s --help lists them)\n",
                     a, model_arg(argc, argv));
             return 2;
@@ -1195,25 +1182,24 @@ static int fb_parse(int argc, char **argv, fbench *o) {
             fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
             return 2;
         }
-        int rc = 0;  // int_flag prints its message and returns 2
+        int r = 0;
         if (!strcmp(name, "model")) o->model = v;
         else if (!strcmp(name, "json")) o->json = v;
-        else if (!strcmp(name, "batch")) rc = int_flag(name, v, 1, 4096, &o->batch);
-        else if (!strcmp(name, "threads")) rc = int_flag(name, v, 1, 1024, &o->threads);
-        else if (!strcmp(name, "sgemm_n")) rc = int_flag(name, v, 64, 16384, &o->sg.sgemm_n);
-        else if (!strcmp(name, "sgemm_reps")) rc = int_flag(name, v, 1, 64, &o->sg.sgemm_reps);
+        else if (!strcmp(name, "batch")) r = flag_int32(name, v, 1, 4096, &o->batch);
+        else if (!strcmp(name, "threads")) r = flag_int32(name, v, 1, 1024, &o->threads);
+        else if (!strcmp(name, "sgemm_n")) r = flag_int32(name, v, 64, 16384, &o->sg.sgemm_n);
+        else if (!strcmp(name, "sgemm_reps")) r = flag_int32(name, v, 1, 64, &o->sg.sgemm_reps);
         else if (!strcmp(name, "baseline_steps")) bsteps = v;
         else {
-            int r = !strcmp(name, "peak") ? flag_num("peak", v, 1e-3, 1e9, &o->sg.peak)
-                                          : family_precision_set(&o->precision, name, v);
+            r = !strcmp(name, "peak") ? flag_num("peak", v, 1e-3, 1e9, &o->sg.peak)
+                                      : family_precision_set(&o->precision, name, v);
             if (r == DISA_ENOTFOUND) r = flowar_params_set(&o->p, name, v);
             if (r == DISA_ENOTFOUND) r = disa_err(DISA_EINVAL, "'--%s' does not apply to flowar models", name);
-            if (r) {
-                fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
-                return 2;
-            }
         }
-        if (rc) return rc;
+        if (r) {
+            fprintf(stderr, "disa-bench: %s\n", disa_errmsg());
+            return 2;
+        }
     }
     // The baseline: N flow steps at every scale (no annealing), N = --baseline_steps or
     // the setting's upper count (the official sampler before DiSA: --num_step).
@@ -1248,49 +1234,44 @@ static int fb_run(const flowar_model *m, const flowar_params *p, int B, double p
                   double *wall) {
     flowar_sampler s;
     ar_rng_philox rng;
-    uint32_t *index = malloc(sizeof(uint32_t) * (size_t)B);
-    int *labels = malloc(sizeof(int) * (size_t)B);
-    float *tokens = malloc(sizeof(float) * (size_t)B * m->cfg.seq_h * m->cfg.seq_h * m->cfg.token_dim);
-    if (!index || !labels || !tokens) return disa_err(DISA_ENOMEM, "out of memory");
-    for (int k = 0; k < B; k++) index[k] = (uint32_t)k, labels[k] = k % m->cfg.class_num;
+    run_batch *rb = batch_new(B, m->cfg.class_num, (size_t)m->cfg.seq_h * m->cfg.seq_h * m->cfg.token_dim);
+    if (!rb) return DISA_ENOMEM;
     int rc = flowar_sampler_init(&s, m, p, B);
-    if (!rc && (rc = ar_rng_philox_init(&rng, 1, index, B)) != 0) flowar_sampler_free(&s);
+    if (!rc && (rc = ar_rng_philox_init(&rng, 1, rb->index, B)) != 0) flowar_sampler_free(&s);
     if (rc) goto out;
-    sample_stats st = {0};
+    const sample_stats *st = &rb->st;
     double t0 = clock_now();
-    rc = flowar_sampler_run(&s, &rng.base, labels, B, tokens, &st);
+    rc = flowar_sampler_run(&s, &rng.base, rb->labels, B, rb->tokens, &rb->st);
     *wall = clock_now() - t0;
     flowar_sampler_free(&s);
     ar_rng_philox_free(&rng);
     if (rc) goto out;
     flowar_flops f;
     flowar_flops_run(&f, NULL, &m->cfg, p, B);
-    int equal = st.flops_transformer == f.transformer && st.flops_head == f.head;
-    double gt = st.flops_transformer / st.t_transformer / 1e9, gh = st.flops_head / st.t_head / 1e9;
-    double g = (st.flops_transformer + st.flops_head) / *wall / 1e9;
+    int equal = st->flops_transformer == f.transformer && st->flops_head == f.head;
+    double gt = st->flops_transformer / st->t_transformer / 1e9, gh = st->flops_head / st->t_head / 1e9;
+    double g = (st->flops_transformer + st->flops_head) / *wall / 1e9;
     char ps[256];
     printf("run, %s (batch %d, %s): %.2f s per image; transformer %.2f s, head %.2f s, other %.2f s per batch; "
-           "FLOPs counted %s the model\n", label, B, flowar_params_str(p, ps, sizeof ps), *wall / B, st.t_transformer,
-           st.t_head, st.t_other, equal ? "equal to" : "DIFFER from");
+           "FLOPs counted %s the model\n", label, B, flowar_params_str(p, ps, sizeof ps), *wall / B, st->t_transformer,
+           st->t_head, st->t_other, equal ? "equal to" : "DIFFER from");
     pct_line("transformer", gt, peak);
     pct_line("flow head", gh, peak);
     pct_line("sampling (FLOP-weighted)", g, peak);
     J(",\n  \"%s\": {\"wall_s\": %.4f, \"s_per_image\": %.4f, \"t_transformer\": %.4f, \"t_head\": %.4f, "
       "\"t_other\": %.4f, \"flops_transformer\": %llu, \"flops_head\": %llu, \"model_equal\": %s, "
       "\"gflops_transformer\": %.2f, \"gflops_head\": %.2f, \"gflops\": %.2f}", key, *wall, *wall / B,
-      st.t_transformer, st.t_head, st.t_other, (unsigned long long)st.flops_transformer,
-      (unsigned long long)st.flops_head, equal ? "true" : "false", gt, gh, g);
+      st->t_transformer, st->t_head, st->t_other, (unsigned long long)st->flops_transformer,
+      (unsigned long long)st->flops_head, equal ? "true" : "false", gt, gh, g);
 out:
-    free(index);
-    free(labels);
-    free(tokens);
+    batch_delete(rb);
     return rc;
 }
 
 static int flowar_bench(int argc, char **argv) {
     fbench o;
     int rc = fb_parse(argc, argv, &o);
-    if (rc) return rc == PARSE_HELP ? 0 : rc;
+    if (rc) return rc == FLAG_HELP ? 0 : rc;
     if (o.threads) blas_set_threads(o.threads);
     {
         const family *f = family_for_preset("flowar_small");

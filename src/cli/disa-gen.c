@@ -91,9 +91,9 @@ static int parse_mode_flag(generator_opts *o, const char *flag, const char *val)
     return 0;
 }
 
-// parse()'s results for --help (the usage is printed, every rank exits 0) and for
-// --estimate (rank 0 calibrates and prints the cost, nothing is written).
-enum { PARSE_HELP = -1, PARSE_ESTIMATE = -2 };
+// parse()'s result for --estimate (rank 0 calibrates and prints the cost, nothing is
+// written); for --help it is FLAG_HELP (the usage is printed, every rank exits 0).
+enum { PARSE_ESTIMATE = -2 };
 
 // --estimate's core counts: this machine's first, then --cores (default: a 64-core node).
 static int g_cores[17], g_n_cores;
@@ -125,9 +125,7 @@ static int parse_cores(const char *val) {
 static int is_valued_flag(const char *flag) {
     static const char *const names[] = {"threads", "progress", "unit_timeout", "variant", "log_level", "cores",
                                         "simulate", NULL};
-    for (int k = 0; names[k]; k++)
-        if (strcmp(flag, names[k]) == 0) return 1;
-    return job_is_override_flag(flag);
+    return flag_in(flag, names) || job_is_override_flag(flag);
 }
 
 // --simulate: every job becomes a simulation that writes no PNGs. "flops" without a
@@ -153,7 +151,7 @@ static int simulate_jobs(job_list *jobs, sim_spec *sim, int threads) {
     return 0;
 }
 
-// Parse argv into jobs. Returns 0, PARSE_HELP, PARSE_ESTIMATE, 2 after printing one
+// Parse argv into jobs. Returns 0, FLAG_HELP, PARSE_ESTIMATE, 2 after printing one
 // message, or 1 when --simulate flops cannot measure the sgemm peak.
 static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
     const char *files[64], *variant = NULL;
@@ -166,7 +164,7 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
         char *flag = flags[n_ov < 64 ? n_ov : 63];
         if (strcmp(argv[i], "-h") == 0) {
             usage(stdout);
-            return PARSE_HELP;
+            return FLAG_HELP;
         }
         if (!flag_split(argv[i], 1, flag, 64, &val)) {
             if (n_files == 64) {
@@ -190,24 +188,22 @@ static int parse(int argc, char **argv, job_list *jobs, generator_opts *o) {
         }
         if (flag_is_help(argv[i])) {
             usage(stdout);
-            return PARSE_HELP;
+            return FLAG_HELP;
         }
         if (!is_valued_flag(flag)) {
             fprintf(stderr, "disa-gen: unknown flag '--%s' (disa-gen --help lists them)\n", flag);
             return 2;
         }
-        long long t;
         log_level lv;
         if (flag_value(argc, argv, &i, flag, &val) != 0) {
             fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
             return 2;
         }
         if (strcmp(flag, "threads") == 0) {
-            if (flag_int(flag, val, 1, 1024, &t) != 0) {
+            if (flag_int32(flag, val, 1, 1024, &o->threads) != 0) {
                 fprintf(stderr, "disa-gen: %s\n", disa_errmsg());
                 return 2;
             }
-            o->threads = (int)t;
         } else if (strcmp(flag, "progress") == 0 || strcmp(flag, "unit_timeout") == 0) {
             if (parse_mode_flag(o, flag, val) != 0) return 2;
         } else if (strcmp(flag, "cores") == 0) {

@@ -25,19 +25,8 @@
 #include <unistd.h>
 
 static int usage(FILE *f) {
-    fprintf(f, "usage: disa-grid DIR OUT.png [--cols N] [--rows-by index|class] [--max N] [--sep PX]\n"
-               "                [--scale S] [--labels NAME0,NAME1,...] [--title TEXT]\n");
-    return f == stdout ? 0 : 2;
-}
-
-static int int_flag(const char *flag, const char *v, long lo, long hi, long *out) {
-    long long x;
-    if (flag_int(flag, v, lo, hi, &x) != 0) {
-        fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
-        return 2;
-    }
-    *out = (long)x;
-    return 0;
+    return flag_usage(f, "usage: disa-grid DIR OUT.png [--cols N] [--rows-by index|class] [--max N] [--sep PX]\n"
+                         "                [--scale S] [--labels NAME0,NAME1,...] [--title TEXT]\n");
 }
 
 // The plain sheet at `sheet`, enlarged and labelled into out (plot_labelled_image).
@@ -89,9 +78,7 @@ int main(int argc, char **argv) {
         const char *val;
         flag_split(a, 1, flag, sizeof flag, &val);
         static const char *const known[] = {"cols", "max", "sep", "rows-by", "scale", "labels", "title", NULL};
-        int k = 0;
-        while (known[k] && strcmp(known[k], flag) != 0) k++;
-        if (!known[k]) {
+        if (!flag_in(flag, known)) {
             fprintf(stderr, "disa-grid: unknown flag '%s' (disa-grid --help lists them)\n", a);
             return 2;
         }
@@ -99,28 +86,27 @@ int main(int argc, char **argv) {
             fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
             return 2;
         }
-        long v;
+        int rc = 0;
         if (strcmp(flag, "cols") == 0) {
-            if (int_flag(flag, val, 1, 1000, &v)) return 2;
-            p.cols = (int)v;
+            rc = flag_int32(flag, val, 1, 1000, &p.cols);
         } else if (strcmp(flag, "max") == 0) {
-            if (int_flag(flag, val, 0, 100000000, &v)) return 2;
-            p.max = v;
+            long long mx;
+            if ((rc = flag_int(flag, val, 0, 100000000, &mx)) == 0) p.max = mx;
         } else if (strcmp(flag, "sep") == 0) {
-            if (int_flag(flag, val, 0, 64, &v)) return 2;
-            p.sep = (int)v;
+            rc = flag_int32(flag, val, 0, 64, &p.sep);
         } else if (strcmp(flag, "scale") == 0) {
-            if (int_flag(flag, val, 1, 16, &v)) return 2;
-            scale = (int)v;
+            rc = flag_int32(flag, val, 1, 16, &scale);
         } else if (strcmp(flag, "labels") == 0) {
             labels = val;
         } else if (strcmp(flag, "title") == 0) {
             title = val;
-        } else if (strcmp(flag, "rows-by") == 0) {
-            if (grid_rows_by_parse(val, &p.rows_by) != 0) {
-                fprintf(stderr, "disa-grid: --%s\n", disa_errmsg());
-                return 2;
-            }
+        } else if (strcmp(flag, "rows-by") == 0 && grid_rows_by_parse(val, &p.rows_by) != 0) {
+            fprintf(stderr, "disa-grid: --%s\n", disa_errmsg());  // the message names rows-by without dashes
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "disa-grid: %s\n", disa_errmsg());
+            return 2;
         }
     }
     if (npos != 2) return usage(stderr);

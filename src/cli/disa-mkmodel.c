@@ -20,10 +20,9 @@
 #include <string.h>
 
 static int usage(FILE *f) {
-    fprintf(f, "usage: disa-mkmodel (--preset NAME | --config JSON | --vae kl16) --out FILE [--seed S]\n"
-               "       presets: mar_base mar_large mar_huge xar_base xar_large xar_huge\n"
-               "                flowar_small flowar_large flowar_huge\n");
-    return f == stdout ? 0 : 2;
+    return flag_usage(f, "usage: disa-mkmodel (--preset NAME | --config JSON | --vae kl16) --out FILE [--seed S]\n"
+                         "       presets: mar_base mar_large mar_huge xar_base xar_large xar_huge\n"
+                         "                flowar_small flowar_large flowar_huge\n");
 }
 
 static int write_vae(const char *out, uint64_t seed, size_t *total) {

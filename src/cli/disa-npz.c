@@ -17,8 +17,7 @@
 #include <string.h>
 
 static int usage(FILE *f) {
-    fprintf(f, "usage: disa-npz DIR OUT.npz [--labels text|none]\n");
-    return f == stdout ? 0 : 2;
+    return flag_usage(f, "usage: disa-npz DIR OUT.npz [--labels text|none]\n");
 }
 
 int main(int argc, char **argv) {

@@ -11,6 +11,7 @@
 // outputs, with the tolerance max |got - want| <= BF16_RTOL * max |want| per tensor
 // (the golden's `bf16_rtol` metadata when present); other ops are skipped.
 #include "parity.h"
+#include "disa/arena.h"
 #include "disa/cpu.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
@@ -48,15 +49,9 @@ int pc_bf16(pcase *c) {
 
 static void *pc_track(pcase *c, void *p) {
     if (!p) return NULL;
-    if (c->n_allocs == c->cap_allocs) {
-        int cap = c->cap_allocs ? 2 * c->cap_allocs : 16;
-        void **n = realloc(c->allocs, sizeof(void *) * (size_t)cap);
-        if (!n) {
-            free(p);
-            return NULL;
-        }
-        c->allocs = n;
-        c->cap_allocs = cap;
+    if (mem_grow(&c->allocs, &c->cap_allocs, c->n_allocs, sizeof *c->allocs, 16)) {
+        free(p);
+        return NULL;
     }
     c->allocs[c->n_allocs++] = p;
     return p;
@@ -122,6 +117,12 @@ static const float *gen_param(pcase *c, const char *name, int *ndim, int64_t sha
     return p;
 }
 
+// The dims of t into *ndim and shape (either may be NULL).
+static void tensor_dims(const st_tensor *t, int *ndim, int64_t shape[8]) {
+    if (ndim) *ndim = t->ndim;
+    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+}
+
 const float *pc_f32(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
     const st_tensor *t = st_find(&c->st, name);
     if (!t) return gen_param(c, name, ndim, shape);
@@ -130,40 +131,32 @@ const float *pc_f32(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
         pc_fail(c, "%s", disa_errmsg());
         return NULL;
     }
-    if (ndim) *ndim = t->ndim;
-    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    tensor_dims(t, ndim, shape);
+    return p;
+}
+
+// A copy of tensor `name` of dtype dt (the mapping may be unaligned for 8-byte values),
+// owned by the case; NULL when absent, or after a message when of another dtype.
+static const void *pc_copy(pcase *c, const char *name, st_dtype dt, int *ndim, int64_t shape[8]) {
+    const st_tensor *t = st_find(&c->st, name);
+    if (!t) return NULL;
+    if (t->dtype != dt) {
+        pc_fail(c, "tensor '%s' has dtype %s, expected %s", name, st_dtype_name(t->dtype), st_dtype_name(dt));
+        return NULL;
+    }
+    void *p = pc_track(c, malloc(t->nbytes ? t->nbytes : 8));
+    if (!p) return NULL;
+    memcpy(p, t->data, t->nbytes);
+    tensor_dims(t, ndim, shape);
     return p;
 }
 
 const int64_t *pc_i64(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
-    const st_tensor *t = st_find(&c->st, name);
-    if (!t) return NULL;
-    if (t->dtype != ST_I64) {
-        pc_fail(c, "tensor '%s' has dtype %s, expected I64", name, st_dtype_name(t->dtype));
-        return NULL;
-    }
-    size_t n = t->nbytes / 8;
-    int64_t *p = pc_track(c, malloc(n ? t->nbytes : 8));  // copy: the mapping may be unaligned
-    if (!p) return NULL;
-    memcpy(p, t->data, t->nbytes);
-    if (ndim) *ndim = t->ndim;
-    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
-    return p;
+    return pc_copy(c, name, ST_I64, ndim, shape);
 }
 
 const double *pc_f64(pcase *c, const char *name, int *ndim, int64_t shape[8]) {
-    const st_tensor *t = st_find(&c->st, name);
-    if (!t) return NULL;
-    if (t->dtype != ST_F64) {
-        pc_fail(c, "tensor '%s' has dtype %s, expected F64", name, st_dtype_name(t->dtype));
-        return NULL;
-    }
-    double *p = pc_track(c, malloc(t->nbytes ? t->nbytes : 8));  // copy: the mapping may be unaligned
-    if (!p) return NULL;
-    memcpy(p, t->data, t->nbytes);
-    if (ndim) *ndim = t->ndim;
-    if (shape) memcpy(shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
-    return p;
+    return pc_copy(c, name, ST_F64, ndim, shape);
 }
 
 const float *pc_need(pcase *c, const char *name, int ndim, const int64_t *shape) {
@@ -191,18 +184,32 @@ static const st_tensor *want_tensor(pcase *c, const char *name, char *full, size
     return t;
 }
 
-int pc_check(pcase *c, const char *name, const float *got, size_t n) {
-    char full[256];
-    const st_tensor *t = want_tensor(c, name, full, sizeof full);
-    if (!t) return 1;
-    const float *want;
-    if (st_get_f32(&c->st, full, -1, NULL, &want) != 0) return pc_fail(c, "%s", disa_errmsg());
-    size_t wn = t->nbytes / st_dtype_size(t->dtype);
-    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+// The golden out.NAME (its name into full) holding n values of dtype dt, or NULL after
+// a message.
+static const st_tensor *want_values(pcase *c, const char *name, char *full, size_t nfull, st_dtype dt, size_t n) {
+    const st_tensor *t = want_tensor(c, name, full, nfull);
+    if (!t) return NULL;
+    if (t->dtype != dt) {
+        pc_fail(c, "%s has dtype %s, expected %s", full, st_dtype_name(t->dtype), st_dtype_name(dt));
+        return NULL;
+    }
+    size_t wn = t->nbytes / st_dtype_size(dt);
+    if (wn != n) {
+        pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+        return NULL;
+    }
+    return t;
+}
+
+// got against want, n values: OK when no value is non-finite where want's is finite and
+// the max abs error is within atol + rtol * max|want|. The line with max abs and rel
+// error; on failure (or verbose) the first five pairs and the worst one, with `digits`
+// significant digits. 1 on failure (counted), else 0.
+static int report(pcase *c, const char *full, const double *got, const double *want, size_t n, int digits) {
     double max_abs = 0, max_want = 0;
     size_t worst = 0, nonfinite = 0;
     for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - (double)want[i]);
+        double d = fabs(got[i] - want[i]);
         if (!isfinite(got[i]) && isfinite(want[i])) nonfinite++;
         if (d > max_abs || isnan(d)) {
             max_abs = isnan(d) ? INFINITY : d;
@@ -215,60 +222,44 @@ int pc_check(pcase *c, const char *name, const float *got, size_t n) {
     printf("  %-32s n=%-8zu max_abs=%.3e max_rel=%.3e  %s\n", full, n, max_abs, rel, ok ? "OK" : "NOT OK");
     if (!ok || c->verbose) {
         for (size_t i = 0; i < n && i < 5; i++)
-            printf("    [%zu] got % .9g want % .9g\n", i, got[i], want[i]);
-        printf("    worst [%zu] got % .9g want % .9g (tolerance atol %.1e + rtol %.1e * %.3e)\n", worst,
-               got[worst], want[worst], c->atol, c->rtol, max_want);
+            printf("    [%zu] got % .*g want % .*g\n", i, digits, got[i], digits, want[i]);
+        printf("    worst [%zu] got % .*g want % .*g (tolerance atol %.1e + rtol %.1e * %.3e)\n", worst, digits,
+               got[worst], digits, want[worst], c->atol, c->rtol, max_want);
     }
     if (!ok) c->failures++;
     return !ok;
+}
+
+int pc_check(pcase *c, const char *name, const float *got, size_t n) {
+    char full[256];
+    const st_tensor *t = want_tensor(c, name, full, sizeof full);
+    if (!t) return 1;
+    const float *want;
+    if (st_get_f32(&c->st, full, -1, NULL, &want) != 0) return pc_fail(c, "%s", disa_errmsg());
+    size_t wn = t->nbytes / st_dtype_size(t->dtype);
+    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+    // Both widened to double (exactly) for the one comparison.
+    size_t bytes = sizeof(double) * (n ? n : 1);
+    double *g = pc_track(c, malloc(bytes)), *w = pc_track(c, malloc(bytes));
+    if (!g || !w) return pc_fail(c, "%s: out of memory", full);
+    for (size_t i = 0; i < n; i++) g[i] = got[i], w[i] = want[i];
+    return report(c, full, g, w, n, 9);
 }
 
 int pc_check_f64(pcase *c, const char *name, const double *got, size_t n) {
     char full[256];
-    const st_tensor *t = want_tensor(c, name, full, sizeof full);
-    if (!t) return 1;
-    if (t->dtype != ST_F64) return pc_fail(c, "%s has dtype %s, expected F64", full, st_dtype_name(t->dtype));
-    size_t wn = t->nbytes / 8;
-    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
-    double max_abs = 0, max_want = 0;
-    size_t worst = 0, nonfinite = 0;
-    const unsigned char *w = t->data;
-    for (size_t i = 0; i < n; i++) {
-        double v;
-        memcpy(&v, w + 8 * i, 8);
-        double d = fabs(got[i] - v);
-        if (!isfinite(got[i]) && isfinite(v)) nonfinite++;
-        if (d > max_abs || isnan(d)) {
-            max_abs = isnan(d) ? INFINITY : d;
-            worst = i;
-        }
-        if (fabs(v) > max_want) max_want = fabs(v);
-    }
-    double rel = max_want > 0 ? max_abs / max_want : max_abs;
-    int ok = !nonfinite && max_abs <= c->atol + c->rtol * max_want;
-    printf("  %-32s n=%-8zu max_abs=%.3e max_rel=%.3e  %s\n", full, n, max_abs, rel, ok ? "OK" : "NOT OK");
-    if (!ok || c->verbose) {
-        for (size_t i = 0; i < n && i < 5; i++) {
-            double v;
-            memcpy(&v, w + 8 * i, 8);
-            printf("    [%zu] got % .17g want % .17g\n", i, got[i], v);
-        }
-        double v;
-        memcpy(&v, w + 8 * worst, 8);
-        printf("    worst [%zu] got % .17g want % .17g (tolerance atol %.1e + rtol %.1e * %.3e)\n", worst, got[worst], v,
-               c->atol, c->rtol, max_want);
-    }
-    if (!ok) c->failures++;
-    return !ok;
+    const st_tensor *t = want_values(c, name, full, sizeof full, ST_F64, n);
+    double *w = t ? pc_track(c, malloc(t->nbytes ? t->nbytes : 8)) : NULL;  // copy: the mapping may be unaligned
+    if (!w) return t ? pc_fail(c, "%s: out of memory", full) : 1;
+    memcpy(w, t->data, t->nbytes);
+    return report(c, full, got, w, n, 17);
 }
 
 int pc_check_i64(pcase *c, const char *name, const int64_t *got, size_t n) {
     char full[256];
-    const st_tensor *t = want_tensor(c, name, full, sizeof full);
+    const st_tensor *t = want_values(c, name, full, sizeof full, ST_I64, n);
     if (!t) return 1;
-    if (t->dtype != ST_I64) return pc_fail(c, "%s has dtype %s, expected I64", full, st_dtype_name(t->dtype));
-    size_t wn = t->nbytes / 8, bad = 0, first = 0;
-    if (wn != n) return pc_fail(c, "%s: C produced %zu values, golden has %zu", full, n, wn);
+    size_t bad = 0, first = 0;
     const unsigned char *w = t->data;
     for (size_t i = 0; i < n; i++) {
         int64_t v;

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 
 static int usage(FILE *f) {
-    fprintf(f,
+    return flag_usage(f,
             "usage: disa-sample --model FILE --class N [--seed S] [--num_images B] [--out DIR] [--vae FILE] [--threads T]\n"
             "       [--num_iter K] [--cfg X] [--cfg_schedule linear|constant] [--temperature T]\n"
             "       [--diff_sampler default|DiSA|DDIM|DPM_Solver|DPM_Solver++] [--dpm_order 1|2|3]\n"
@@ -45,17 +45,11 @@ static int usage(FILE *f) {
             "       [--flow_sampler euler_maruyama|euler] [--precision fp32|auto]\n"
             "       FlowAR models: [--flow_upper_steps U] [--flow_lower_steps L] [--cfg X] [--guidance G]\n"
             "       [--precision fp32|auto]\n");
-    return f == stdout ? 0 : 2;
 }
-
-// parse()'s result for --help: the usage is printed, the program exits 0.
-enum { PARSE_HELP = -1 };
 
 static int is_own_flag(const char *flag) {
     static const char *const names[] = {"model", "out", "vae", "class", "seed", "num_images", "threads", NULL};
-    for (int k = 0; names[k]; k++)
-        if (strcmp(flag, names[k]) == 0) return 1;
-    return family_is_sampling_key(flag);
+    return flag_in(flag, names) || family_is_sampling_key(flag);
 }
 
 typedef struct opts {
@@ -65,7 +59,7 @@ typedef struct opts {
     int n_samp;
 } opts;
 
-// Flags into o. Returns 0, PARSE_HELP, or 2 after printing one message.
+// Flags into o. Returns 0, FLAG_HELP, or 2 after printing one message.
 static int parse(int argc, char **argv, opts *o) {
     *o = (opts){.cls = -2, .seed = 1, .nimg = 1};
     static char names[64][64];
@@ -74,7 +68,7 @@ static int parse(int argc, char **argv, opts *o) {
         const char *val;
         if (flag_is_help(argv[i])) {
             usage(stdout);
-            return PARSE_HELP;
+            return FLAG_HELP;
         }
         if (!flag_split(argv[i], 1, flag, 64, &val)) {
             fprintf(stderr, "disa-sample: unexpected argument '%s'\n", argv[i]);
@@ -190,7 +184,7 @@ int main(int argc, char **argv) {
     cpu_blas_fix(argv);
     opts o;
     int status = parse(argc, argv, &o);
-    if (status) return status == PARSE_HELP ? 0 : status;
+    if (status) return status == FLAG_HELP ? 0 : status;
     const family *fam = family_for_file(o.model);
     family_params params;
     int precision;

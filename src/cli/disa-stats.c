@@ -48,7 +48,7 @@ static int shared_pass(featpass *p, featnet *f, const char *src, int64_t limit, 
 }
 
 static int usage(FILE *f) {
-    fprintf(f,
+    return flag_usage(f,
             "usage: disa-stats SOURCE --out REF.npz [--features] [options]\n"
             "       disa-stats --fid SOURCE --ref REF.npz [--prc] [options]\n"
             "       disa-stats --export-png DIR SOURCE [--limit N]\n"
@@ -57,7 +57,6 @@ static int usage(FILE *f) {
             "options: --net FILE (Inception safetensors or disa-classifier-1; default $DISA_INCEPTION or\n"
             "         models/inception-v3-compat.safetensors) --limit N --threads T --splits K (10)\n"
             "         --adm-split S (5000)\n");
-    return f == stdout ? 0 : 2;
 }
 
 // ----------------------------------------------------------------------------

@@ -43,3 +43,30 @@ size_t arena_mark(const arena *a) { return a->used; }
 void arena_reset(arena *a, size_t mark) {
     if (mark <= a->used) a->used = mark;
 }
+
+// ----------------------------------------------------------------------------
+// heap buffers (the caller's pointer is read and written through memcpy: it is a T *,
+// not a void *)
+
+int mem_grow(void *pp, int *cap, int n, size_t size, int first) {
+    if (n < *cap) return 0;
+    int c = *cap ? 2 * *cap : first;
+    void *p;
+    memcpy(&p, pp, sizeof p);
+    void *q = realloc(p, size * (size_t)c);
+    if (!q) return DISA_ENOMEM;
+    memcpy(pp, &q, sizeof q);
+    *cap = c;
+    return 0;
+}
+
+int mem_reserve(void *pp, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    void *p;
+    memcpy(&p, pp, sizeof p);
+    free(p);
+    p = malloc(need);
+    memcpy(pp, &p, sizeof p);
+    *cap = p ? need : 0;
+    return p ? 0 : DISA_ENOMEM;
+}

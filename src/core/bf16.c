@@ -179,26 +179,14 @@ precision_kind precision_resolve(precision_kind p, char *why, int n) {
 // Written out rather than with VCVTNEPS2BF16, which flushes denormal inputs to zero.
 
 DISA_VEC
-static void from_f32_run(uint16_t *dst, const float *src, size_t n) {
+static void from_f32_run(void *out, const void *in, size_t n) {
+    uint16_t *dst = out;
+    const float *src = in;
     for (size_t i = 0; i < n; i++) dst[i] = bf16_bits(src[i]);
 }
 
-typedef struct cvt_ctx {
-    uint16_t *dst;
-    const float *src;
-    size_t n;
-} cvt_ctx;
-
-static void cvt_part(void *ctx, size_t lo, size_t hi) {
-    const cvt_ctx *c = ctx;
-    size_t a, b;
-    par_block_range(c->n, lo, hi, &a, &b);
-    from_f32_run(c->dst + a, c->src + a, b - a);
-}
-
 void bf16_from_f32(uint16_t *dst, const float *src, size_t n) {
-    cvt_ctx c = {dst, src, n};
-    par_for(par_blocks(n), 32, cvt_part, &c);
+    par_map(dst, sizeof *dst, src, sizeof *src, n, 32, from_f32_run);
 }
 
 DISA_VEC
@@ -442,6 +430,13 @@ static float *copy_bias(const float *b, int n) {
     return p;
 }
 
+// What a packed Linear or convolution owns: the weights, their descriptor, the bias copy.
+static void packed_free(void *w, void *md, float *bias) {
+    free(w);
+    free(md);
+    free(bias);
+}
+
 // ----------------------------------------------------------------------------
 // Linear
 
@@ -483,9 +478,7 @@ int bf16_linear_init(bf16_linear *l, const float *W, const float *bias, int K, i
 }
 
 void bf16_linear_free(bf16_linear *l) {
-    free(l->w);
-    free(l->md);
-    free(l->bias);
+    packed_free(l->w, l->md, l->bias);
     memset(l, 0, sizeof *l);
 }
 
@@ -606,9 +599,7 @@ int bf16_conv_init(bf16_conv *cv, const float *W, const float *bias, int Cin, in
 }
 
 void bf16_conv_free(bf16_conv *cv) {
-    free(cv->w);
-    free(cv->md);
-    free(cv->bias);
+    packed_free(cv->w, cv->md, cv->bias);
     memset(cv, 0, sizeof *cv);
 }
 

@@ -95,3 +95,25 @@ void par_for(size_t n, size_t grain, par_fn fn, void *ctx) {
     pthread_mutex_unlock(&P.mu);
     atomic_store(&g_busy, 0);
 }
+
+// ----------------------------------------------------------------------------
+// par_map
+
+typedef struct map_ctx {
+    par_map_fn run;
+    char *out;
+    const char *in;
+    size_t out_size, in_size, n;
+} map_ctx;
+
+static void map_part(void *ctx, size_t lo, size_t hi) {
+    const map_ctx *m = ctx;
+    size_t a, b;
+    par_block_range(m->n, lo, hi, &a, &b);
+    m->run(m->out + a * m->out_size, m->in + a * m->in_size, b - a);
+}
+
+void par_map(void *out, size_t out_size, const void *in, size_t in_size, size_t n, size_t grain, par_map_fn run) {
+    map_ctx m = {run, out, in, out_size, in_size, n};
+    par_for(par_blocks(n), grain, map_part, &m);
+}

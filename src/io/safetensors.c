@@ -1,6 +1,7 @@
 // safetensors.c: validating mmap reader and atomic writer (include/disa/safetensors.h).
 // The checks mirror huggingface/safetensors (Rust): SafeTensors::read_metadata/validate.
 #include "disa/safetensors.h"
+#include "disa/arena.h"
 #include "disa/err.h"
 #include "disa/json.h"
 #include "disa/tensor.h"
@@ -498,13 +499,8 @@ int st_writer_add(st_writer *w, const char *name, st_dtype dt, int ndim, const i
     if (strcmp(name, "__metadata__") == 0) return disa_err(DISA_EINVAL, "'__metadata__' is not a tensor name");
     for (int i = 0; i < w->n; i++)
         if (strcmp(w->t[i].name, name) == 0) return disa_err(DISA_EINVAL, "tensor '%s' added twice", name);
-    if (w->n == w->cap) {
-        int cap = w->cap ? 2 * w->cap : 16;
-        wt *nt = realloc(w->t, sizeof(wt) * (size_t)cap);
-        if (!nt) return disa_err(DISA_ENOMEM, "safetensors writer: out of memory");
-        w->t = nt;
-        w->cap = cap;
-    }
+    if (mem_grow(&w->t, &w->cap, w->n, sizeof *w->t, 16))
+        return disa_err(DISA_ENOMEM, "safetensors writer: out of memory");
     wt *t = &w->t[w->n];
     t->name = strdup(name);
     if (!t->name) return disa_err(DISA_ENOMEM, "safetensors writer: out of memory");

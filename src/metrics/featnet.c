@@ -78,14 +78,8 @@ int featnet_run(featnet *f, float *feat, float *logits, const uint8_t *hwc, int 
         return disa_err(DISA_ESHAPE, "feature net %s takes %dx%d images, got %dx%d", featnet_kind_name(f->kind),
                         f->in_h, f->in_w, H, W);
     size_t per = (size_t)f->in_c * H * W;
-    if (per * f->batch > f->buf_cap) {
-        free(f->buf);
-        f->buf_cap = per * f->batch;
-        if (!(f->buf = malloc(f->buf_cap))) {
-            f->buf_cap = 0;
-            return disa_err(DISA_ENOMEM, "feature net: out of memory for a %dx%d batch", H, W);
-        }
-    }
+    if (mem_reserve(&f->buf, &f->buf_cap, per * f->batch))
+        return disa_err(DISA_ENOMEM, "feature net: out of memory for a %dx%d batch", H, W);
     for (int i0 = 0; i0 < n; i0 += f->batch) {
         int b = n - i0 < f->batch ? n - i0 : f->batch;
         for (int i = 0; i < b; i++) {

@@ -55,14 +55,8 @@ static int gather(batch *b, const featnet *f, const uint8_t *pix, int64_t i, int
     size_t sz = (size_t)h * w * c;
     if (b->n == 0) {
         b->h = h, b->w = w, b->c = c, b->first = i;
-        if (sz * f->batch > b->cap) {
-            free(b->pix);
-            b->cap = sz * f->batch;
-            if (!(b->pix = malloc(b->cap))) {
-                b->cap = 0;
-                return disa_err(DISA_ENOMEM, "out of memory for a batch of %dx%d images", h, w);
-            }
-        }
+        if (mem_reserve(&b->pix, &b->cap, sz * f->batch))
+            return disa_err(DISA_ENOMEM, "out of memory for a batch of %dx%d images", h, w);
     }
     memcpy(b->pix + (size_t)b->n * sz, pix, sz);
     b->n++;

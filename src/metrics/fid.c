@@ -125,7 +125,10 @@ static void make_blocks(blocks *b, int n) {
 }
 
 // Returns 0, or 1 when the within-block recurrence meets denom == 0 with num != 0
-// (scipy raises SqrtmError and sqrtm returns a NaN matrix).
+// (scipy raises SqrtmError and sqrtm returns a NaN matrix). triu_sqrt_complex below is
+// its twin line for line, on purpose: a real Schur form stays in real arithmetic (dgemm,
+// dtrsyl), as in scipy, and C has no generic code for the two scalar types short of a
+// macro template.
 static int triu_sqrt_real(double *R, const double *T, int n) {
     blocks *b = malloc(sizeof *b);
     if (!b) return -1;

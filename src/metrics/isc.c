@@ -28,14 +28,16 @@ static int acc_alloc(isc_acc *a, int C, int64_t N, int splits) {
     a->N = N;
     a->splits = splits;
     a->split_of = malloc((size_t)N * sizeof(int));
-    a->count = calloc((size_t)splits, sizeof(int64_t));
-    a->size = calloc((size_t)splits, sizeof(int64_t));
-    a->ent = calloc((size_t)splits, sizeof(double));
-    a->psum = calloc((size_t)splits * C, sizeof(double));
-    if (!a->split_of || !a->count || !a->size || !a->ent || !a->psum) {
+    // The per-split arrays share one zeroed block of 8-byte slots: count, size, ent, psum.
+    _Static_assert(sizeof(int64_t) == sizeof(double), "one slot size for the per-split arrays");
+    a->count = calloc((size_t)splits * (3 + (size_t)C), sizeof(int64_t));
+    if (!a->split_of || !a->count) {
         isc_acc_free(a);
         return disa_err(DISA_ENOMEM, "inception score: out of memory for %lld rows", (long long)N);
     }
+    a->size = a->count + splits;
+    a->ent = (double *)(a->size + splits);
+    a->psum = a->ent + splits;
     return 0;
 }
 
@@ -76,10 +78,7 @@ int isc_acc_init_adm(isc_acc *a, int C, int64_t N, int split_size) {
 
 void isc_acc_free(isc_acc *a) {
     free(a->split_of);
-    free(a->count);
-    free(a->size);
-    free(a->ent);
-    free(a->psum);
+    free(a->count);  // the per-split block
     memset(a, 0, sizeof *a);
 }
 
@@ -156,29 +155,27 @@ int isc_acc_result(const isc_acc *a, double *mean, double *std) {
     return 0;
 }
 
+// Rows logits[N, C] in input order into a (initialised), then the score; frees a.
+static int isc_stream(isc_acc *a, double *mean, double *std, const float *logits, int64_t N, int C) {
+    int rc = 0;
+    for (int64_t r0 = 0; r0 < N && rc == 0; r0 += 4096) {
+        int n = N - r0 < 4096 ? (int)(N - r0) : 4096;
+        rc = isc_acc_add(a, logits + (size_t)r0 * C, NULL, r0, n);
+    }
+    if (rc == 0) rc = isc_acc_result(a, mean, std);
+    isc_acc_free(a);
+    return rc;
+}
+
 int isc_tf(double *mean, double *std, const float *logits, int64_t N, int C, int splits, int shuffle,
            uint32_t seed) {
     isc_acc a;
     int rc = isc_acc_init_tf(&a, C, N, splits, shuffle, seed);
-    if (rc) return rc;
-    for (int64_t r0 = 0; r0 < N && rc == 0; r0 += 4096) {
-        int n = N - r0 < 4096 ? (int)(N - r0) : 4096;
-        rc = isc_acc_add(&a, logits + (size_t)r0 * C, NULL, r0, n);
-    }
-    if (rc == 0) rc = isc_acc_result(&a, mean, std);
-    isc_acc_free(&a);
-    return rc;
+    return rc ? rc : isc_stream(&a, mean, std, logits, N, C);
 }
 
 int isc_adm(double *mean, const float *logits, int64_t N, int C, int split_size) {
     isc_acc a;
     int rc = isc_acc_init_adm(&a, C, N, split_size);
-    if (rc) return rc;
-    for (int64_t r0 = 0; r0 < N && rc == 0; r0 += 4096) {
-        int n = N - r0 < 4096 ? (int)(N - r0) : 4096;
-        rc = isc_acc_add(&a, logits + (size_t)r0 * C, NULL, r0, n);
-    }
-    if (rc == 0) rc = isc_acc_result(&a, mean, NULL);
-    isc_acc_free(&a);
-    return rc;
+    return rc ? rc : isc_stream(&a, mean, NULL, logits, N, C);
 }

@@ -19,22 +19,20 @@
 int fstats_init(fstats *s, int dim) {
     memset(s, 0, sizeof *s);
     if (dim < 1 || dim > 65536) return disa_err(DISA_EINVAL, "feature statistics: dim must be in [1, 65536], got %d", dim);
+    // One block: sum [dim], then sxx [dim, dim], then buf [FSTATS_CHUNK, dim].
+    size_t count = (size_t)dim * dim + (size_t)(FSTATS_CHUNK + 1) * dim;
     s->dim = dim;
-    s->sum = calloc((size_t)dim, sizeof(double));
-    s->sxx = calloc((size_t)dim * dim, sizeof(double));
-    s->buf = malloc((size_t)FSTATS_CHUNK * dim * sizeof(double));
-    if (!s->sum || !s->sxx || !s->buf) {
-        fstats_free(s);
+    s->sum = calloc(count, sizeof(double));
+    if (!s->sum)
         return disa_err(DISA_ENOMEM, "feature statistics: cannot allocate %zu bytes for dim %d",
-                        ((size_t)dim * dim + (size_t)(FSTATS_CHUNK + 1) * dim) * sizeof(double), dim);
-    }
+                        count * sizeof(double), dim);
+    s->sxx = s->sum + dim;
+    s->buf = s->sxx + (size_t)dim * dim;
     return 0;
 }
 
 void fstats_free(fstats *s) {
-    free(s->sum);
-    free(s->sxx);
-    free(s->buf);
+    free(s->sum);  // the whole block
     memset(s, 0, sizeof *s);
 }
 

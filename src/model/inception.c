@@ -177,32 +177,32 @@ int inception_fold(inception_model *m) {
     return 0;
 }
 
-int inception_open(inception_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
+// The tensors of an opened file bound to m, every missing, mis-shaped or unexpected one named.
+static int inception_bind(inception_model *m) {
     st_bind_entry *tab = NULL;
     char *names = NULL;
-    int n, rc = st_open(&m->st, path);
+    int n, rc = inception_tensor_table(m, &tab, &names, &n);
     if (rc) return rc;
-    if ((rc = inception_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
     rc = st_bind(&m->st, tab, n);
     if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "not the pt_inception-2015-12-05 layout");
     free(tab);
     free(names);
-    if (rc) {
-        disa_err_wrap(rc, "Inception weights (convert with tools/convert_inception.py): ");
-        goto fail;
-    }
-    if ((rc = inception_fold(m)) != 0) goto fail;
-    return 0;
-fail:
-    inception_close(m);
-    return rc;
+    return rc ? disa_err_wrap(rc, "Inception weights (convert with tools/convert_inception.py): ") : 0;
 }
 
 void inception_close(inception_model *m) {
     free(m->folded);
     st_close(&m->st);
     memset(m, 0, sizeof *m);
+}
+
+int inception_open(inception_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    int rc = st_open(&m->st, path);
+    if (rc) return rc;
+    if (!(rc = inception_bind(m))) rc = inception_fold(m);
+    if (rc) inception_close(m);
+    return rc;
 }
 
 // ----------------------------------------------------------------------------
@@ -277,6 +277,21 @@ static int conv_run(const inc_conv *c, arena *a, float *out, const float *in, in
     return 0;
 }
 
+// One branch: n convolutions in sequence, x -> out, the results between them alternating
+// between t[0] and t[1] (each large enough for any of them). All take the input size
+// H x W: only a branch's last convolution may change it.
+static int chain(const inc_conv *const *c, int n, arena *a, float *out, const float *x, float *const t[2], int H,
+                 int W) {
+    const float *in = x;
+    for (int i = 0; i < n; i++) {
+        float *o = i == n - 1 ? out : t[i % 2];
+        int rc = conv_run(c[i], a, o, in, H, W, NULL, NULL);
+        if (rc) return rc;
+        in = o;
+    }
+    return 0;
+}
+
 #define RUN(c, out, in, H, W)                                   \
     do {                                                        \
         if ((rc = conv_run((c), a, (out), (in), (H), (W), NULL, NULL)) != 0) goto fail; \
@@ -302,20 +317,28 @@ fail:
     return rc;
 }
 
-// InceptionB: x[288, 35, 35] -> y[768, 17, 17].
-static int block_b(const inc_b *b, arena *a, float *y, const float *x, int H, int W) {
-    int rc = 0, OH = conv2d_out_size(H, 3, 2, 0), OW = conv2d_out_size(W, 3, 2, 0);
-    size_t mark = arena_mark(a), P = (size_t)H * W, OP = (size_t)OH * OW;
-    float *t1 = arena_floats(a, 64 * P), *t2 = arena_floats(a, 96 * P);
-    if (!t1 || !t2) return DISA_ENOMEM;
-    RUN(&b->b3x3, y, x, H, W);
-    RUN(&b->b3dbl_1, t1, x, H, W);
-    RUN(&b->b3dbl_2, t2, t1, H, W);
-    RUN(&b->b3dbl_3, y + 384 * OP, t2, H, W);
-    maxpool2d_forward(y + 480 * OP, x, 1, b->b3x3.cin, H, W, 3, 3, 2, 2, 0, 0);
-fail:
+// The grid reductions, InceptionB (x[288, 35, 35] -> y[768, 17, 17]) and InceptionD
+// (x[768, 17, 17] -> y[1280, 8, 8]): two branches ending in a stride-2 convolution and
+// a 3x3 stride-2 max pool of x, concatenated in that order.
+static int block_reduce(arena *a, float *y, const float *x, int Cin, int H, int W, const inc_conv *const *b1, int n1,
+                        const inc_conv *const *b2, int n2) {
+    size_t mark = arena_mark(a), P = (size_t)H * W;
+    size_t OP = (size_t)conv2d_out_size(H, 3, 2, 0) * conv2d_out_size(W, 3, 2, 0);
+    int tc = 1;
+    for (int i = 0; i < n1 - 1; i++) tc = b1[i]->cout > tc ? b1[i]->cout : tc;
+    for (int i = 0; i < n2 - 1; i++) tc = b2[i]->cout > tc ? b2[i]->cout : tc;
+    float *t[2] = {arena_floats(a, (size_t)tc * P), arena_floats(a, (size_t)tc * P)};
+    const int c1 = b1[n1 - 1]->cout, c2 = b2[n2 - 1]->cout;
+    int rc = !t[0] || !t[1] ? DISA_ENOMEM : chain(b1, n1, a, y, x, t, H, W);
+    if (!rc) rc = chain(b2, n2, a, y + (size_t)c1 * OP, x, t, H, W);
+    if (!rc) maxpool2d_forward(y + (size_t)(c1 + c2) * OP, x, 1, Cin, H, W, 3, 3, 2, 2, 0, 0);
     arena_reset(a, mark);
     return rc;
+}
+
+static int block_b(const inc_b *b, arena *a, float *y, const float *x, int H, int W) {
+    const inc_conv *const b1[] = {&b->b3x3}, *const b2[] = {&b->b3dbl_1, &b->b3dbl_2, &b->b3dbl_3};
+    return block_reduce(a, y, x, b->b3x3.cin, H, W, b1, 1, b2, 3);
 }
 
 // InceptionC: x[768, 17, 17] -> y[768, 17, 17].
@@ -340,23 +363,9 @@ fail:
     return rc;
 }
 
-// InceptionD: x[768, 17, 17] -> y[1280, 8, 8]. The twin of block_b in shape (conv
-// chains and a stride-2 max pool, concatenated), with its own branches, as in torchvision.
 static int block_d(const inc_d *b, arena *a, float *y, const float *x, int H, int W) {
-    int rc = 0, OH = conv2d_out_size(H, 3, 2, 0), OW = conv2d_out_size(W, 3, 2, 0);
-    size_t mark = arena_mark(a), P = (size_t)H * W, OP = (size_t)OH * OW;
-    float *t1 = arena_floats(a, 192 * P), *t2 = arena_floats(a, 192 * P);
-    if (!t1 || !t2) return DISA_ENOMEM;
-    RUN(&b->b3_1, t1, x, H, W);
-    RUN(&b->b3_2, y, t1, H, W);
-    RUN(&b->b7x3_1, t1, x, H, W);
-    RUN(&b->b7x3_2, t2, t1, H, W);
-    RUN(&b->b7x3_3, t1, t2, H, W);
-    RUN(&b->b7x3_4, y + 320 * OP, t1, H, W);
-    maxpool2d_forward(y + 512 * OP, x, 1, 768, H, W, 3, 3, 2, 2, 0, 0);
-fail:
-    arena_reset(a, mark);
-    return rc;
+    const inc_conv *const b1[] = {&b->b3_1, &b->b3_2}, *const b2[] = {&b->b7x3_1, &b->b7x3_2, &b->b7x3_3, &b->b7x3_4};
+    return block_reduce(a, y, x, b->b3_1.cin, H, W, b1, 2, b2, 4);
 }
 
 // InceptionE_1 / E_2: x[Cin, 8, 8] -> y[2048, 8, 8].

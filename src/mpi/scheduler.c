@@ -23,6 +23,7 @@
 #include "roles.h"
 #include "msg.h"
 
+#include "disa/arena.h"
 #include "disa/clock.h"
 #include "disa/cpu.h"
 #include "disa/err.h"
@@ -41,6 +42,14 @@ typedef struct unit_ref {
     int job, unit;  // -1, -1: none
 } unit_ref;
 
+// What rank 0 knows of one worker.
+typedef struct worker_state {
+    unsigned char bye;      // BYE received
+    unsigned char aborted;  // ABORT sent
+    unit_ref held[2];       // units assigned to it: one running, one prefetched
+    double last_heard;      // when its last message arrived
+} worker_state;
+
 typedef struct scheduler {
     unit_runner *ur;
     const job_list *jobs;
@@ -52,10 +61,7 @@ typedef struct scheduler {
     unit_ref *queue;        // [queue_cap] units to do, in order; [queue_next, queue_len) remain
     int queue_len, queue_next;
     int active_workers;     // workers that have not said BYE
-    unsigned char *bye;     // [size] BYE received
-    unsigned char *aborted; // [size] ABORT sent
-    unit_ref (*held)[2];    // [size] units assigned to each worker: one running, one prefetched
-    double *last_heard;     // [size] when each worker's last message arrived
+    worker_state *workers;  // [size] indexed by rank (rank 0's entry unused)
     double slowest_unit;    // longest t_total of a finished unit, for the watchdog
     int shutdown;           // no more units are handed out
     int fatal;              // a unit could not be recorded, or metrics failed
@@ -84,13 +90,8 @@ static int record(scheduler *s, const unit_report *r) {
     s->t_ledger += clock_now() - t0;
     if (rc) return rc;
     s->ledger_lines++;
-    if (s->n_reports == s->cap_reports) {
-        int cap = s->cap_reports ? 2 * s->cap_reports : 256;
-        unit_report *n = realloc(s->reports, sizeof(unit_report) * (size_t)cap);
-        if (!n) return disa_err(DISA_ENOMEM, "out of memory");
-        s->reports = n;
-        s->cap_reports = cap;
-    }
+    if (mem_grow(&s->reports, &s->cap_reports, s->n_reports, sizeof *s->reports, 256))
+        return disa_err(DISA_ENOMEM, "out of memory");
     s->reports[s->n_reports] = *r;
     s->reports[s->n_reports++].t_done = clock_now() - s->prog.t_start;
     return 0;
@@ -105,9 +106,9 @@ static void begin_shutdown(scheduler *s) {
     if (s->shutdown) return;
     s->shutdown = 1;
     for (int w = 1; w < s->size; w++)
-        if (!s->bye[w] && !s->aborted[w]) {
+        if (!s->workers[w].bye && !s->workers[w].aborted) {
             send_empty(w, TAG_ABORT);
-            s->aborted[w] = 1;
+            s->workers[w].aborted = 1;
         }
 }
 
@@ -153,7 +154,7 @@ static void on_request(scheduler *s, int src) {
     if (!s->shutdown && s->queue_next < s->queue_len) {
         unit_ref u = s->queue[s->queue_next++];
         rep = (reply_msg){REPLY_ASSIGN, u.job, u.unit, 0};
-        unit_ref *h = s->held[src];
+        unit_ref *h = s->workers[src].held;
         h[h[0].unit < 0 ? 0 : 1] = u;  // a worker holds at most two: one running, one prefetched
     }
     MPI_Send(&rep, sizeof rep, MPI_BYTE, src, TAG_REPLY, MPI_COMM_WORLD);
@@ -162,7 +163,7 @@ static void on_request(scheduler *s, int src) {
 static void on_done(scheduler *s, int src) {
     unit_report r;
     MPI_Recv(&r, sizeof r, MPI_BYTE, src, TAG_DONE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    unit_ref *h = s->held[src];
+    unit_ref *h = s->workers[src].held;
     for (int k = 0; k < 2; k++)
         if (h[k].job == r.job && h[k].unit == r.unit) h[k] = (unit_ref){-1, -1};
     if (h[0].unit < 0 && h[1].unit >= 0) {  // keep the pending one in the first slot
@@ -176,11 +177,11 @@ static void on_done(scheduler *s, int src) {
 static void on_bye(scheduler *s, int src) {
     empty_msg m;
     MPI_Recv(&m, sizeof m, MPI_BYTE, src, TAG_BYE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    s->bye[src] = 1;
+    s->workers[src].bye = 1;
     s->active_workers--;
     // Units this worker held but did not finish go back to the queue (it stopped on
     // its own signal while the run goes on).
-    unit_ref *h = s->held[src];
+    unit_ref *h = s->workers[src].held;
     for (int k = 0; k < 2; k++)
         if (h[k].unit >= 0 && !s->ledgers[h[k].job].done[h[k].unit]) {
             queue_push(s, h[k]);
@@ -192,7 +193,7 @@ static void on_bye(scheduler *s, int src) {
 static void handle(scheduler *s, const MPI_Status *stt) {
     int src = stt->MPI_SOURCE;
     double t0 = clock_now();
-    s->last_heard[src] = t0;
+    s->workers[src].last_heard = t0;
     switch (stt->MPI_TAG) {
     case TAG_REQUEST: on_request(s, src); break;
     case TAG_DONE: on_done(s, src); break;
@@ -221,10 +222,11 @@ static void watchdog(scheduler *s) {
     }
     double t = clock_now();
     for (int w = 1; w < s->size; w++) {
-        const unit_ref *h = s->held[w];
-        if (s->bye[w] || h[0].unit < 0 || t - s->last_heard[w] <= limit) continue;
+        const worker_state *ws = &s->workers[w];
+        const unit_ref *h = ws->held;
+        if (ws->bye || h[0].unit < 0 || t - ws->last_heard <= limit) continue;
         LOG(LOG_ERROR, "rank %d has sent nothing for %.0f s while holding unit %d of %s (limit %.0f s); aborting "
-            "the job: run the same command again to resume from the ledger", w, t - s->last_heard[w], h[0].unit,
+            "the job: run the same command again to resume from the ledger", w, t - ws->last_heard, h[0].unit,
             s->jobs->jobs[h[0].job].name, limit);
         MPI_Abort(MPI_COMM_WORLD, 3);
     }
@@ -264,16 +266,13 @@ static int scheduler_init(scheduler *s, unit_runner *ur, int size, const generat
     s->ledgers = calloc((size_t)jobs->n, sizeof(ledger));
     s->prov = calloc((size_t)jobs->n, sizeof(provenance));
     s->sigs = sigs;
-    s->bye = calloc((size_t)size, 1);
-    s->aborted = calloc((size_t)size, 1);
-    s->held = malloc(sizeof(unit_ref[2]) * (size_t)size);
-    s->last_heard = calloc((size_t)size, sizeof(double));
+    s->workers = calloc((size_t)size, sizeof(worker_state));
     int rc = progress_init(&s->prog, size, o->bar, o->progress_every, o->quiet);
-    if (!rc && (!s->queue || !s->ledgers || !s->prov || !s->bye || !s->aborted || !s->held || !s->last_heard))
+    if (!rc && (!s->queue || !s->ledgers || !s->prov || !s->workers))
         rc = disa_err(DISA_ENOMEM, "out of memory");
     for (int w = 0; !rc && w < size; w++) {
-        s->held[w][0] = s->held[w][1] = (unit_ref){-1, -1};
-        s->last_heard[w] = clock_now();
+        s->workers[w].held[0] = s->workers[w].held[1] = (unit_ref){-1, -1};
+        s->workers[w].last_heard = clock_now();
     }
     return rc;
 }
@@ -285,10 +284,7 @@ static void scheduler_free(scheduler *s) {
     for (int j = 0; s->prov && j < s->jobs->n; j++) provenance_free(&s->prov[j]);
     free(s->prov);
     free(s->queue);
-    free(s->bye);
-    free(s->aborted);
-    free(s->held);
-    free(s->last_heard);
+    free(s->workers);
     free(s->reports);
     progress_free(&s->prog);
 }

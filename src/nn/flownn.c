@@ -1,6 +1,6 @@
-// flownn.c: RMSNorm, adaLN modulation, gated residuals, SwiGLU, 2-D RoPE and attention
-// against key/value rows, for the flow-matching families.
-// Mirrors FlowAR_DiSA models/flowar.py (RMSNorm, Block.forward's modulation and gates),
+// flownn.c: adaLN modulation, gated residuals, SwiGLU, 2-D RoPE and attention against
+// key/value rows, for the flow-matching families (their RMSNorm is in norm.c, beside xAR's).
+// Mirrors FlowAR_DiSA models/flowar.py (Block.forward's modulation and gates),
 // models/rope.py (VisionRotaryEmbeddingFast, rotate_half), timm's SwiGLU and
 // F.scaled_dot_product_attention without a mask.
 #include "disa/flownn.h"
@@ -15,31 +15,7 @@
 #include <string.h>
 
 // ----------------------------------------------------------------------------
-// normalisation and adaLN
-
-DISA_VEC
-void flow_rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
-                     int N, int C, float eps) {
-    enum { LANES = 8 };
-    for (int i = 0; i < N; i++) {
-        const float *x = inp + (size_t)i * C;
-        float *y = out + (size_t)i * C;
-        // Eight double partial sums, so the loop vectorises without reassociating one sum.
-        double s8[LANES] = {0};
-        int j = 0;
-        for (; j + LANES <= C; j += LANES)
-            for (int k = 0; k < LANES; k++) s8[k] += (double)x[j + k] * x[j + k];
-        double s = 0.0;
-        for (; j < C; j++) s += (double)x[j] * x[j];
-        for (int k = 0; k < LANES; k++) s += s8[k];
-        // torch: x * rsqrt(mean + eps), all float32; the statistic is better here and the
-        // scale is rounded once.
-        float r = (float)(1.0 / sqrt(s / C + (double)eps));
-        for (j = 0; j < C; j++) y[j] = x[j] * r;
-        if (w)
-            for (j = 0; j < C; j++) y[j] *= w[j];
-    }
-}
+// adaLN
 
 DISA_VEC
 void adaln_modulate(float *x /*[N,C]*/, const float *scale, const float *shift, size_t ld, int group, int N,
@@ -127,6 +103,10 @@ void rope2d_free(rope2d *r) {
     memset(r, 0, sizeof *r);
 }
 
+// The rotation of xAR's rope_forward (rope.c), a twin kept on purpose: this one is
+// built in DISA_VEC copies, where the compiler may fuse a * c - b * s into one FMA, and
+// xAR's at the baseline ISA, where it cannot; one shared loop would change the low bits
+// of one family's images.
 DISA_VEC
 void rope2d_apply(float *x /*[N, ld]*/, size_t ld, const float *cos_t /*[N,hd]*/, const float *sin_t /*[N,hd]*/,
                   int N, int heads, int hd) {

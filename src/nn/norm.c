@@ -1,4 +1,5 @@
-// norm.c: torch.nn.functional.layer_norm (last axis), group_norm (NCHW) and xAR's RMSNorm.
+// norm.c: torch.nn.functional.layer_norm (last axis), group_norm (NCHW) and the RMSNorms
+// of xAR and FlowAR.
 //
 // LayerNorm and GroupNorm use the biased variance, as torch does. Mean and variance are accumulated in
 // double over two passes: a single float pass loses ~1e-5 relative accuracy when the
@@ -6,6 +7,7 @@
 // parity tolerance is 1e-5.
 #include "disa/nn.h"
 #include "disa/bf16.h"
+#include "disa/flownn.h"
 #include "disa/par.h"
 #include "disa/vec.h"
 
@@ -242,11 +244,14 @@ void groupnorm_nhwc_forward(float *out /*[HW,C]*/, const float *inp /*[HW,C]*/,
     par_for((size_t)HW, par_row_grain((size_t)C), nhwc_part, &g);
 }
 
-// RMSNorm: the official code forms mean(x^2) in float32; in double the result is what the
-// float64 reference computes, and a row of large common offset keeps its accuracy.
-DISA_VEC
-void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
-                     int N, int C, float eps) {
+// RMSNorm rows: the official codes form mean(x^2) in float32; in double the result is
+// what the float64 reference computes, and a row of large common offset keeps its
+// accuracy. Then each family's rounding: xAR scales in double and rounds each product
+// (then times w); FlowAR rounds the scale to float32 once and multiplies in float32, then
+// by w, as torch's x * rsqrt(...) * weight. Always inlined, so each DISA_VEC copy of
+// the two entry points below builds its own, with the constant rounding folded in.
+static inline __attribute__((always_inline)) void rms_rows(float *out, const float *inp, const float *w, int N,
+                                                           int C, float eps, int float_scale) {
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         float *y = out + (size_t)i * C;
@@ -259,9 +264,28 @@ void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const flo
         for (int k = 0; k < LANES; k++) s += s8[k];
         // The sum is complete before the first write, so out == inp is safe.
         double r = 1.0 / sqrt(s / (double)C + (double)eps);
-        if (w)
+        if (float_scale) {
+            float rf = (float)r;
+            for (j = 0; j < C; j++) y[j] = x[j] * rf;
+            if (w)
+                for (j = 0; j < C; j++) y[j] *= w[j];
+        } else if (w) {
             for (j = 0; j < C; j++) y[j] = (float)((double)x[j] * r) * w[j];
-        else
+        } else {
             for (j = 0; j < C; j++) y[j] = (float)((double)x[j] * r);
+        }
     }
+}
+
+DISA_VEC
+void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
+                     int N, int C, float eps) {
+    rms_rows(out, inp, w, N, C, eps, 0);
+}
+
+// FlowAR's (flownn.h).
+DISA_VEC
+void flow_rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,
+                          int N, int C, float eps) {
+    rms_rows(out, inp, w, N, C, eps, 1);
 }

@@ -48,70 +48,71 @@ void upsample_nearest2x_nhwc_bf16(uint16_t *out /*[2H,2W,C]*/, const float *inp 
 
 // ----------------------------------------------------------------------------
 
-void avgpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
-                       int N, int C, int H, int W, int kh, int kw, int sh, int sw,
-                       int ph, int pw, int count_include_pad) {
+// Average and max pooling share the window walk; op picks, per output, a summing or a
+// comparing loop over the window, so each inner loop stays one operation.
+enum { POOL_AVG_EXCLUDE_PAD, POOL_AVG_INCLUDE_PAD, POOL_MAX };
+
+// The window of output o along one axis (kernel k, stride s, padding p, n inputs): first
+// clipped to the padded extent, whose size it returns (torch's divisor with
+// count_include_pad), then to the input, [*lo, *hi) (the elements it covers).
+static int pool_window(int o, int k, int s, int p, int n, int *lo, int *hi) {
+    int a = o * s - p, b = a + k;
+    if (b > n + p) b = n + p;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > n ? n : b;
+    return b - a;
+}
+
+// Padding is -inf, so only in-image elements can win; torch requires pad <= k/2, so
+// every window holds at least one of them.
+static inline float window_max(const float *x, int W, int y0, int y1, int x0, int x1) {
+    float m = -INFINITY;
+    for (int iy = y0; iy < y1; iy++) {
+        for (int ix = x0; ix < x1; ix++) {
+            float v = x[(size_t)iy * W + ix];
+            // A NaN, once taken, is never replaced (no v > NaN): as in torch.
+            if (v > m || isnan(v)) m = v;
+        }
+    }
+    return m;
+}
+
+static void pool2d(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/, int N, int C, int H, int W, int kh,
+                   int kw, int sh, int sw, int ph, int pw, int op) {
     int OH = conv2d_out_size(H, kh, sh, ph), OW = conv2d_out_size(W, kw, sw, pw);
     size_t planes = (size_t)N * C;
     for (size_t p = 0; p < planes; p++) {
         const float *x = inp + p * H * W;
         float *y = out + p * OH * OW;
         for (int oy = 0; oy < OH; oy++) {
-            // Window first clipped to the padded extent (its size is torch's divisor
-            // with count_include_pad), then to the image (the summed elements).
-            int y0 = oy * sh - ph, y1 = y0 + kh;
-            if (y1 > H + ph) y1 = H + ph;
-            int ylen_pad = y1 - y0;
-            if (y0 < 0) y0 = 0;
-            if (y1 > H) y1 = H;
+            int y0, y1, ylen_pad = pool_window(oy, kh, sh, ph, H, &y0, &y1);
             for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * sw - pw, x1 = x0 + kw;
-                if (x1 > W + pw) x1 = W + pw;
-                int xlen_pad = x1 - x0;
-                if (x0 < 0) x0 = 0;
-                if (x1 > W) x1 = W;
+                int x0, x1, xlen_pad = pool_window(ox, kw, sw, pw, W, &x0, &x1);
+                if (op == POOL_MAX) {
+                    y[(size_t)oy * OW + ox] = window_max(x, W, y0, y1, x0, x1);
+                    continue;
+                }
                 float s = 0.0f;
                 for (int iy = y0; iy < y1; iy++)
                     for (int ix = x0; ix < x1; ix++) s += x[(size_t)iy * W + ix];
-                int div = count_include_pad ? ylen_pad * xlen_pad : (y1 - y0) * (x1 - x0);
+                int div = op == POOL_AVG_INCLUDE_PAD ? ylen_pad * xlen_pad : (y1 - y0) * (x1 - x0);
                 y[(size_t)oy * OW + ox] = s / (float)div;
             }
         }
     }
 }
 
-// The window walk of avgpool2d_forward without its divisor bookkeeping: a twin kept
-// apart so that each inner loop stays one operation.
+void avgpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
+                       int N, int C, int H, int W, int kh, int kw, int sh, int sw,
+                       int ph, int pw, int count_include_pad) {
+    pool2d(out, inp, N, C, H, W, kh, kw, sh, sw, ph, pw,
+           count_include_pad ? POOL_AVG_INCLUDE_PAD : POOL_AVG_EXCLUDE_PAD);
+}
+
 void maxpool2d_forward(float *out /*[N,C,OH,OW]*/, const float *inp /*[N,C,H,W]*/,
                        int N, int C, int H, int W, int kh, int kw, int sh, int sw,
                        int ph, int pw) {
-    int OH = conv2d_out_size(H, kh, sh, ph), OW = conv2d_out_size(W, kw, sw, pw);
-    size_t planes = (size_t)N * C;
-    for (size_t p = 0; p < planes; p++) {
-        const float *x = inp + p * H * W;
-        float *y = out + p * OH * OW;
-        for (int oy = 0; oy < OH; oy++) {
-            int y0 = oy * sh - ph, y1 = y0 + kh;
-            if (y0 < 0) y0 = 0;
-            if (y1 > H) y1 = H;
-            for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * sw - pw, x1 = x0 + kw;
-                if (x0 < 0) x0 = 0;
-                if (x1 > W) x1 = W;
-                // Padding is -inf, so only in-image elements can win; torch requires
-                // pad <= k/2, so every window holds at least one of them.
-                float m = -INFINITY;
-                for (int iy = y0; iy < y1; iy++) {
-                    for (int ix = x0; ix < x1; ix++) {
-                        float v = x[(size_t)iy * W + ix];
-                        // A NaN, once taken, is never replaced (no v > NaN): as in torch.
-                        if (v > m || isnan(v)) m = v;
-                    }
-                }
-                y[(size_t)oy * OW + ox] = m;
-            }
-        }
-    }
+    pool2d(out, inp, N, C, H, W, kh, kw, sh, sw, ph, pw, POOL_MAX);
 }
 
 void adaptive_avgpool_1x1(float *out /*[N,C]*/, const float *inp /*[N,C,HW]*/,

@@ -32,6 +32,9 @@ void rope_tables(float *cos_t /*[grid*grid, hd]*/, float *sin_t /*[grid*grid, hd
         }
 }
 
+// FlowAR's rope2d_apply (flownn.c) is the same rotation, a twin kept on purpose: this one
+// is built at the baseline ISA, that one in DISA_VEC copies that may fuse a * c - b * s
+// into one FMA; one shared loop would change the low bits of one family's images.
 void rope_forward(float *x /*[R,ld]*/, int ld, const float *cos_t /*[R,hd]*/, const float *sin_t /*[R,hd]*/,
                   int R, int heads, int hd) {
     for (int r = 0; r < R; r++) {

@@ -1,6 +1,7 @@
 // provenance.c: machine signatures and a folder's table of them
 // (include/disa/provenance.h).
 #include "disa/provenance.h"
+#include "disa/arena.h"
 #include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
@@ -130,13 +131,7 @@ void provenance_free(provenance *p) {
 int provenance_add(provenance *p, const machine_sig *s) {
     for (int i = 0; i < p->n; i++)
         if (machine_sig_equal(&p->sig[i], s)) return i;
-    if (p->n == p->cap) {
-        int cap = p->cap ? 2 * p->cap : 8;
-        machine_sig *g = realloc(p->sig, sizeof(machine_sig) * (size_t)cap);
-        if (!g) return disa_err(DISA_ENOMEM, "out of memory");
-        p->sig = g;
-        p->cap = cap;
-    }
+    if (mem_grow(&p->sig, &p->cap, p->n, sizeof *p->sig, 8)) return disa_err(DISA_ENOMEM, "out of memory");
     p->sig[p->n] = *s;
     return p->n++;
 }

@@ -91,6 +91,8 @@ static int open_job(unit_runner *ur, int j) {
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+// n rounded up to a multiple of 16 (a 64-byte line of floats).
+static size_t up16(size_t n) { return (n + 15) / 16 * 16; }
 
 int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
     memset(ur, 0, sizeof *ur);
@@ -120,13 +122,16 @@ int unit_runner_init(unit_runner *ur, const job_list *jobs, int rank) {
         max_dec = max_size(max_dec, dec);
         max_img = max_size(max_img, img);
     }
-    ur->tokens = malloc(sizeof(float) * max_tok);
-    ur->latent = malloc(sizeof(float) * max_lat);
-    ur->pix = malloc(max_pix);
-    ur->feat_buf = malloc(sizeof(float) * max_f);
-    ur->logit_buf = malloc(sizeof(float) * max_l);
-    if (!ur->tokens || !ur->latent || !ur->pix || !ur->feat_buf || !ur->logit_buf)
-        return disa_err(DISA_ENOMEM, "out of memory for unit buffers");
+    // The per-unit buffers in one block, each on a cache line of its own: the float
+    // ones (tokens owns the block), then the pixels.
+    size_t lat_at = up16(max_tok), f_at = lat_at + up16(max_lat), l_at = f_at + up16(max_f);
+    size_t pix_at = l_at + up16(max_l), bytes = sizeof(float) * pix_at + up16(max_pix);
+    ur->tokens = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!ur->tokens) return disa_err(DISA_ENOMEM, "out of memory for unit buffers");
+    ur->latent = ur->tokens + lat_at;
+    ur->feat_buf = ur->tokens + f_at;
+    ur->logit_buf = ur->tokens + l_at;
+    ur->pix = (uint8_t *)(ur->tokens + pix_at);
     return decoder_init(&ur->dec, max_dec, max_img);
 }
 
@@ -141,11 +146,7 @@ void unit_runner_free(unit_runner *ur) {
         if (uj->owns_feat) free(uj->feat);
     }
     free(ur->job);
-    free(ur->tokens);
-    free(ur->latent);
-    free(ur->pix);
-    free(ur->feat_buf);
-    free(ur->logit_buf);
+    free(ur->tokens);  // the block of all per-unit buffers
     decoder_free(&ur->dec);
     memset(ur, 0, sizeof *ur);
 }

@@ -4,8 +4,8 @@
 #include "disa/adaptive.h"
 
 #include "disa/err.h"
+#include "disa/flags.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <string.h>
 
@@ -18,21 +18,12 @@
 
 static const char *const k_signal_names[ADAPT_SIGNAL_COUNT] = {"cfg", "var", "eps"};
 
-const char *adapt_signal_name(adapt_signal s) {
-    if ((int)s < 0 || s >= ADAPT_SIGNAL_COUNT) return "?";
-    return k_signal_names[s];
-}
+const char *adapt_signal_name(adapt_signal s) { return flag_enum_name(k_signal_names, ADAPT_SIGNAL_COUNT, (int)s); }
 
 int adapt_signal_parse(const char *s, adapt_signal *out) {
-    for (int k = 0; s && k < ADAPT_SIGNAL_COUNT; k++) {
-        const char *a = s, *b = k_signal_names[k];
-        while (*a && *b && tolower((unsigned char)*a) == *b) a++, b++;
-        if (!*a && !*b) {
-            *out = (adapt_signal)k;
-            return 0;
-        }
-    }
-    return disa_err(DISA_EINVAL, "unknown adaptive signal '%s' (expected cfg, var or eps)", s ? s : "(null)");
+    int k = 0, rc = flag_enum_parse(&k, s, k_signal_names, ADAPT_SIGNAL_COUNT, FLAG_ICASE, "adaptive signal");
+    if (!rc) *out = (adapt_signal)k;
+    return rc;
 }
 
 void adapt_signal_rows(float *g, const float *out_c, const float *out_u, const float *eps, int R, int C,

@@ -6,8 +6,8 @@
 #include "disa/disa_sched.h"
 
 #include "disa/err.h"
+#include "disa/flags.h"
 
-#include <ctype.h>
 #include <math.h>
 
 #ifndef M_PI
@@ -17,34 +17,15 @@
 // ----------------------------------------------------------------------------
 // strategy enum
 
-static const char *const k_names[DISA_STRATEGY_COUNT] = {"linear", "cosine", "two-stage",
-                                                        "constant"};
+static const char *const k_names[DISA_STRATEGY_COUNT] = {"linear", "cosine", "two-stage", "constant"};
 
-const char *disa_strategy_name(disa_strategy s) {
-    if ((int)s < 0 || s >= DISA_STRATEGY_COUNT) return "?";
-    return k_names[s];
-}
+const char *disa_strategy_name(disa_strategy s) { return flag_enum_name(k_names, DISA_STRATEGY_COUNT, (int)s); }
 
-// Case-insensitive equality where '_' in `a` also matches '-' in `b`.
-static int name_eq(const char *a, const char *b) {
-    for (; *a && *b; a++, b++) {
-        int ca = tolower((unsigned char)*a), cb = tolower((unsigned char)*b);
-        if (ca == '_') ca = '-';
-        if (ca != cb) return 0;
-    }
-    return *a == *b;
-}
-
+// Case-insensitive, and "two_stage" for "two-stage" as well.
 int disa_strategy_parse(const char *s, disa_strategy *out) {
-    if (s)
-        for (int k = 0; k < DISA_STRATEGY_COUNT; k++)
-            if (name_eq(s, k_names[k])) {
-                *out = (disa_strategy)k;
-                return 0;
-            }
-    return disa_err(DISA_EINVAL,
-                    "unknown DiSA strategy '%s' (expected linear, cosine, two-stage or constant)",
-                    s ? s : "(null)");
+    int k = 0, rc = flag_enum_parse(&k, s, k_names, DISA_STRATEGY_COUNT, FLAG_ICASE | FLAG_DASH, "DiSA strategy");
+    if (!rc) *out = (disa_strategy)k;
+    return rc;
 }
 
 // ----------------------------------------------------------------------------

@@ -11,8 +11,8 @@
 #include "disa/diffusion.h"
 
 #include "disa/err.h"
+#include "disa/flags.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,27 +36,12 @@
 static const char *const k_sampler_names[GD_SAMPLER_COUNT] = {"default", "disa", "ddim", "dpm_solver",
                                                                "dpm_solver++"};
 
-const char *gd_sampler_name(gd_sampler s) {
-    if ((int)s < 0 || s >= GD_SAMPLER_COUNT) return "?";
-    return k_sampler_names[s];
-}
-
-static int str_ieq(const char *a, const char *b) {
-    for (; *a && *b; a++, b++)
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
-    return *a == *b;
-}
+const char *gd_sampler_name(gd_sampler s) { return flag_enum_name(k_sampler_names, GD_SAMPLER_COUNT, (int)s); }
 
 int gd_sampler_parse(const char *s, gd_sampler *out) {
-    if (s)
-        for (int k = 0; k < GD_SAMPLER_COUNT; k++)
-            if (str_ieq(s, k_sampler_names[k])) {
-                *out = (gd_sampler)k;
-                return 0;
-            }
-    return disa_err(DISA_EINVAL,
-                    "unknown diffusion sampler '%s' (expected default, disa, ddim, dpm_solver or dpm_solver++)",
-                    s ? s : "(null)");
+    int k = 0, rc = flag_enum_parse(&k, s, k_sampler_names, GD_SAMPLER_COUNT, FLAG_ICASE, "diffusion sampler");
+    if (!rc) *out = (gd_sampler)k;
+    return rc;
 }
 
 int gd_sampler_is_dpm(gd_sampler s) {
