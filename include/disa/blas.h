@@ -15,6 +15,9 @@ void blas_linear(float *y, const float *x, const float *W, const float *bias,
                  int M, int K, int N);
 
 void blas_set_threads(int n);  // OpenBLAS and, once loaded, oneDNN (bf16.h)
+// OpenBLAS's thread count alone, for a region whose GEMMs run side by side on par.h's
+// threads (restore it after).
+void blas_set_gemm_threads(int n);
 int blas_get_threads(void);
 // OpenBLAS's name for the kernel set in use ("SkylakeX", "Haswell", "Prescott", ...).
 const char *blas_corename(void);

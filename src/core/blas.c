@@ -100,6 +100,7 @@ void blas_set_threads(int n) {
     bf16_set_threads(n);
     par_set_threads(n);
 }
+void blas_set_gemm_threads(int n) { openblas_set_num_threads(n); }
 int blas_get_threads(void) { return openblas_get_num_threads(); }
 const char *blas_corename(void) { return openblas_get_corename(); }
 

@@ -14,31 +14,78 @@
 #include <math.h>
 
 #include "disa/blas.h"
+#include "disa/par.h"
+
+// Heads run side by side on up to ATTN_SLOTS threads, each with a score matrix of its
+// own: a head's two products are too small for OpenBLAS to split well across threads
+// (it syncs its threads on every call), so one head per thread with single-threaded
+// products keeps the cores busy. The slot count is fixed so the scratch a caller sizes
+// does not depend on the thread count.
+enum { ATTN_SLOTS = 16 };
+
+static int attn_slots(int heads) { return heads < ATTN_SLOTS ? heads : ATTN_SLOTS; }
 
 size_t attention_scratch_floats(int T, int d, int heads) {
-    // One T x T score matrix, reused by every (image, head).
-    return (size_t)T * (size_t)T;
+    (void)d;
+    return (size_t)T * (size_t)T * (size_t)attn_slots(heads);
 }
 
-void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
-                       float *scratch /*[T,T]*/, int B, int T, int d, int heads) {
+// One (image, head) pair of attention_forward with its own T x T scores.
+static void attn_pair(float *out, const float *qkv, float *scores, int b, int h, int T, int d, int heads) {
     int hd = d / heads;
     int ld = 3 * d;  // row stride of q, k and v inside qkv
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++) {
-        const float *base = qkv + (size_t)b * T * ld;
-        for (int h = 0; h < heads; h++) {
-            const float *q = base + (size_t)h * hd;          // [T,hd], stride 3d
-            const float *k = base + d + (size_t)h * hd;      // [T,hd], stride 3d
-            const float *v = base + 2 * d + (size_t)h * hd;  // [T,hd], stride 3d
-            float *o = out + (size_t)b * T * d + (size_t)h * hd;  // [T,hd], stride d
-            // scores[T,T] = scale * q k^T; the scale rides on alpha for free.
-            blas_sgemm(0, 1, T, T, hd, scale, q, ld, k, ld, 0.0f, scratch, T);
-            softmax_forward(scratch, scratch, T, T);
-            // o = P v, written straight into this head's column slice of out.
-            blas_sgemm(0, 0, T, hd, T, 1.0f, scratch, T, v, ld, 0.0f, o, d);
-        }
+    const float *base = qkv + (size_t)b * T * ld;
+    const float *q = base + (size_t)h * hd;          // [T,hd], stride 3d
+    const float *k = base + d + (size_t)h * hd;      // [T,hd], stride 3d
+    const float *v = base + 2 * d + (size_t)h * hd;  // [T,hd], stride 3d
+    float *o = out + (size_t)b * T * d + (size_t)h * hd;  // [T,hd], stride d
+    // scores[T,T] = scale * q k^T; the scale rides on alpha for free.
+    blas_sgemm(0, 1, T, T, hd, scale, q, ld, k, ld, 0.0f, scores, T);
+    softmax_forward(scores, scores, T, T);
+    // o = P v, written straight into this head's column slice of out.
+    blas_sgemm(0, 0, T, hd, T, 1.0f, scores, T, v, ld, 0.0f, o, d);
+}
+
+typedef struct attn_ctx {
+    float *out, *scratch;
+    const float *qkv;
+    int B, T, d, heads, slots;
+} attn_ctx;
+
+// Slots [lo, hi): slot s takes its share of the B * heads pairs, in order, on its own
+// score matrix.
+static void attn_part(void *ctx, size_t lo, size_t hi) {
+    const attn_ctx *c = ctx;
+    size_t pairs = (size_t)c->B * c->heads, TT = (size_t)c->T * c->T;
+    for (size_t s = lo; s < hi; s++)
+        for (size_t p = pairs * s / c->slots; p < pairs * (s + 1) / c->slots; p++)
+            attn_pair(c->out, c->qkv, c->scratch + s * TT, (int)(p / c->heads), (int)(p % c->heads), c->T, c->d,
+                      c->heads);
+}
+
+void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
+                       float *scratch /*[attention_scratch_floats]*/, int B, int T, int d, int heads) {
+    int threads = par_threads(), gemm_threads = blas_get_threads();
+    int slots = attn_slots(heads);
+    if (slots > threads) slots = threads;
+    if (slots > B * heads) slots = B * heads;
+    if (slots < 2 || gemm_threads < 2) {
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < heads; h++) attn_pair(out, qkv, scratch, b, h, T, d, heads);
+        return;
     }
+    // Every element is the same dot product in the same order whichever thread computes
+    // it; the helpers' GEMMs count their FLOPs on their own threads, so the caller's
+    // count gets the exact total of the calls instead.
+    uint64_t f0 = blas_flops();
+    attn_ctx c = {out, scratch, qkv, B, T, d, heads, slots};
+    blas_set_gemm_threads(1);
+    par_for((size_t)slots, 1, attn_part, &c);
+    blas_set_gemm_threads(gemm_threads);
+    int hd = d / heads;
+    blas_flops_reset();
+    blas_flops_add(f0 + (uint64_t)B * heads * 4ull * (uint64_t)T * T * hd);
 }
 
 void attention_rows_forward(float *out /*[B*P,d]*/, const float *q, int ldq, const float *kv /*[B*T,2d]*/,

@@ -326,6 +326,26 @@ static void test_softmax(void **state) {
 // ----------------------------------------------------------------------------
 // attention
 
+// Heads side by side on two threads: the same bits as one thread, the exact FLOP count
+// on the caller's counter, and OpenBLAS's thread count restored.
+static void test_attention_threads(void **state) {
+    int B = 3, T = 40, d = 64, H = 4, hd = d / H;
+    size_t nq = (size_t)B * T * 3 * d, no = (size_t)B * T * d;
+    float *qkv = rand_buf(nq, -2, 2), *y1 = fbuf(no), *y2 = fbuf(no);
+    float *scratch = fbuf(attention_scratch_floats(T, d, H));
+    int threads = blas_get_threads();
+    blas_set_threads(1);
+    attention_forward(y1, qkv, scratch, B, T, d, H);
+    blas_set_threads(2);
+    uint64_t f0 = blas_flops();
+    attention_forward(y2, qkv, scratch, B, T, d, H);
+    assert_int_equal(blas_flops() - f0, (uint64_t)B * H * 4 * T * T * hd);
+    assert_int_equal(blas_get_threads(), 2);
+    assert_memory_equal(y1, y2, sizeof(float) * no);
+    blas_set_threads(threads);
+    free(qkv), free(y1), free(y2), free(scratch);
+}
+
 static void test_attention(void **state) {
     int B = 2, T = 7, d = 12, H = 3, hd = d / H;
     size_t nq = (size_t)B * T * 3 * d, no = (size_t)B * T * d;
@@ -602,7 +622,7 @@ int main(void) {
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_groupnorm),       cmocka_unit_test(test_activations),
-        cmocka_unit_test(test_softmax),         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_softmax),         cmocka_unit_test(test_attention), cmocka_unit_test(test_attention_threads),
         cmocka_unit_test(test_conv2d),          cmocka_unit_test(test_upsample),
         cmocka_unit_test(test_avgpool),         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_adaptive_avgpool), cmocka_unit_test(test_resize_bilinear),
