@@ -58,6 +58,9 @@ typedef struct sample_stats {
     int ar_steps;
 } sample_stats;
 
+// The end of an AR step that sampled `tokens` tokens with `steps` head steps each.
+void sample_stats_step(sample_stats *st, uint64_t tokens, int steps);
+
 // The FLOP model of sampling per image, for a batch of B (equal to the engine's count).
 typedef struct sample_flops {
     double transformer, head;  // FLOPs per image

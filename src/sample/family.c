@@ -65,6 +65,12 @@ const char *family_presets_str(char *buf, int n) {
     return buf;
 }
 
+void sample_stats_step(sample_stats *st, uint64_t tokens, int steps) {
+    st->head_row_steps += tokens * (uint64_t)steps;
+    st->tokens += tokens;
+    st->ar_steps++;
+}
+
 int family_precision_set(int *precision, const char *key, const char *value) {
     if (strcmp(key, "precision") != 0) return DISA_ENOTFOUND;
     precision_kind p;
