@@ -409,6 +409,8 @@ static int block_forward(const flowar_block *b, arena *a, const flowar_cache *kv
                          float *x, int N, int start, int ft, int d, int hidden, int heads, float eps) {
     size_t mark = arena_mark(a);
     const int B2 = kv->B2, R = B2 * N, T = start + N;
+    // One arena_floats per buffer, each beside its size, so an overflow names the line:
+    // the block forwards of mar.c and xar.c list theirs the same way on purpose.
     float *ln = arena_floats(a, (size_t)R * d);
     float *qkv = arena_floats(a, (size_t)R * 3 * d);
     float *att = arena_floats(a, (size_t)R * d);

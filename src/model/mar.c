@@ -378,6 +378,8 @@ static int block_forward_rows(const vit_block *b, arena *a, float *xs, const flo
                               int N, int T, int d, int hidden, int heads, float eps) {
     size_t mark = arena_mark(a);
     int R = N * T, RP = N * P;
+    // One arena_floats per buffer, each beside its size, so an overflow names the line:
+    // the block forwards of xar.c and flowar.c list theirs the same way on purpose.
     float *ln = arena_floats(a, (size_t)R * d);
     float *kv = arena_floats(a, (size_t)R * 2 * d);
     float *lnp = arena_floats(a, (size_t)RP * d);

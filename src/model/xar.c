@@ -293,6 +293,8 @@ static int block_forward(const xar_block *b, const pass *ps, arena *a, float *x,
                          int S) {
     const int N = ps->N, R = ps->R, G = ps->G, d = ps->d, h = ps->hidden, NR = N * R;
     size_t mark = arena_mark(a);
+    // One arena_floats per buffer, each beside its size, so an overflow names the line:
+    // the block forwards of mar.c and flowar.c list theirs the same way on purpose.
     float *t = arena_floats(a, (size_t)NR * d);
     float *qkv = arena_floats(a, (size_t)NR * 3 * d);
     float *att = arena_floats(a, (size_t)NR * d);
