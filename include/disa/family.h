@@ -12,8 +12,9 @@
 //
 // Adding a family: write its model and sampler with their own structs (nothing here
 // assumes diffusion tables, a mask schedule or diff_* flags), fill a `family` table
-// and add it to the list in src/sample/family.c. Its model files declare it by the
-// "format" of their safetensors "config" metadata.
+// (family_kit.h writes the entries every family fills alike) and add it to the list in
+// src/sample/family.c. Its model files declare it by the "format" of their safetensors
+// "config" metadata.
 //
 // What every family shares, outside its table:
 // - `precision` (fp32 | bf16 | auto), a sampling key of every family: what the opened
@@ -57,6 +58,9 @@ typedef struct sample_stats {
     uint64_t tokens;                         // tokens sampled
     int ar_steps;
 } sample_stats;
+
+// The end of an AR step that sampled `tokens` tokens with `steps` head steps each.
+void sample_stats_step(sample_stats *st, uint64_t tokens, int steps);
 
 // The FLOP model of sampling per image, for a batch of B (equal to the engine's count).
 typedef struct sample_flops {

@@ -14,6 +14,7 @@
 
 #include "disa/arena.h"
 #include "disa/flownn.h"
+#include "disa/mar.h"
 #include "disa/safetensors.h"
 
 #define FLOWAR_MAX_SCALES 16
@@ -38,6 +39,7 @@ typedef struct flowar_config {
     int n_scales;
     int scale[FLOWAR_MAX_SCALES];      // grid side of each scale
     float norm_eps;
+    tokenizer_kind tokenizer;          // KL-16, the only one (FlowAR decodes with MAR's)
     // derived
     int seq_h;                         // img_size / vae_stride / patch_size = scale[n_scales-1]
     int seq_len;                       // sum of scale^2: rows of the whole sequence
@@ -129,6 +131,7 @@ typedef struct flowar_model {
 // flowar_close. A MAR file (or any other format) is refused naming its format, with
 // DISA_EINVAL; a missing file gives DISA_ENOTFOUND, a damaged one another code.
 int flowar_open(flowar_model *m, const char *path);
+// Frees everything: also of a model that holds a config only, or generated weights.
 void flowar_close(flowar_model *m);
 // The full list of tensors (official names, shapes) for m->cfg, with dst pointers into m.
 // Allocates m's block arrays; *tab and *names are the caller's to free.

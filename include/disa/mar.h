@@ -9,6 +9,7 @@
 
 typedef enum { TOKENIZER_PATCH, TOKENIZER_KL16, TOKENIZER_COUNT } tokenizer_kind;
 const char *tokenizer_name(tokenizer_kind k);
+extern const char *const tokenizer_names[TOKENIZER_COUNT + 1];  // by kind, NULL-ended
 
 typedef struct mar_config {
     int img_size, vae_stride, patch_size, vae_embed_dim;
@@ -23,6 +24,30 @@ typedef struct mar_config {
     int seq_h, seq_len, token_dim;  // token_dim = vae_embed_dim * patch_size^2
     int enc_hidden, dec_hidden;     // int(dim * mlp_ratio), as timm's Mlp
 } mar_config;
+
+// The keys (loader.h) of a config of MAR's layout, models/mar.py's arguments that xAR
+// keeps, for a struct T with fields of mar_config's names, in the order of its JSON: the
+// geometry and mlp_ratio (its range checked after every other key, as MAR's loader always
+// did), the family's own keys (the rest of the arguments), the tokenizer (default kl16)
+// and norm_eps (default 1e-6; a norm divides by sqrt(... + eps): eps <= 0 gives Inf/NaN).
+#define MAR_CONFIG_KEYS(T, ...)                                                                                \
+    LOADER_INT_KEY(T, "img_size", img_size, 1, INT_MAX),                                                       \
+    LOADER_INT_KEY(T, "vae_stride", vae_stride, 1, INT_MAX),                                                   \
+    LOADER_INT_KEY(T, "patch_size", patch_size, 1, INT_MAX),                                                   \
+    LOADER_INT_KEY(T, "vae_embed_dim", vae_embed_dim, 1, INT_MAX),                                             \
+    LOADER_INT_KEY(T, "encoder_embed_dim", enc_dim, 1, INT_MAX),                                               \
+    LOADER_INT_KEY(T, "encoder_depth", enc_depth, 0, INT_MAX),                                                 \
+    LOADER_INT_KEY(T, "encoder_num_heads", enc_heads, 1, INT_MAX),                                             \
+    LOADER_INT_KEY(T, "decoder_embed_dim", dec_dim, 1, INT_MAX),                                               \
+    LOADER_INT_KEY(T, "decoder_depth", dec_depth, 0, INT_MAX),                                                 \
+    LOADER_INT_KEY(T, "decoder_num_heads", dec_heads, 1, INT_MAX),                                             \
+    {.key = "mlp_ratio", .type = LOADER_DOUBLE, .offset = offsetof(T, mlp_ratio), .lo = 0, .hi = 64,           \
+     .flags = LOADER_OPTIONAL | LOADER_HI_IN | LOADER_LATE, .def = 4},                                         \
+    __VA_ARGS__,                                                                                               \
+    {.key = "tokenizer", .type = LOADER_CHOICE, .offset = offsetof(T, tokenizer), .flags = LOADER_OPTIONAL,    \
+     .def = TOKENIZER_KL16, .choices = tokenizer_names},                                                       \
+    {.key = "norm_eps", .type = LOADER_FLOAT, .offset = offsetof(T, norm_eps), .lo = 0, .hi = 1,               \
+     .flags = LOADER_OPTIONAL, .def = 1e-6}
 
 // Parse and validate the config JSON; `label` (file name) prefixes every message. Strict
 // (include/disa/json.h) and closed: a key outside mar_config_keys is refused.
@@ -91,6 +116,8 @@ typedef struct mar_model {
 // Open `path`, parse its config, bind every tensor (all missing or mis-shaped ones are
 // listed in one message). The model owns the mapping until mar_close. It opens as FP32.
 int mar_open(mar_model *m, const char *path);
+// Frees what mar_open, mar_tensor_table and mar_prepare made: also for a model that holds
+// a config only, or whose table was built without a file.
 void mar_close(mar_model *m);
 // Prepare m for precision p (AUTO is resolved first: precision_resolve). BF16 packs every
 // Linear of the transformer and the head once into oneDNN's layout; mar_forward and the
@@ -105,6 +132,9 @@ int mar_prepare(mar_model *m, precision_kind p);
 int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count);
 // The config as the JSON the loader reads back.
 const char *mar_config_to_json(const mar_config *c, char *buf, int n);
+// Write `path`: a model of config c with generated weights (st_write_generated: tests and
+// benchmarks at full-size shapes); *n_values (may be NULL) the values written.
+int mar_write_generated(const mar_config *c, uint64_t seed, const char *path, size_t *n_values);
 // Preset configs of the official models (mar_base, mar_large, mar_huge) at 256x256 with
 // the KL-16 tokenizer; 0 or DISA_EINVAL naming the accepted presets.
 int mar_config_preset(mar_config *c, const char *name);

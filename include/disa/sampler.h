@@ -45,6 +45,8 @@ int sample_params_check_precision(const sample_params *p, precision_kind prec, i
 int sample_params_set(sample_params *p, const char *flag, const char *value);
 // "num_iter=64 cfg=2.9 cfg_schedule=linear ..." into buf.
 const char *sample_params_str(const sample_params *p, char *buf, int n);
+// An integer setting of any family: flag_int (flags.h) into an int, with its message.
+int sample_flag_int(const char *flag, const char *value, int lo, int hi, int *out);
 
 // Diffusion steps the head runs at AR step s (after the clip merges duplicates).
 int sample_params_steps_at(const sample_params *p, const int *table, int s);
@@ -84,6 +86,12 @@ typedef struct ar_rng_tape {
 } ar_rng_tape;
 int ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, const float *tape, int B, int L, int64_t T);
 void ar_rng_tape_free(ar_rng_tape *r);
+// What every recorded tape shares (this one and xAR's, xar_sample.h): the read positions
+// of B images, all 0 (*pos the caller's to free; DISA_ENOMEM), and the read of each
+// image's next n values of `size` bytes from tape [B, T] into out [B, n], pos advanced;
+// DISA_EINVAL naming the first image with fewer than n values left.
+int ar_tape_start(int64_t **pos, int B);
+int ar_tape_read(void *out, const void *tape, size_t size, int64_t *pos, int B, int64_t T, int64_t n);
 
 typedef struct sampler {
     const mar_model *m;

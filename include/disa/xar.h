@@ -40,6 +40,9 @@ int xar_config_parse(xar_config *c, const char *json, const char *label);
 extern const char *const xar_config_keys[];  // NULL-terminated
 // The config as the JSON the loader reads back.
 const char *xar_config_to_json(const xar_config *c, char *buf, int n);
+// Write `path`: a model of config c with generated weights (st_write_generated: tests and
+// benchmarks at full-size shapes); *n_values (may be NULL) the values written.
+int xar_write_generated(const xar_config *c, uint64_t seed, const char *path, size_t *n_values);
 // Preset configs of the official models (xar_base, xar_large, xar_huge) at 256x256 with
 // the KL-16 tokenizer; 0 or DISA_EINVAL naming the accepted presets.
 int xar_config_preset(xar_config *c, const char *name);
@@ -79,6 +82,8 @@ typedef struct xar_model {
 // listed in one message), build the RoPE tables. The model owns the mapping and the
 // tables until xar_close.
 int xar_open(xar_model *m, const char *path);
+// Frees the tables and the mapping: also of a model that holds a config only, or whose
+// table was built without a file.
 void xar_close(xar_model *m);
 // The full list of tensors (official names, shapes) for m->cfg, with dst pointers into m.
 // Allocates m's block arrays; *tab and *names are the caller's to free.

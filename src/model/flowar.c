@@ -6,10 +6,11 @@
 #include "disa/blas.h"
 #include "disa/dgen.h"
 #include "disa/err.h"
-#include "disa/json.h"
+#include "disa/loader.h"
 #include "disa/nn.h"
 
 #include <cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +18,6 @@
 
 // ----------------------------------------------------------------------------
 // config
-
-static int cfg_int(const cJSON *o, const char *key, int lo, int hi, int *out, const char *label) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v) return disa_err(DISA_EFORMAT, "%s: config: '%s' is missing", label, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return disa_err(DISA_EFORMAT, "%s: config: '%s' must be an integer", label, key);
-    if (v->valueint < lo || v->valueint > hi)
-        return disa_err(DISA_ERANGE, "%s: config: '%s' must be in %d..%d, got %d", label, key, lo, hi, v->valueint);
-    *out = v->valueint;
-    return 0;
-}
 
 // int(dim * mlp_ratio * 2 / 3.) as Python evaluates it, left to right in double.
 static int swiglu_width(int dim, double mlp_ratio) { return (int)((double)dim * mlp_ratio * 2 / 3.0); }
@@ -47,11 +37,8 @@ static int check_sizes(flowar_config *c, const char *label) {
     if (c->head_heads < 1 || c->diffloss_w % c->head_heads || (c->diffloss_w / c->head_heads) % 4)
         return disa_err(DISA_ERANGE, "%s: config: 'diffloss_w' %d must be >= 64 and split into %d heads of a multiple "
                         "of 4", label, c->diffloss_w, c->head_heads);
-    int grid = c->vae_stride * c->patch_size;
-    if (c->img_size % grid)
-        return disa_err(DISA_ERANGE, "%s: config: img_size %d is not a multiple of vae_stride*patch_size = %d", label,
-                        c->img_size, grid);
-    c->seq_h = c->img_size / grid;
+    int rc = loader_token_grid(&c->seq_h, c->img_size, c->vae_stride, c->patch_size, label);
+    if (rc) return rc;
     c->token_dim = c->vae_embed_dim * c->patch_size * c->patch_size;
     if (c->token_dim != FLOWAR_TOKEN_DIM)
         return disa_err(DISA_ERANGE, "%s: config: tokens of vae_embed_dim * patch_size^2 = %d channels; FlowAR's "
@@ -73,70 +60,46 @@ const char *const flowar_config_keys[] = {
     "encoder_num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mlp_ratio", "buffer_size",
     "class_num", "diffloss_d", "diffloss_w", "scale", "cross", "norm_eps", "tokenizer", NULL};
 
+// In the order of the JSON (flowar_config_to_json); scale and tokenizer are read below.
+static const loader_key k_keys[] = {
+    LOADER_INT_KEY(flowar_config, "img_size", img_size, 1, 65536),
+    LOADER_INT_KEY(flowar_config, "vae_stride", vae_stride, 1, 4096),
+    LOADER_INT_KEY(flowar_config, "patch_size", patch_size, 1, 64),
+    LOADER_INT_KEY(flowar_config, "vae_embed_dim", vae_embed_dim, 1, 4096),
+    LOADER_INT_KEY(flowar_config, "encoder_embed_dim", enc_dim, 1, 65536),
+    LOADER_INT_KEY(flowar_config, "encoder_depth", enc_depth, 0, 1024),
+    LOADER_INT_KEY(flowar_config, "encoder_num_heads", enc_heads, 1, 4096),
+    LOADER_INT_KEY(flowar_config, "decoder_embed_dim", dec_dim, 1, 65536),
+    LOADER_INT_KEY(flowar_config, "decoder_depth", dec_depth, 0, 1024),
+    LOADER_INT_KEY(flowar_config, "decoder_num_heads", dec_heads, 1, 4096),
+    {.key = "mlp_ratio", .type = LOADER_DOUBLE, .offset = offsetof(flowar_config, mlp_ratio), .lo = 0, .hi = 64,
+     .flags = LOADER_OPTIONAL | LOADER_HI_IN, .def = 4},
+    LOADER_INT_KEY(flowar_config, "buffer_size", buffer_size, 0, 65536),
+    LOADER_INT_KEY(flowar_config, "class_num", class_num, 1, FLOWAR_UNCOND_LABEL),
+    LOADER_INT_KEY(flowar_config, "diffloss_d", diffloss_d, 1, 1024),
+    LOADER_INT_KEY(flowar_config, "diffloss_w", diffloss_w, 1, 65536),
+    {.key = "cross", .type = LOADER_BOOL, .offset = offsetof(flowar_config, cross), .flags = LOADER_OPTIONAL},
+    // RMSNorm divides by sqrt(mean(x^2) + eps): eps <= 0 gives Inf/NaN on a zero row.
+    {.key = "norm_eps", .type = LOADER_FLOAT, .offset = offsetof(flowar_config, norm_eps), .lo = 0, .hi = 1,
+     .flags = LOADER_OPTIONAL, .def = 1e-6},
+};
+
+static const loader_schema k_schema = {
+    .format = "disa-flowar-1",
+    .not_one = "not a disa FlowAR file (convert checkpoints with tools/convert_flowar.py)",
+    .known = flowar_config_keys,
+    .keys = k_keys, .n_keys = (int)(sizeof k_keys / sizeof *k_keys), .size = sizeof(flowar_config), .kind = "FlowAR"};
+
 int flowar_config_parse(flowar_config *c, const char *json, const char *label) {
-    memset(c, 0, sizeof *c);
-    if (!json)
-        return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa FlowAR file (convert checkpoints with "
-                        "tools/convert_flowar.py)", label);
-    char where[1100];
-    snprintf(where, sizeof where, "%s: config", label);
-    cJSON *o = NULL;
-    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
-    if (rc) goto out;
-    if (!cJSON_IsObject(o)) {
-        rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
-        goto out;
-    }
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-flowar-1") != 0) {
-        // A well-formed file of another kind (a MAR model): the caller passed the wrong
-        // file, an argument error rather than a damaged one.
-        rc = disa_err(cJSON_IsString(fmt) ? DISA_EINVAL : DISA_EFORMAT, "%s: config 'format' is %s%s%s, not \"disa-flowar-1\": not a FlowAR model", label,
-                      cJSON_IsString(fmt) ? "\"" : "", cJSON_IsString(fmt) ? fmt->valuestring : "missing",
-                      cJSON_IsString(fmt) ? "\"" : "");
-        goto out;
-    }
-    // A key this reader does not know may change the model (a converter newer than the
-    // engine): refuse it rather than sample from a different network.
-    if ((rc = json_check_keys(o, flowar_config_keys, where, "")) != 0) goto out;
-    struct { const char *k; int lo, hi; int *dst; } ints[] = {
-        {"img_size", 1, 65536, &c->img_size}, {"vae_stride", 1, 4096, &c->vae_stride},
-        {"patch_size", 1, 64, &c->patch_size}, {"vae_embed_dim", 1, 4096, &c->vae_embed_dim},
-        {"encoder_embed_dim", 1, 65536, &c->enc_dim}, {"encoder_depth", 0, 1024, &c->enc_depth},
-        {"encoder_num_heads", 1, 4096, &c->enc_heads}, {"decoder_embed_dim", 1, 65536, &c->dec_dim},
-        {"decoder_depth", 0, 1024, &c->dec_depth}, {"decoder_num_heads", 1, 4096, &c->dec_heads},
-        {"buffer_size", 0, 65536, &c->buffer_size}, {"class_num", 1, FLOWAR_UNCOND_LABEL, &c->class_num},
-        {"diffloss_d", 1, 1024, &c->diffloss_d}, {"diffloss_w", 1, 65536, &c->diffloss_w},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].hi, ints[i].dst, label)) != 0) goto out;
-    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
-    c->mlp_ratio = cJSON_IsNumber(mr) ? mr->valuedouble : 4.0;
-    if ((mr && !cJSON_IsNumber(mr)) || !(c->mlp_ratio > 0 && c->mlp_ratio <= 64)) {
-        rc = disa_err(DISA_ERANGE, "%s: config 'mlp_ratio' must be a number in (0, 64]", label);
-        goto out;
-    }
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
-    c->norm_eps = 1e-6f;
-    if (eps) {
-        // RMSNorm divides by sqrt(mean(x^2) + eps): eps <= 0 gives Inf/NaN on a zero row.
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)) {
-            rc = disa_err(DISA_ERANGE, "%s: config 'norm_eps' must be a number in (0, 1)", label);
-            goto out;
-        }
-        c->norm_eps = (float)eps->valuedouble;
-    }
-    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(o, "cross");
-    if (cr && !cJSON_IsBool(cr)) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'cross' must be true or false", label);
-        goto out;
-    }
-    c->cross = cJSON_IsTrue(cr);
+    cJSON *o;
+    int rc = loader_config_parse(c, &o, json, label, &k_schema);
+    if (rc) return rc;
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
     if (tk && (!cJSON_IsString(tk) || strcmp(tk->valuestring, "kl16") != 0)) {
         rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be \"kl16\" (FlowAR decodes with MAR's KL-16)", label);
         goto out;
     }
+    c->tokenizer = TOKENIZER_KL16;
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "scale");
     int n = cJSON_IsArray(sc) ? cJSON_GetArraySize(sc) : -1;
     if (n < 2 || n > FLOWAR_MAX_SCALES) {
@@ -202,36 +165,23 @@ int flowar_config_preset(flowar_config *c, const char *name) {
 
 #define SH(...) (const int64_t[]){__VA_ARGS__}
 
-static void bind_block(st_table *t, flowar_block *b, const char *pre, int i, int d, int h, int hd) {
-    st_table_add(t, &b->qkv_w, 2, SH(3 * d, d), "%s.%d.attn.qkv.weight", pre, i);
-    st_table_add(t, &b->qkv_b, 1, SH(3 * d), "%s.%d.attn.qkv.bias", pre, i);
-    st_table_add(t, &b->proj_w, 2, SH(d, d), "%s.%d.attn.proj.weight", pre, i);
-    st_table_add(t, &b->proj_b, 1, SH(d), "%s.%d.attn.proj.bias", pre, i);
-    st_table_add(t, &b->freqs, 1, SH(hd / 4), "%s.%d.attn.rope.freqs", pre, i);
-    st_table_add(t, &b->fc1g_w, 2, SH(h, d), "%s.%d.mlp.fc1_g.weight", pre, i);
-    st_table_add(t, &b->fc1g_b, 1, SH(h), "%s.%d.mlp.fc1_g.bias", pre, i);
-    st_table_add(t, &b->fc1x_w, 2, SH(h, d), "%s.%d.mlp.fc1_x.weight", pre, i);
-    st_table_add(t, &b->fc1x_b, 1, SH(h), "%s.%d.mlp.fc1_x.bias", pre, i);
-    st_table_add(t, &b->fc2_w, 2, SH(d, h), "%s.%d.mlp.fc2.weight", pre, i);
-    st_table_add(t, &b->fc2_b, 1, SH(d), "%s.%d.mlp.fc2.bias", pre, i);
-    st_table_add(t, &b->ada_w, 2, SH(6 * d, d), "%s.%d.ada_lin.1.weight", pre, i);
-    st_table_add(t, &b->ada_b, 1, SH(6 * d), "%s.%d.ada_lin.1.bias", pre, i);
+static void bind_block(st_table *t, flowar_block *b, const char *stack, int i, int d, int h, int hd) {
+    const float **const dst[] = {&b->qkv_w,  &b->qkv_b,  &b->proj_w, &b->proj_b, &b->fc1g_w, &b->fc1g_b,
+                                 &b->fc1x_w, &b->fc1x_b, &b->fc2_w,  &b->fc2_b,  &b->ada_w,  &b->ada_b};
+    loader_add_ar_block(t, dst, &b->freqs, hd, stack, i, d, h);
 }
 
 int flowar_tensor_table(flowar_model *m, st_bind_entry **tab, char **names, int *count) {
     const flowar_config *c = &m->cfg;
-    *tab = NULL;
-    *names = NULL;
-    *count = 0;
-    m->enc = calloc((size_t)c->enc_depth + 1, sizeof(flowar_block));
-    m->dec = calloc((size_t)c->dec_depth + 1, sizeof(flowar_block));
     int rc = flowhead_init(&m->head, c->token_dim, c->diffloss_w, c->dec_dim, c->diffloss_d, c->cross);
     if (rc) return rc;
+    m->enc = calloc((size_t)c->enc_depth + 1, sizeof(flowar_block));
+    m->dec = calloc((size_t)c->dec_depth + 1, sizeof(flowar_block));
     // 11 top-level tensors, 13 per transformer block, then the head's.
-    int n = 11 + 13 * (c->enc_depth + c->dec_depth) + flowhead_table_count(&m->head);
     st_table t;
-    if (!m->enc || !m->dec || st_table_init(&t, n) != 0)
-        return disa_err(DISA_ENOMEM, "FlowAR tensor table: out of memory");
+    rc = loader_table_begin(&t, 11 + 13 * (c->enc_depth + c->dec_depth) + flowhead_table_count(&m->head),
+                            m->enc && m->dec, tab, names, count, "FlowAR");
+    if (rc) return rc;
     int E = c->enc_dim, D = c->dec_dim, L = c->seq_len, C = c->token_dim;
     st_table_add(&t, &m->class_emb, 2, SH(FLOWAR_CLASS_ROWS, E), "class_emb.weight");
     st_table_add(&t, &m->z_proj_w, 2, SH(E, C), "z_proj.weight");
@@ -249,14 +199,7 @@ int flowar_tensor_table(flowar_model *m, st_bind_entry **tab, char **names, int 
     st_table_add(&t, &m->dec_norm_w, 1, SH(D), "decoder_norm.weight");
     st_table_add(&t, &m->diff_pos, 3, SH(1, L, D), "diffusion_pos_embed_learned");
     flowhead_table(&t, &m->head, "flownet.");
-    if (t.overflow) {
-        st_table_free(&t);
-        return disa_err(DISA_EINTERNAL, "FlowAR tensor table: more tensors than counted");
-    }
-    *tab = t.e;
-    *names = t.names;
-    *count = t.n;
-    return 0;
+    return loader_table_end(&t, tab, names, count, "FlowAR");
 }
 
 // Every block of a stack must carry the same RoPE frequencies (they are computed, not
@@ -295,25 +238,12 @@ void flowar_release(flowar_model *m) {
     flowhead_free(&m->head);
 }
 
+LOADER_MODEL(k_loader, flowar_model, flowar_config, flowar_config_parse, flowar_tensor_table, flowar_close, NULL,
+             "the config's encoder_depth, decoder_depth, diffloss_d and cross must match the blocks in the file");
+
 int flowar_open(flowar_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    int rc = st_open(&m->st, path);
-    if (rc) return rc;
-    st_bind_entry *tab;
-    char *names;
-    int n;
-    if ((rc = flowar_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
-    if ((rc = flowar_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
-    rc = st_bind(&m->st, tab, n);
-    if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "the config's encoder_depth, decoder_depth, "
-                                      "diffloss_d and cross must match the blocks in the file");
-    free(tab);
-    free(names);
-    if (rc) goto fail;
-    if ((rc = flowar_prepare(m, path)) != 0) goto fail;
-    return 0;
-fail:
-    flowar_close(m);
+    int rc = loader_open(&k_loader, m, &m->st, &m->cfg, path);
+    if (!rc && (rc = flowar_prepare(m, path)) != 0) flowar_close(m);
     return rc;
 }
 
@@ -479,6 +409,8 @@ static int block_forward(const flowar_block *b, arena *a, const flowar_cache *kv
                          float *x, int N, int start, int ft, int d, int hidden, int heads, float eps) {
     size_t mark = arena_mark(a);
     const int B2 = kv->B2, R = B2 * N, T = start + N;
+    // One arena_floats per buffer, each beside its size, so an overflow names the line:
+    // the block forwards of mar.c and xar.c list theirs the same way on purpose.
     float *ln = arena_floats(a, (size_t)R * d);
     float *qkv = arena_floats(a, (size_t)R * 3 * d);
     float *att = arena_floats(a, (size_t)R * d);

@@ -9,9 +9,11 @@
 // time embedding and Block_v2's ada_lin_attn depend on the time only: one row per step.
 #include "disa/err.h"
 #include "disa/flowar.h"
+#include "disa/loader.h"
 #include "disa/nn.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,43 +45,34 @@ int flowhead_table_count(const flowhead *h) { return 12 + h->depth * (h->cross ?
 
 void flowhead_table(st_table *t, flowhead *h, const char *p) {
     const int W = h->w, Z = h->z_dim, C = h->C, H = h->hidden, q = W / h->heads / 4;
-    st_table_add(t, &h->t0_w, 2, SH(W, 256), "%stime_embed.mlp.0.weight", p);
-    st_table_add(t, &h->t0_b, 1, SH(W), "%stime_embed.mlp.0.bias", p);
-    st_table_add(t, &h->t2_w, 2, SH(W, W), "%stime_embed.mlp.2.weight", p);
-    st_table_add(t, &h->t2_b, 1, SH(W), "%stime_embed.mlp.2.bias", p);
-    st_table_add(t, &h->cond_w, 2, SH(W, Z), "%scond_embed.weight", p);
-    st_table_add(t, &h->cond_b, 1, SH(W), "%scond_embed.bias", p);
-    st_table_add(t, &h->in_w, 2, SH(W, C), "%sinput_proj.weight", p);
-    st_table_add(t, &h->in_b, 1, SH(W), "%sinput_proj.bias", p);
+    loader_add_head_embeds(t, (const float **const[]){&h->t0_w, &h->t0_b, &h->t2_w, &h->t2_b, &h->cond_w, &h->cond_b,
+                                                      &h->in_w, &h->in_b},
+                           W, Z, C, p);
     for (int i = 0; i < h->depth; i++) {
         flowhead_block *b = &h->blocks[i];
-        st_table_add(t, &b->qkv_w, 2, SH(3 * W, W), "%sres_blocks.%d.attn.qkv.weight", p, i);
-        st_table_add(t, &b->proj_w, 2, SH(W, W), "%sres_blocks.%d.attn.proj.weight", p, i);
-        st_table_add(t, &b->proj_b, 1, SH(W), "%sres_blocks.%d.attn.proj.bias", p, i);
-        st_table_add(t, &b->freqs, 1, SH(q), "%sres_blocks.%d.attn.rope.freqs", p, i);
+        char pre[160];
+        snprintf(pre, sizeof pre, "%sres_blocks.%d.", p, i);
+        loader_add_attn(t, (const float **const[]){&b->qkv_w, NULL, &b->proj_w, &b->proj_b}, W, pre);
+        st_table_add(t, &b->freqs, 1, SH(q), "%sattn.rope.freqs", pre);
         if (h->cross) {
-            st_table_add(t, &b->q_w, 2, SH(W, W), "%sres_blocks.%d.crossattn.q.weight", p, i);
-            st_table_add(t, &b->kv_w, 2, SH(2 * W, Z), "%sres_blocks.%d.crossattn.kv.weight", p, i);
-            st_table_add(t, &b->xproj_w, 2, SH(W, W), "%sres_blocks.%d.crossattn.proj.weight", p, i);
-            st_table_add(t, &b->xproj_b, 1, SH(W), "%sres_blocks.%d.crossattn.proj.bias", p, i);
-            st_table_add(t, &b->xfreqs, 1, SH(q), "%sres_blocks.%d.crossattn.rope.freqs", p, i);
-            st_table_add(t, &b->n21_w, 1, SH(W), "%sres_blocks.%d.norm2_1.weight", p, i);
-            st_table_add(t, &b->n22_w, 1, SH(Z), "%sres_blocks.%d.norm2_2.weight", p, i);
+            st_table_add(t, &b->q_w, 2, SH(W, W), "%scrossattn.q.weight", pre);
+            st_table_add(t, &b->kv_w, 2, SH(2 * W, Z), "%scrossattn.kv.weight", pre);
+            st_table_add(t, &b->xproj_w, 2, SH(W, W), "%scrossattn.proj.weight", pre);
+            st_table_add(t, &b->xproj_b, 1, SH(W), "%scrossattn.proj.bias", pre);
+            st_table_add(t, &b->xfreqs, 1, SH(q), "%scrossattn.rope.freqs", pre);
+            st_table_add(t, &b->n21_w, 1, SH(W), "%snorm2_1.weight", pre);
+            st_table_add(t, &b->n22_w, 1, SH(Z), "%snorm2_2.weight", pre);
         }
-        st_table_add(t, &b->fc1g_w, 2, SH(H, W), "%sres_blocks.%d.mlp.fc1_g.weight", p, i);
-        st_table_add(t, &b->fc1g_b, 1, SH(H), "%sres_blocks.%d.mlp.fc1_g.bias", p, i);
-        st_table_add(t, &b->fc1x_w, 2, SH(H, W), "%sres_blocks.%d.mlp.fc1_x.weight", p, i);
-        st_table_add(t, &b->fc1x_b, 1, SH(H), "%sres_blocks.%d.mlp.fc1_x.bias", p, i);
-        st_table_add(t, &b->fc2_w, 2, SH(W, H), "%sres_blocks.%d.mlp.fc2.weight", p, i);
-        st_table_add(t, &b->fc2_b, 1, SH(W), "%sres_blocks.%d.mlp.fc2.bias", p, i);
+        const float **const mlp[] = {&b->fc1g_w, &b->fc1g_b, &b->fc1x_w, &b->fc1x_b, &b->fc2_w, &b->fc2_b};
+        loader_add_swiglu(t, mlp, W, H, pre);
         if (h->cross) {
-            st_table_add(t, &b->ada_attn_w, 2, SH(3 * W, W), "%sres_blocks.%d.ada_lin_attn.weight", p, i);
-            st_table_add(t, &b->ada_attn_b, 1, SH(3 * W), "%sres_blocks.%d.ada_lin_attn.bias", p, i);
-            st_table_add(t, &b->ada_mlp_w, 2, SH(3 * W, W), "%sres_blocks.%d.ada_lin_mlp.weight", p, i);
-            st_table_add(t, &b->ada_mlp_b, 1, SH(3 * W), "%sres_blocks.%d.ada_lin_mlp.bias", p, i);
+            st_table_add(t, &b->ada_attn_w, 2, SH(3 * W, W), "%sada_lin_attn.weight", pre);
+            st_table_add(t, &b->ada_attn_b, 1, SH(3 * W), "%sada_lin_attn.bias", pre);
+            st_table_add(t, &b->ada_mlp_w, 2, SH(3 * W, W), "%sada_lin_mlp.weight", pre);
+            st_table_add(t, &b->ada_mlp_b, 1, SH(3 * W), "%sada_lin_mlp.bias", pre);
         } else {
-            st_table_add(t, &b->ada_w, 2, SH(6 * W, W), "%sres_blocks.%d.ada_lin.weight", p, i);
-            st_table_add(t, &b->ada_b, 1, SH(6 * W), "%sres_blocks.%d.ada_lin.bias", p, i);
+            st_table_add(t, &b->ada_w, 2, SH(6 * W, W), "%sada_lin.weight", pre);
+            st_table_add(t, &b->ada_b, 1, SH(6 * W), "%sada_lin.bias", pre);
         }
     }
     st_table_add(t, &h->fada_w, 2, SH(2 * W, W), "%sfinal_layer.adaLN_modulation.1.weight", p);

@@ -5,34 +5,24 @@
 #include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
-#include "disa/json.h"
+#include "disa/loader.h"
 #include "disa/nn.h"
 #include "disa/par.h"
 #include "disa/vec.h"
 
 #include <cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *tokenizer_name(tokenizer_kind k) {
-    return k == TOKENIZER_PATCH ? "patch" : k == TOKENIZER_KL16 ? "kl16" : "?";
-}
+const char *const tokenizer_names[TOKENIZER_COUNT + 1] = {"patch", "kl16", NULL};
+
+const char *tokenizer_name(tokenizer_kind k) { return (unsigned)k < TOKENIZER_COUNT ? tokenizer_names[k] : "?"; }
 
 // ----------------------------------------------------------------------------
 // config
-
-static int cfg_int(const cJSON *o, const char *key, int lo, int *out, const char *label) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v) return disa_err(DISA_EFORMAT, "%s: config: '%s' is missing", label, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return disa_err(DISA_EFORMAT, "%s: config: '%s' must be an integer", label, key);
-    if (v->valueint < lo)
-        return disa_err(DISA_ERANGE, "%s: config: '%s' must be >= %d, got %d", label, key, lo, v->valueint);
-    *out = v->valueint;
-    return 0;
-}
 
 const char *const mar_config_keys[] = {
     "format", "img_size", "vae_stride", "patch_size", "vae_embed_dim", "encoder_embed_dim", "encoder_depth",
@@ -41,6 +31,19 @@ const char *const mar_config_keys[] = {
     // What the trainer records about the data (tools/train_fmnist_mar.py --export); checked
     // below, used by nothing that computes.
     "dataset", "class_names", "train_steps", "pixel_range", NULL};
+
+// MAR's own keys: the class rows in front of the tokens, the classes, the diffusion head.
+static const loader_key k_keys[] = {MAR_CONFIG_KEYS(mar_config,
+    LOADER_INT_KEY(mar_config, "buffer_size", buffer_size, 1, INT_MAX),
+    LOADER_INT_KEY(mar_config, "class_num", class_num, 1, INT_MAX),
+    LOADER_INT_KEY(mar_config, "diffloss_d", diffloss_d, 1, INT_MAX),
+    LOADER_INT_KEY(mar_config, "diffloss_w", diffloss_w, 1, INT_MAX))};
+
+static const loader_schema k_schema = {
+    .format = "disa-mar-1",
+    .not_one = "not a disa MAR file (convert checkpoints with tools/convert_mar.py)",
+    .known = mar_config_keys,
+    .keys = k_keys, .n_keys = (int)(sizeof k_keys / sizeof *k_keys), .size = sizeof(mar_config)};
 
 // The descriptive keys: types and, for the pixel range, the one value the patch
 // tokenizer's decoding assumes.
@@ -67,81 +70,16 @@ static int check_descriptive(const cJSON *o, int class_num, const char *label) {
 }
 
 int mar_config_parse(mar_config *c, const char *json, const char *label) {
-    memset(c, 0, sizeof *c);
-    if (!json) return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa MAR file (convert "
-                               "checkpoints with tools/convert_mar.py)", label);
-    char where[1100];
-    snprintf(where, sizeof where, "%s: config", label);
-    cJSON *o = NULL;
-    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
-    if (rc) goto out;
-    if (!cJSON_IsObject(o)) {
-        rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
-        goto out;
-    }
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-mar-1") != 0) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-mar-1\"", label);
-        goto out;
-    }
-    // A key this reader does not know may change the model (a converter newer than the
-    // engine): refuse it rather than sample from a different network.
-    if ((rc = json_check_keys(o, mar_config_keys, where, "")) != 0) goto out;
-    struct { const char *k; int lo; int *dst; } ints[] = {
-        {"img_size", 1, &c->img_size}, {"vae_stride", 1, &c->vae_stride}, {"patch_size", 1, &c->patch_size},
-        {"vae_embed_dim", 1, &c->vae_embed_dim}, {"encoder_embed_dim", 1, &c->enc_dim},
-        {"encoder_depth", 0, &c->enc_depth}, {"encoder_num_heads", 1, &c->enc_heads},
-        {"decoder_embed_dim", 1, &c->dec_dim}, {"decoder_depth", 0, &c->dec_depth},
-        {"decoder_num_heads", 1, &c->dec_heads}, {"buffer_size", 1, &c->buffer_size},
-        {"class_num", 1, &c->class_num}, {"diffloss_d", 1, &c->diffloss_d}, {"diffloss_w", 1, &c->diffloss_w},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].dst, label)) != 0) goto out;
-    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
-    if (mr && !cJSON_IsNumber(mr)) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'mlp_ratio' must be a number", label);
-        goto out;
-    }
-    c->mlp_ratio = mr ? mr->valuedouble : 4.0;
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
-    c->norm_eps = 1e-6f;
-    if (eps) {
-        // LayerNorm divides by sqrt(var + eps): eps <= 0 gives Inf/NaN on a constant row.
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)) {
-            rc = disa_err(DISA_ERANGE, "%s: config 'norm_eps' must be a number in (0, 1)", label);
-            goto out;
-        }
-        c->norm_eps = (float)eps->valuedouble;
-    }
-    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
-    if (tk && !cJSON_IsString(tk)) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be a string", label);
-        goto out;
-    }
-    const char *tks = tk ? tk->valuestring : "kl16";
-    if (strcmp(tks, "patch") == 0) c->tokenizer = TOKENIZER_PATCH;
-    else if (strcmp(tks, "kl16") == 0) c->tokenizer = TOKENIZER_KL16;
-    else {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be \"patch\" or \"kl16\", got \"%s\"", label, tks);
-        goto out;
-    }
-    if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 64)) {
-        rc = disa_err(DISA_ERANGE, "%s: config 'mlp_ratio' must be in (0, 64], got %g", label, c->mlp_ratio);
-        goto out;
-    }
-    int grid = c->vae_stride * c->patch_size;
-    if (c->img_size % grid != 0) {
-        rc = disa_err(DISA_ERANGE, "%s: config: img_size %d is not a multiple of vae_stride*patch_size = %d",
-                      label, c->img_size, grid);
-        goto out;
-    }
+    cJSON *o;
+    int rc = loader_config_parse(c, &o, json, label, &k_schema);
+    if (rc) return rc;
+    if ((rc = loader_token_grid(&c->seq_h, c->img_size, c->vae_stride, c->patch_size, label)) != 0) goto out;
     if (c->enc_dim % c->enc_heads || c->dec_dim % c->dec_heads) {
         rc = disa_err(DISA_ERANGE, "%s: config: embed dims (%d, %d) must be multiples of the head counts (%d, %d)",
                       label, c->enc_dim, c->dec_dim, c->enc_heads, c->dec_heads);
         goto out;
     }
     if ((rc = check_descriptive(o, c->class_num, label)) != 0) goto out;
-    c->seq_h = c->img_size / grid;
     c->seq_len = c->seq_h * c->seq_h;
     c->token_dim = c->vae_embed_dim * c->patch_size * c->patch_size;
     c->enc_hidden = (int)(c->enc_dim * c->mlp_ratio);
@@ -160,34 +98,30 @@ out:
 
 #define SH(...) (const int64_t[]){__VA_ARGS__}
 
-static void bind_block(st_table *t, vit_block *b, const char *pre, int i, int d, int h) {
-    st_table_add(t, &b->norm1_w, 1, SH(d), "%s.%d.norm1.weight", pre, i);
-    st_table_add(t, &b->norm1_b, 1, SH(d), "%s.%d.norm1.bias", pre, i);
-    st_table_add(t, &b->qkv_w, 2, SH(3 * d, d), "%s.%d.attn.qkv.weight", pre, i);
-    st_table_add(t, &b->qkv_b, 1, SH(3 * d), "%s.%d.attn.qkv.bias", pre, i);
-    st_table_add(t, &b->proj_w, 2, SH(d, d), "%s.%d.attn.proj.weight", pre, i);
-    st_table_add(t, &b->proj_b, 1, SH(d), "%s.%d.attn.proj.bias", pre, i);
-    st_table_add(t, &b->norm2_w, 1, SH(d), "%s.%d.norm2.weight", pre, i);
-    st_table_add(t, &b->norm2_b, 1, SH(d), "%s.%d.norm2.bias", pre, i);
-    st_table_add(t, &b->fc1_w, 2, SH(h, d), "%s.%d.mlp.fc1.weight", pre, i);
-    st_table_add(t, &b->fc1_b, 1, SH(h), "%s.%d.mlp.fc1.bias", pre, i);
-    st_table_add(t, &b->fc2_w, 2, SH(d, h), "%s.%d.mlp.fc2.weight", pre, i);
-    st_table_add(t, &b->fc2_b, 1, SH(d), "%s.%d.mlp.fc2.bias", pre, i);
+static void bind_block(st_table *t, vit_block *b, const char *stack, int i, int d, int h) {
+    char pre[64];
+    snprintf(pre, sizeof pre, "%s.%d.", stack, i);
+    st_table_add(t, &b->norm1_w, 1, SH(d), "%snorm1.weight", pre);
+    st_table_add(t, &b->norm1_b, 1, SH(d), "%snorm1.bias", pre);
+    loader_add_attn(t, (const float **const[]){&b->qkv_w, &b->qkv_b, &b->proj_w, &b->proj_b}, d, pre);
+    st_table_add(t, &b->norm2_w, 1, SH(d), "%snorm2.weight", pre);
+    st_table_add(t, &b->norm2_b, 1, SH(d), "%snorm2.bias", pre);
+    st_table_add(t, &b->fc1_w, 2, SH(h, d), "%smlp.fc1.weight", pre);
+    st_table_add(t, &b->fc1_b, 1, SH(h), "%smlp.fc1.bias", pre);
+    st_table_add(t, &b->fc2_w, 2, SH(d, h), "%smlp.fc2.weight", pre);
+    st_table_add(t, &b->fc2_b, 1, SH(d), "%smlp.fc2.bias", pre);
 }
 
 int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count) {
     const mar_config *c = &m->cfg;
-    *tab = NULL;
-    *names = NULL;
-    *count = 0;
     m->enc = calloc((size_t)c->enc_depth + 1, sizeof(vit_block));
     m->dec = calloc((size_t)c->dec_depth + 1, sizeof(vit_block));
     m->head.blocks = calloc((size_t)c->diffloss_d, sizeof(dl_resblock));
     // 16 top-level tensors, 12 per transformer block, 12 + 8 per res block in the head.
-    int n = 16 + 12 * (c->enc_depth + c->dec_depth) + 12 + 8 * c->diffloss_d;
     st_table t;
-    if (!m->enc || !m->dec || !m->head.blocks || st_table_init(&t, n) != 0)
-        return disa_err(DISA_ENOMEM, "MAR tensor table: out of memory");
+    int rc = loader_table_begin(&t, 16 + 12 * (c->enc_depth + c->dec_depth) + 12 + 8 * c->diffloss_d,
+                                m->enc && m->dec && m->head.blocks, tab, names, count, "MAR");
+    if (rc) return rc;
     int E = c->enc_dim, D = c->dec_dim, S = c->seq_len, Bf = c->buffer_size, W = c->diffloss_w, C = c->token_dim;
     st_table_add(&t, &m->class_emb, 2, SH(c->class_num, E), "class_emb.weight");
     st_table_add(&t, &m->fake_latent, 2, SH(1, E), "fake_latent");
@@ -213,14 +147,9 @@ int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count
     h->z_dim = D;
     h->depth = c->diffloss_d;
     h->eps = 1e-6f;
-    st_table_add(&t, &h->t0_w, 2, SH(W, 256), "diffloss.net.time_embed.mlp.0.weight");
-    st_table_add(&t, &h->t0_b, 1, SH(W), "diffloss.net.time_embed.mlp.0.bias");
-    st_table_add(&t, &h->t2_w, 2, SH(W, W), "diffloss.net.time_embed.mlp.2.weight");
-    st_table_add(&t, &h->t2_b, 1, SH(W), "diffloss.net.time_embed.mlp.2.bias");
-    st_table_add(&t, &h->cond_w, 2, SH(W, D), "diffloss.net.cond_embed.weight");
-    st_table_add(&t, &h->cond_b, 1, SH(W), "diffloss.net.cond_embed.bias");
-    st_table_add(&t, &h->in_w, 2, SH(W, C), "diffloss.net.input_proj.weight");
-    st_table_add(&t, &h->in_b, 1, SH(W), "diffloss.net.input_proj.bias");
+    loader_add_head_embeds(&t, (const float **const[]){&h->t0_w, &h->t0_b, &h->t2_w, &h->t2_b, &h->cond_w, &h->cond_b,
+                                                       &h->in_w, &h->in_b},
+                           W, D, C, "diffloss.net.");
     for (int i = 0; i < h->depth; i++) {
         dl_resblock *b = &h->blocks[i];
         st_table_add(&t, &b->ln_w, 1, SH(W), "diffloss.net.res_blocks.%d.in_ln.weight", i);
@@ -236,35 +165,18 @@ int mar_tensor_table(mar_model *m, st_bind_entry **tab, char **names, int *count
     st_table_add(&t, &h->fada_b, 1, SH(2 * W), "diffloss.net.final_layer.adaLN_modulation.1.bias");
     st_table_add(&t, &h->flin_w, 2, SH(2 * C, W), "diffloss.net.final_layer.linear.weight");
     st_table_add(&t, &h->flin_b, 1, SH(2 * C), "diffloss.net.final_layer.linear.bias");
-    if (t.overflow) {
-        st_table_free(&t);
-        return disa_err(DISA_EINTERNAL, "MAR tensor table: more tensors than counted");
-    }
-    *tab = t.e;
-    *names = t.names;
-    *count = t.n;
-    return 0;
+    return loader_table_end(&t, tab, names, count, "MAR");
 }
 
-int mar_open(mar_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    int rc = st_open(&m->st, path);
-    if (rc) return rc;
-    st_bind_entry *tab;
-    char *names;
-    int n;
-    if ((rc = mar_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
-    if ((rc = mar_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
-    rc = st_bind(&m->st, tab, n);
-    if (!rc) rc = st_check_unexpected(&m->st, tab, n, NULL, "the config's encoder_depth, decoder_depth and "
-                                      "diffloss_d must match the blocks in the file");
-    free(tab);
-    free(names);
-    if (rc) goto fail;
-    return 0;
-fail:
-    mar_close(m);
-    return rc;
+LOADER_MODEL(k_loader, mar_model, mar_config, mar_config_parse, mar_tensor_table, mar_close, NULL,
+             "the config's encoder_depth, decoder_depth and diffloss_d must match the blocks in the file");
+
+int mar_open(mar_model *m, const char *path) { return loader_open(&k_loader, m, &m->st, &m->cfg, path); }
+
+int mar_write_generated(const mar_config *c, uint64_t seed, const char *path, size_t *n_values) {
+    mar_model m = {.cfg = *c};
+    char json[1024];
+    return loader_write_generated(&k_loader, &m, mar_config_to_json(c, json, sizeof json), seed, path, n_values);
 }
 
 void mar_close(mar_model *m) {
@@ -466,6 +378,8 @@ static int block_forward_rows(const vit_block *b, arena *a, float *xs, const flo
                               int N, int T, int d, int hidden, int heads, float eps) {
     size_t mark = arena_mark(a);
     int R = N * T, RP = N * P;
+    // One arena_floats per buffer, each beside its size, so an overflow names the line:
+    // the block forwards of xar.c and flowar.c list theirs the same way on purpose.
     float *ln = arena_floats(a, (size_t)R * d);
     float *kv = arena_floats(a, (size_t)R * 2 * d);
     float *lnp = arena_floats(a, (size_t)RP * d);
@@ -662,32 +576,20 @@ int mar_forward(const mar_model *m, arena *a, float *z, const float *tokens, con
     return 0;
 }
 
+// The official models at 256 x 256 with the KL-16 tokenizer, in k_keys' order.
+static const loader_preset k_official[] = {
+    {"mar_base", {256, 16, 1, 16, 768, 12, 12, 768, 12, 12, 4, 64, 1000, 6, 1024, TOKENIZER_KL16, 1e-6}},
+    {"mar_large", {256, 16, 1, 16, 1024, 16, 16, 1024, 16, 16, 4, 64, 1000, 8, 1280, TOKENIZER_KL16, 1e-6}},
+    {"mar_huge", {256, 16, 1, 16, 1280, 20, 16, 1280, 20, 16, 4, 64, 1000, 12, 1536, TOKENIZER_KL16, 1e-6}},
+};
+
 int mar_config_preset(mar_config *c, const char *name) {
-    static const struct { const char *name; int dim, depth, heads, dd, dw; } presets[] = {
-        {"mar_base", 768, 12, 12, 6, 1024}, {"mar_large", 1024, 16, 16, 8, 1280}, {"mar_huge", 1280, 20, 16, 12, 1536}};
-    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++) {
-        if (strcmp(name, presets[i].name) != 0) continue;
-        char json[512];
-        snprintf(json, sizeof json,
-                 "{\"format\":\"disa-mar-1\",\"img_size\":256,\"vae_stride\":16,\"patch_size\":1,\"vae_embed_dim\":16,"
-                 "\"encoder_embed_dim\":%d,\"encoder_depth\":%d,\"encoder_num_heads\":%d,\"decoder_embed_dim\":%d,"
-                 "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":4.0,\"buffer_size\":64,\"class_num\":1000,"
-                 "\"diffloss_d\":%d,\"diffloss_w\":%d,\"tokenizer\":\"kl16\",\"norm_eps\":1e-6}",
-                 presets[i].dim, presets[i].depth, presets[i].heads, presets[i].dim, presets[i].depth, presets[i].heads,
-                 presets[i].dd, presets[i].dw);
-        return mar_config_parse(c, json, name);
-    }
-    return disa_err(DISA_EINVAL, "unknown preset '%s' (mar_base, mar_large, mar_huge)", name);
+    char json[1024];
+    if (!loader_preset_json(&k_schema, c, k_official, 3, name, json, sizeof json))
+        return disa_err(DISA_EINVAL, "unknown preset '%s' (mar_base, mar_large, mar_huge)", name);
+    return mar_config_parse(c, json, name);
 }
 
 const char *mar_config_to_json(const mar_config *c, char *buf, int n) {
-    snprintf(buf, (size_t)n,
-             "{\"format\":\"disa-mar-1\",\"img_size\":%d,\"vae_stride\":%d,\"patch_size\":%d,\"vae_embed_dim\":%d,"
-             "\"encoder_embed_dim\":%d,\"encoder_depth\":%d,\"encoder_num_heads\":%d,\"decoder_embed_dim\":%d,"
-             "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":%.17g,\"buffer_size\":%d,\"class_num\":%d,"
-             "\"diffloss_d\":%d,\"diffloss_w\":%d,\"tokenizer\":\"%s\",\"norm_eps\":%.9g}",
-             c->img_size, c->vae_stride, c->patch_size, c->vae_embed_dim, c->enc_dim, c->enc_depth, c->enc_heads,
-             c->dec_dim, c->dec_depth, c->dec_heads, c->mlp_ratio, c->buffer_size, c->class_num, c->diffloss_d,
-             c->diffloss_w, tokenizer_name(c->tokenizer), (double)c->norm_eps);
-    return buf;
+    return loader_config_json(&k_schema, c, buf, n);
 }

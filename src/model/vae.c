@@ -13,7 +13,7 @@
 #include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/err.h"
-#include "disa/json.h"
+#include "disa/loader.h"
 #include "disa/nn.h"
 
 #include <cJSON.h>
@@ -44,22 +44,6 @@ void vae_config_kl16(vae_config *c) {
 
 int vae_upscale(const vae_config *c) { return 1 << (c->n_levels - 1); }
 
-// An integer key in lo..hi; a missing key takes *out's current value when `opt`.
-static int cfg_int(const cJSON *o, const char *key, int lo, int hi, int opt, int *out, const char *label) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v) {
-        if (opt) return 0;
-        return disa_err(DISA_EFORMAT, "%s: config: '%s' is missing", label, key);
-    }
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-        return disa_err(DISA_EFORMAT, "%s: config: '%s' must be an integer", label, key);
-    if (v->valuedouble < lo || v->valuedouble > hi)
-        return disa_err(DISA_ERANGE, "%s: config: '%s' must be in %d..%d, got %g", label, key, lo, hi,
-                        v->valuedouble);
-    *out = v->valueint;
-    return 0;
-}
-
 static int cfg_pos(const cJSON *o, const char *key, float *out, const char *label) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return 0;
@@ -69,39 +53,36 @@ static int cfg_pos(const cJSON *o, const char *key, float *out, const char *labe
     return 0;
 }
 
+static const char *const k_config_keys[] = {"format", "embed_dim", "z_channels", "ch", "ch_mult", "num_res_blocks",
+                                            "out_ch", "resolution", "num_groups", "eps", "latent_scale",
+                                            "attn_resolutions", NULL};
+
+// Integral numbers of any size are read (LOADER_WIDE), and widths are capped so every
+// feature-map size below fits an int with room to spare. A missing optional key keeps the
+// KL-16 value (z_channels: embed_dim).
+#define KEY(name, field, min, max, more)                                                                 \
+    {.key = (name), .type = LOADER_INT, .offset = offsetof(vae_config, field), .lo = (min), .hi = (max), \
+     .flags = LOADER_WIDE | (more)}
+static const loader_key k_sizes[] = {
+    KEY("embed_dim", embed_dim, 1, 4096, 0), KEY("ch", ch, 1, 4096, 0),
+    KEY("num_res_blocks", num_res_blocks, 0, 64, 0)};
+static const loader_key k_optional[] = {
+    KEY("z_channels", z_channels, 1, 4096, LOADER_KEEP), KEY("out_ch", out_ch, 1, 64, LOADER_KEEP),
+    KEY("resolution", resolution, 1, 1 << 16, LOADER_KEEP), KEY("num_groups", num_groups, 1, 4096, LOADER_KEEP)};
+#undef KEY
+
+static const loader_schema k_schema = {
+    .format = "disa-vae-1", .not_one = "not a disa VAE file (convert kl16.ckpt with tools/convert_vae.py)",
+    .known = k_config_keys};
+
 int vae_config_parse(vae_config *c, const char *json, const char *label) {
     vae_config_kl16(c);  // defaults for the optional keys
-    if (!json)
-        return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa VAE file (convert kl16.ckpt "
-                        "with tools/convert_vae.py)", label);
-    static const char *const known[] = {"format", "embed_dim", "z_channels", "ch", "ch_mult", "num_res_blocks",
-                                        "out_ch", "resolution", "num_groups", "eps", "latent_scale",
-                                        "attn_resolutions", NULL};
-    char where[1100];
-    snprintf(where, sizeof where, "%s: config", label);
-    cJSON *o = NULL;
-    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
-    if (rc) goto fail;
-    if (!cJSON_IsObject(o)) {
-        rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
-        goto fail;
-    }
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-vae-1") != 0) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-vae-1\"", label);
-        goto fail;
-    }
-    if ((rc = json_check_keys(o, known, where, "")) != 0) goto fail;
-    // Widths are capped so every feature-map size below fits an int with room to spare.
-    if ((rc = cfg_int(o, "embed_dim", 1, 4096, 0, &c->embed_dim, label)) ||
-        (rc = cfg_int(o, "ch", 1, 4096, 0, &c->ch, label)) ||
-        (rc = cfg_int(o, "num_res_blocks", 0, 64, 0, &c->num_res_blocks, label)))
-        goto fail;
+    cJSON *o;
+    int rc = loader_config_open(&o, json, label, &k_schema);
+    if (rc) return rc;
+    if ((rc = loader_config_read(c, o, k_sizes, (int)(sizeof k_sizes / sizeof *k_sizes), label)) != 0) goto fail;
     c->z_channels = c->embed_dim;
-    if ((rc = cfg_int(o, "z_channels", 1, 4096, 1, &c->z_channels, label)) ||
-        (rc = cfg_int(o, "out_ch", 1, 64, 1, &c->out_ch, label)) ||
-        (rc = cfg_int(o, "resolution", 1, 1 << 16, 1, &c->resolution, label)) ||
-        (rc = cfg_int(o, "num_groups", 1, 4096, 1, &c->num_groups, label)) ||
+    if ((rc = loader_config_read(c, o, k_optional, (int)(sizeof k_optional / sizeof *k_optional), label)) ||
         (rc = cfg_pos(o, "eps", &c->eps, label)) || (rc = cfg_pos(o, "latent_scale", &c->latent_scale, label)))
         goto fail;
     const cJSON *mult = cJSON_GetObjectItemCaseSensitive(o, "ch_mult");
@@ -224,39 +205,16 @@ int vae_tensor_table(vae_model *m, st_bind_entry **tab, char **names, int *count
     st_table_add(&t, &m->norm_out_b, 1, SH(cin), "decoder.norm_out.bias");
     st_table_add(&t, &m->out_w, 4, SH(c->out_ch, cin, 3, 3), "decoder.conv_out.weight");
     st_table_add(&t, &m->out_b, 1, SH(c->out_ch), "decoder.conv_out.bias");
-    if (t.overflow) {
-        st_table_free(&t);
-        return disa_err(DISA_EINTERNAL, "VAE tensor table: more tensors than counted");
-    }
-    *tab = t.e;
-    *names = t.names;
-    *count = t.n;
-    return 0;
+    return loader_table_end(&t, tab, names, count, "VAE");
 }
 
-int vae_open(vae_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    st_bind_entry *tab = NULL;
-    char *names = NULL;
-    int n = 0;
-    int rc = st_open(&m->st, path);
-    if (rc) return rc;
-    if ((rc = vae_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
-    if ((rc = vae_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
-    if ((rc = st_bind(&m->st, tab, n)) != 0) goto fail;
-    // The other half of the same autoencoder (and its training loss) may ride along in a
-    // full checkpoint; any other unbound tensor means the config describes another model.
-    static const char *const other_half[] = {"encoder.", "quant_conv.", "loss.", NULL};
-    if ((rc = st_check_unexpected(&m->st, tab, n, other_half, "check ch_mult and num_res_blocks")) != 0) goto fail;
-    free(tab);
-    free(names);
-    return 0;
-fail:
-    free(tab);
-    free(names);
-    vae_close(m);
-    return rc;
-}
+// The other half of the same autoencoder (and its training loss) may ride along in a full
+// checkpoint; any other unbound tensor means the config describes another model.
+static const char *const k_other_half[] = {"encoder.", "quant_conv.", "loss.", NULL};
+LOADER_MODEL(k_loader, vae_model, vae_config, vae_config_parse, vae_tensor_table, vae_close, k_other_half,
+             "check ch_mult and num_res_blocks");
+
+int vae_open(vae_model *m, const char *path) { return loader_open(&k_loader, m, &m->st, &m->cfg, path); }
 
 void vae_close(vae_model *m) {
     vae_prepare(m, PRECISION_FP32, 0, 0);  // drops the bf16 form

@@ -5,11 +5,12 @@
 #include "disa/xar.h"
 #include "disa/blas.h"
 #include "disa/err.h"
-#include "disa/json.h"
+#include "disa/loader.h"
 #include "disa/nn.h"
 #include "disa/vec.h"
 
 #include <cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,100 +19,28 @@
 // ----------------------------------------------------------------------------
 // config
 
-static int cfg_int(const cJSON *o, const char *key, int lo, int def, int has_def, int *out, const char *label) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v) {
-        if (has_def) {
-            *out = def;
-            return 0;
-        }
-        return disa_err(DISA_EFORMAT, "%s: config: '%s' is missing", label, key);
-    }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return disa_err(DISA_EFORMAT, "%s: config: '%s' must be an integer", label, key);
-    if (v->valueint < lo)
-        return disa_err(DISA_ERANGE, "%s: config: '%s' must be >= %d, got %d", label, key, lo, v->valueint);
-    *out = v->valueint;
-    return 0;
-}
-
 const char *const xar_config_keys[] = {
     "format", "img_size", "vae_stride", "patch_size", "vae_embed_dim", "encoder_embed_dim", "encoder_depth",
     "encoder_num_heads", "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mlp_ratio", "class_num",
     "clusters", "norm_eps", "tokenizer", NULL};
 
+// xAR's own keys: the classes (class_num is also the unconditional label) and the groups.
+static const loader_key k_keys[] = {MAR_CONFIG_KEYS(xar_config,
+    LOADER_INT_KEY(xar_config, "class_num", class_num, 1, INT_MAX),
+    {.key = "clusters", .type = LOADER_INT, .offset = offsetof(xar_config, clusters), .lo = 1, .hi = INT_MAX,
+     .flags = LOADER_OPTIONAL, .def = 4})};
+
+static const loader_schema k_schema = {
+    .format = "disa-xar-1",
+    .not_one = "not a disa xAR file (convert checkpoints with tools/convert_xar.py)",
+    .known = xar_config_keys,
+    .keys = k_keys, .n_keys = (int)(sizeof k_keys / sizeof *k_keys), .size = sizeof(xar_config), .say_got = 1};
+
 int xar_config_parse(xar_config *c, const char *json, const char *label) {
-    memset(c, 0, sizeof *c);
-    if (!json) return disa_err(DISA_EFORMAT, "%s: no 'config' metadata: not a disa xAR file (convert "
-                               "checkpoints with tools/convert_xar.py)", label);
-    char where[1100];
-    snprintf(where, sizeof where, "%s: config", label);
-    cJSON *o = NULL;
-    int rc = json_parse_strict(&o, json, strlen(json), 64, where);
-    if (rc) goto out;
-    if (!cJSON_IsObject(o)) {
-        rc = disa_err(DISA_EFORMAT, "%s: 'config' metadata is not a JSON object", label);
-        goto out;
-    }
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "disa-xar-1") != 0) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'format' must be \"disa-xar-1\"%s%s%s", label,
-                      cJSON_IsString(fmt) ? ", got \"" : "", cJSON_IsString(fmt) ? fmt->valuestring : "",
-                      cJSON_IsString(fmt) ? "\"" : "");
-        goto out;
-    }
-    // A key this reader does not know may change the model: refuse it rather than sample
-    // from a different network.
-    if ((rc = json_check_keys(o, xar_config_keys, where, "")) != 0) goto out;
-    struct { const char *k; int lo, def, has_def; int *dst; } ints[] = {
-        {"img_size", 1, 0, 0, &c->img_size}, {"vae_stride", 1, 0, 0, &c->vae_stride},
-        {"patch_size", 1, 0, 0, &c->patch_size}, {"vae_embed_dim", 1, 0, 0, &c->vae_embed_dim},
-        {"encoder_embed_dim", 1, 0, 0, &c->enc_dim}, {"encoder_depth", 0, 0, 0, &c->enc_depth},
-        {"encoder_num_heads", 1, 0, 0, &c->enc_heads}, {"decoder_embed_dim", 1, 0, 0, &c->dec_dim},
-        {"decoder_depth", 0, 0, 0, &c->dec_depth}, {"decoder_num_heads", 1, 0, 0, &c->dec_heads},
-        {"class_num", 1, 0, 0, &c->class_num}, {"clusters", 1, 4, 1, &c->clusters},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if ((rc = cfg_int(o, ints[i].k, ints[i].lo, ints[i].def, ints[i].has_def, ints[i].dst, label)) != 0) goto out;
-    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(o, "mlp_ratio");
-    if (mr && !cJSON_IsNumber(mr)) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'mlp_ratio' must be a number", label);
-        goto out;
-    }
-    c->mlp_ratio = mr ? mr->valuedouble : 4.0;
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "norm_eps");
-    c->norm_eps = 1e-6f;
-    if (eps) {
-        // RMSNorm divides by sqrt(mean(x^2) + eps): eps <= 0 gives Inf/NaN on a zero row.
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)) {
-            rc = disa_err(DISA_ERANGE, "%s: config 'norm_eps' must be a number in (0, 1)", label);
-            goto out;
-        }
-        c->norm_eps = (float)eps->valuedouble;
-    }
-    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokenizer");
-    if (tk && !cJSON_IsString(tk)) {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be a string", label);
-        goto out;
-    }
-    const char *tks = tk ? tk->valuestring : "kl16";
-    if (strcmp(tks, "patch") == 0) c->tokenizer = TOKENIZER_PATCH;
-    else if (strcmp(tks, "kl16") == 0) c->tokenizer = TOKENIZER_KL16;
-    else {
-        rc = disa_err(DISA_EFORMAT, "%s: config 'tokenizer' must be \"patch\" or \"kl16\", got \"%s\"", label, tks);
-        goto out;
-    }
-    if (!(c->mlp_ratio > 0 && c->mlp_ratio <= 64)) {
-        rc = disa_err(DISA_ERANGE, "%s: config 'mlp_ratio' must be in (0, 64], got %g", label, c->mlp_ratio);
-        goto out;
-    }
-    int grid = c->vae_stride * c->patch_size;
-    if (c->img_size % grid != 0) {
-        rc = disa_err(DISA_ERANGE, "%s: config: img_size %d is not a multiple of vae_stride*patch_size = %d",
-                      label, c->img_size, grid);
-        goto out;
-    }
-    c->seq_h = c->img_size / grid;
+    cJSON *o;
+    int rc = loader_config_parse(c, &o, json, label, &k_schema);
+    if (rc) return rc;
+    if ((rc = loader_token_grid(&c->seq_h, c->img_size, c->vae_stride, c->patch_size, label)) != 0) goto out;
     c->seq_len = c->seq_h * c->seq_h;
     c->token_dim = c->vae_embed_dim * c->patch_size * c->patch_size;
     if (c->seq_len > 65536 || c->enc_dim > 65536 || c->dec_dim > 65536 || c->token_dim > 65536 ||
@@ -154,34 +83,22 @@ out:
 }
 
 const char *xar_config_to_json(const xar_config *c, char *buf, int n) {
-    snprintf(buf, (size_t)n,
-             "{\"format\":\"disa-xar-1\",\"img_size\":%d,\"vae_stride\":%d,\"patch_size\":%d,\"vae_embed_dim\":%d,"
-             "\"encoder_embed_dim\":%d,\"encoder_depth\":%d,\"encoder_num_heads\":%d,\"decoder_embed_dim\":%d,"
-             "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":%.17g,\"class_num\":%d,\"clusters\":%d,"
-             "\"tokenizer\":\"%s\",\"norm_eps\":%.9g}",
-             c->img_size, c->vae_stride, c->patch_size, c->vae_embed_dim, c->enc_dim, c->enc_depth, c->enc_heads,
-             c->dec_dim, c->dec_depth, c->dec_heads, c->mlp_ratio, c->class_num, c->clusters,
-             tokenizer_name(c->tokenizer), (double)c->norm_eps);
-    return buf;
+    return loader_config_json(&k_schema, c, buf, n);
 }
 
+// xAR_DiSA/models/xar.py: xar_base, xar_large, xar_huge at 256 x 256 with the KL-16
+// tokenizer, in k_keys' order (mlp_ratio 4, 4 clusters).
+static const loader_preset k_official[] = {
+    {"xar_base", {256, 16, 1, 16, 768, 8, 12, 768, 8, 12, 4, 1000, 4, TOKENIZER_KL16, 1e-6}},
+    {"xar_large", {256, 16, 1, 16, 1024, 16, 16, 1024, 16, 16, 4, 1000, 4, TOKENIZER_KL16, 1e-6}},
+    {"xar_huge", {256, 16, 1, 16, 1280, 20, 16, 1280, 20, 16, 4, 1000, 4, TOKENIZER_KL16, 1e-6}},
+};
+
 int xar_config_preset(xar_config *c, const char *name) {
-    // xAR_DiSA/models/xar.py: xar_base, xar_large, xar_huge (mlp_ratio 4, 4 clusters).
-    static const struct { const char *name; int dim, depth, heads; } presets[] = {
-        {"xar_base", 768, 8, 12}, {"xar_large", 1024, 16, 16}, {"xar_huge", 1280, 20, 16}};
-    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++) {
-        if (strcmp(name, presets[i].name) != 0) continue;
-        char json[512];
-        snprintf(json, sizeof json,
-                 "{\"format\":\"disa-xar-1\",\"img_size\":256,\"vae_stride\":16,\"patch_size\":1,\"vae_embed_dim\":16,"
-                 "\"encoder_embed_dim\":%d,\"encoder_depth\":%d,\"encoder_num_heads\":%d,\"decoder_embed_dim\":%d,"
-                 "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":4.0,\"class_num\":1000,\"clusters\":4,"
-                 "\"tokenizer\":\"kl16\",\"norm_eps\":1e-6}",
-                 presets[i].dim, presets[i].depth, presets[i].heads, presets[i].dim, presets[i].depth,
-                 presets[i].heads);
-        return xar_config_parse(c, json, name);
-    }
-    return disa_err(DISA_EINVAL, "unknown preset '%s' (xar_base, xar_large, xar_huge)", name);
+    char json[1024];
+    if (!loader_preset_json(&k_schema, c, k_official, 3, name, json, sizeof json))
+        return disa_err(DISA_EINVAL, "unknown preset '%s' (xar_base, xar_large, xar_huge)", name);
+    return xar_config_parse(c, json, name);
 }
 
 // ----------------------------------------------------------------------------
@@ -189,32 +106,17 @@ int xar_config_preset(xar_config *c, const char *name) {
 
 #define SH(...) (const int64_t[]){__VA_ARGS__}
 
-static void bind_block(st_table *t, xar_block *b, const char *pre, int i, int d, int h) {
-    st_table_add(t, &b->qkv_w, 2, SH(3 * d, d), "%s.%d.attn.qkv.weight", pre, i);
-    st_table_add(t, &b->qkv_b, 1, SH(3 * d), "%s.%d.attn.qkv.bias", pre, i);
-    st_table_add(t, &b->proj_w, 2, SH(d, d), "%s.%d.attn.proj.weight", pre, i);
-    st_table_add(t, &b->proj_b, 1, SH(d), "%s.%d.attn.proj.bias", pre, i);
-    st_table_add(t, &b->fc1_g_w, 2, SH(h, d), "%s.%d.mlp.fc1_g.weight", pre, i);
-    st_table_add(t, &b->fc1_g_b, 1, SH(h), "%s.%d.mlp.fc1_g.bias", pre, i);
-    st_table_add(t, &b->fc1_x_w, 2, SH(h, d), "%s.%d.mlp.fc1_x.weight", pre, i);
-    st_table_add(t, &b->fc1_x_b, 1, SH(h), "%s.%d.mlp.fc1_x.bias", pre, i);
-    st_table_add(t, &b->fc2_w, 2, SH(d, h), "%s.%d.mlp.fc2.weight", pre, i);
-    st_table_add(t, &b->fc2_b, 1, SH(d), "%s.%d.mlp.fc2.bias", pre, i);
-    st_table_add(t, &b->ada_w, 2, SH(6 * d, d), "%s.%d.ada_lin.1.weight", pre, i);
-    st_table_add(t, &b->ada_b, 1, SH(6 * d), "%s.%d.ada_lin.1.bias", pre, i);
-}
+static void bind_block(st_table *t, xar_block *b, const char *stack, int i, int d, int h);
 
 int xar_tensor_table(xar_model *m, st_bind_entry **tab, char **names, int *count) {
     const xar_config *c = &m->cfg;
-    *tab = NULL;
-    *names = NULL;
-    *count = 0;
     m->enc = calloc((size_t)c->enc_depth + 1, sizeof(xar_block));
     m->dec = calloc((size_t)c->dec_depth + 1, sizeof(xar_block));
     // 16 top-level tensors and 12 per block.
-    int n = 16 + 12 * (c->enc_depth + c->dec_depth);
     st_table t;
-    if (!m->enc || !m->dec || st_table_init(&t, n) != 0) return disa_err(DISA_ENOMEM, "xAR tensor table: out of memory");
+    int rc = loader_table_begin(&t, 16 + 12 * (c->enc_depth + c->dec_depth), m->enc && m->dec, tab, names, count,
+                                "xAR");
+    if (rc) return rc;
     int E = c->enc_dim, D = c->dec_dim, S = c->seq_len, C = c->token_dim;
     st_table_add(&t, &m->class_emb, 2, SH(c->class_num + 1, E), "class_emb.weight");
     st_table_add(&t, &m->t0_w, 2, SH(E, 256), "time_embed.mlp.0.weight");
@@ -234,14 +136,13 @@ int xar_tensor_table(xar_model *m, st_bind_entry **tab, char **names, int *count
     st_table_add(&t, &m->dec_norm_w, 1, SH(D), "decoder_norm.weight");
     st_table_add(&t, &m->pred_w, 2, SH(C, D), "pred.weight");
     st_table_add(&t, &m->pred_b, 1, SH(C), "pred.bias");
-    if (t.overflow) {
-        st_table_free(&t);
-        return disa_err(DISA_EINTERNAL, "xAR tensor table: more tensors than counted");
-    }
-    *tab = t.e;
-    *names = t.names;
-    *count = t.n;
-    return 0;
+    return loader_table_end(&t, tab, names, count, "xAR");
+}
+
+static void bind_block(st_table *t, xar_block *b, const char *stack, int i, int d, int h) {
+    const float **const dst[] = {&b->qkv_w,   &b->qkv_b,   &b->proj_w,  &b->proj_b,  &b->fc1_g_w, &b->fc1_g_b,
+                                 &b->fc1_x_w, &b->fc1_x_b, &b->fc2_w,   &b->fc2_b,   &b->ada_w,   &b->ada_b};
+    loader_add_ar_block(t, dst, NULL, 0, stack, i, d, h);
 }
 
 int xar_rope_init(xar_model *m) {
@@ -270,24 +171,19 @@ void xar_model_free_tables(xar_model *m) {
     m->rope_enc_cos = m->rope_enc_sin = m->rope_dec_cos = m->rope_dec_sin = NULL;
 }
 
+// xAR files were never checked for tensors the config does not describe (no hint).
+LOADER_MODEL(k_loader, xar_model, xar_config, xar_config_parse, xar_tensor_table, xar_close, NULL, NULL);
+
 int xar_open(xar_model *m, const char *path) {
-    memset(m, 0, sizeof *m);
-    int rc = st_open(&m->st, path);
-    if (rc) return rc;
-    st_bind_entry *tab;
-    char *names;
-    int n;
-    if ((rc = xar_config_parse(&m->cfg, st_meta(&m->st, "config"), path)) != 0) goto fail;
-    if ((rc = xar_tensor_table(m, &tab, &names, &n)) != 0) goto fail;
-    rc = st_bind(&m->st, tab, n);
-    free(tab);
-    free(names);
-    if (rc) goto fail;
-    if ((rc = xar_rope_init(m)) != 0) goto fail;
-    return 0;
-fail:
-    xar_close(m);
+    int rc = loader_open(&k_loader, m, &m->st, &m->cfg, path);
+    if (!rc && (rc = xar_rope_init(m)) != 0) xar_close(m);
     return rc;
+}
+
+int xar_write_generated(const xar_config *c, uint64_t seed, const char *path, size_t *n_values) {
+    xar_model m = {.cfg = *c};
+    char json[1024];
+    return loader_write_generated(&k_loader, &m, xar_config_to_json(c, json, sizeof json), seed, path, n_values);
 }
 
 void xar_close(xar_model *m) {
@@ -397,6 +293,8 @@ static int block_forward(const xar_block *b, const pass *ps, arena *a, float *x,
                          int S) {
     const int N = ps->N, R = ps->R, G = ps->G, d = ps->d, h = ps->hidden, NR = N * R;
     size_t mark = arena_mark(a);
+    // One arena_floats per buffer, each beside its size, so an overflow names the line:
+    // the block forwards of mar.c and flowar.c list theirs the same way on purpose.
     float *t = arena_floats(a, (size_t)NR * d);
     float *qkv = arena_floats(a, (size_t)NR * 3 * d);
     float *att = arena_floats(a, (size_t)NR * d);

@@ -56,28 +56,12 @@ static int tape_orders(ar_rng *base, int *orders, int B, int L) {
 static int tape_normals(ar_rng *base, float *out, int B, int rows, int C) {
     ar_rng_tape *r = (ar_rng_tape *)base;
     if (B != r->B) return disa_err(DISA_EINVAL, "tape: recorded for %d images, the loop has %d", r->B, B);
-    int64_t n = (int64_t)rows * C;
-    for (int b = 0; b < B; b++) {
-        if (r->pos[b] + n > r->T)
-            return disa_err(DISA_EINVAL, "tape: image %d needs values %lld..%lld but only %lld were recorded", b,
-                            (long long)r->pos[b], (long long)(r->pos[b] + n - 1), (long long)r->T);
-        memcpy(out + (size_t)b * n, r->tape + (size_t)b * r->T + r->pos[b], sizeof(float) * (size_t)n);
-        r->pos[b] += n;
-    }
-    return 0;
+    return ar_tape_read(out, r->tape, sizeof *r->tape, r->pos, B, r->T, (int64_t)rows * C);
 }
 
 int ar_rng_tape_init(ar_rng_tape *r, const int64_t *orders, const float *tape, int B, int L, int64_t T) {
-    memset(r, 0, sizeof *r);
-    r->base.orders = tape_orders;
-    r->base.normals = tape_normals;
-    r->orders = orders;
-    r->tape = tape;
-    r->B = B;
-    r->L = L;
-    r->T = T;
-    r->pos = calloc((size_t)(B > 0 ? B : 1), sizeof(int64_t));
-    return r->pos ? 0 : disa_err(DISA_ENOMEM, "tape: out of memory");
+    *r = (ar_rng_tape){.base = {tape_orders, tape_normals}, .orders = orders, .tape = tape, .B = B, .L = L, .T = T};
+    return ar_tape_start(&r->pos, B);
 }
 
 void ar_rng_tape_free(ar_rng_tape *r) {
@@ -85,3 +69,20 @@ void ar_rng_tape_free(ar_rng_tape *r) {
     r->pos = NULL;
 }
 
+
+int ar_tape_start(int64_t **pos, int B) {
+    *pos = calloc((size_t)(B > 0 ? B : 1), sizeof(int64_t));
+    return *pos ? 0 : disa_err(DISA_ENOMEM, "tape: out of memory");
+}
+
+int ar_tape_read(void *out, const void *tape, size_t size, int64_t *pos, int B, int64_t T, int64_t n) {
+    for (int b = 0; b < B; b++) {
+        if (pos[b] + n > T)
+            return disa_err(DISA_EINVAL, "tape: image %d needs values %lld..%lld but only %lld were recorded", b,
+                            (long long)pos[b], (long long)(pos[b] + n - 1), (long long)T);
+        memcpy((char *)out + (size_t)b * n * size, (const char *)tape + ((size_t)b * T + pos[b]) * size,
+               size * (size_t)n);
+        pos[b] += n;
+    }
+    return 0;
+}

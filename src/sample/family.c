@@ -1,11 +1,14 @@
-// family.c: the list of model families and what they share (include/disa/family.h).
+// family.c: the list of model families and what they share (include/disa/family.h), and
+// the helpers of their tables' common entries (include/disa/family_kit.h).
 #include "disa/family.h"
 #include "disa/bf16.h"
 #include "disa/err.h"
+#include "disa/family_kit.h"
 #include "disa/safetensors.h"
 
 #include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern const family mar_family, xar_family, flowar_family;
@@ -63,6 +66,12 @@ const char *family_presets_str(char *buf, int n) {
         for (int k = 0; k_families[i]->presets[k] && used < (size_t)n; k++)
             used += (size_t)snprintf(buf + used, (size_t)n - used, "%s%s", used ? ", " : "", k_families[i]->presets[k]);
     return buf;
+}
+
+void sample_stats_step(sample_stats *st, uint64_t tokens, int steps) {
+    st->head_row_steps += tokens * (uint64_t)steps;
+    st->tokens += tokens;
+    st->ar_steps++;
 }
 
 int family_precision_set(int *precision, const char *key, const char *value) {
@@ -123,4 +132,49 @@ const char *family_keys_str(const family *f, char *buf, int n) {
         used += (size_t)snprintf(buf + used, (size_t)n - used, "%s ", f->keys[k]);
     if (used < (size_t)n) snprintf(buf + used, (size_t)n - used, "precision");
     return buf;
+}
+
+// ----------------------------------------------------------------------------
+// what the family tables share (family_kit.h)
+
+int family_keep(void **out, void *obj, int rc) {
+    if (rc) free(obj);
+    else *out = obj;
+    return rc;
+}
+
+int family_has_preset(const char *const *presets, const char *name) {
+    for (int i = 0; presets[i]; i++)
+        if (strcmp(name, presets[i]) == 0) return 1;
+    return 0;
+}
+
+void family_info_grid(family_info *out, int class_num, tokenizer_kind tokenizer, int C, int seq_h, int patch,
+                      int token_dim) {
+    memset(out, 0, sizeof *out);
+    out->class_num = class_num;
+    out->latent = tokenizer == TOKENIZER_PATCH ? LATENT_PIXELS : LATENT_KL16;
+    // unpatchify: [seq_h, seq_h, C, patch, patch] -> [C, seq_h patch, seq_h patch]; for
+    // patch tokenizers the image itself.
+    out->C = C;
+    out->H = out->W = seq_h * patch;
+    out->token_dims[0] = seq_h * seq_h;
+    out->token_dims[1] = token_dim;
+}
+
+int family_refuse_bf16(const char *label, int precision) {
+    if (precision != PRECISION_BF16) return 0;
+    return disa_err(DISA_EINVAL, "--precision bf16 runs MAR models; %s runs in fp32 for now: give --precision fp32",
+                    label);
+}
+
+int family_flops_per_image(sample_flops *out, int rc, uint64_t transformer, uint64_t head, uint64_t head_row_steps,
+                           uint64_t tokens, int ar_steps, int B) {
+    memset(out, 0, sizeof *out);
+    if (rc) return rc;
+    out->transformer = (double)transformer / B;
+    out->head = (double)head / B;
+    out->nfe_per_token = tokens ? (double)head_row_steps / tokens : 0;
+    out->ar_steps = ar_steps;
+    return 0;
 }

@@ -52,16 +52,9 @@ int flowar_params_check(const flowar_params *p) {
     return 0;
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    long long x;
-    int rc = flag_int(flag, v, lo, hi, &x);
-    if (!rc) *out = (int)x;
-    return rc;
-}
-
 int flowar_params_set(flowar_params *p, const char *flag, const char *v) {
-    if (strcmp(flag, "flow_upper_steps") == 0) return parse_int(flag, v, 2, 1000, &p->upper);
-    if (strcmp(flag, "flow_lower_steps") == 0) return parse_int(flag, v, 2, 1000, &p->lower);
+    if (strcmp(flag, "flow_upper_steps") == 0) return sample_flag_int(flag, v, 2, 1000, &p->upper);
+    if (strcmp(flag, "flow_lower_steps") == 0) return sample_flag_int(flag, v, 2, 1000, &p->lower);
     if (strcmp(flag, "cfg") == 0) return flag_num(flag, v, 1.0, 100.0, &p->cfg);
     if (strcmp(flag, "guidance") == 0) return flag_num(flag, v, 0.0, 1.0, &p->guidance);
     return DISA_ENOTFOUND;
@@ -318,9 +311,7 @@ static int run(flowar_sampler *s, ar_rng *rng, const int *labels, int B, float *
         double t3 = clock_now();
         st->t_head += t3 - t2;
         st->flops_head += blas_flops() - f0;
-        st->head_row_steps += (uint64_t)B * N * nfe;
-        st->tokens += (uint64_t)B * N;
-        st->ar_steps++;
+        sample_stats_step(st, (uint64_t)B * N, nfe);
         if (s->trace) s->trace(s->trace_ctx, sc, n_steps, nfe, n_guided, cfg_s, tok);
 
         if (sc + 1 < S) {

@@ -85,7 +85,7 @@ int sample_params_check_precision(const sample_params *p, precision_kind prec, i
                     from_auto ? "--precision auto resolves to bf16 here, and bf16" : "--precision bf16", got);
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
+int sample_flag_int(const char *flag, const char *v, int lo, int hi, int *out) {
     long long x;
     int rc = flag_int(flag, v, lo, hi, &x);
     if (!rc) *out = (int)x;
@@ -93,15 +93,15 @@ static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) 
 }
 
 int sample_params_set(sample_params *p, const char *flag, const char *v) {
-    if (strcmp(flag, "num_iter") == 0) return parse_int(flag, v, 1, 4096, &p->num_iter);
+    if (strcmp(flag, "num_iter") == 0) return sample_flag_int(flag, v, 1, 4096, &p->num_iter);
     if (strcmp(flag, "cfg") == 0) return flag_num(flag, v, 1.0, 100.0, &p->cfg);
     if (strcmp(flag, "temperature") == 0) {
         int rc = flag_num(flag, v, 0.0, 10.0, &p->temperature);
         if (!rc && p->temperature <= 0) return disa_err(DISA_EINVAL, "--temperature must be > 0, got '%s'", v);
         return rc;
     }
-    if (strcmp(flag, "diff_upper_steps") == 0) return parse_int(flag, v, 1, 1000, &p->upper);
-    if (strcmp(flag, "diff_lower_steps") == 0) return parse_int(flag, v, 1, 1000, &p->lower);
+    if (strcmp(flag, "diff_upper_steps") == 0) return sample_flag_int(flag, v, 1, 1000, &p->upper);
+    if (strcmp(flag, "diff_lower_steps") == 0) return sample_flag_int(flag, v, 1, 1000, &p->lower);
     if (strcmp(flag, "cfg_schedule") == 0) {
         if (strcmp(v, "linear") == 0) p->cfg_linear = 1;
         else if (strcmp(v, "constant") == 0) p->cfg_linear = 0;
@@ -114,7 +114,7 @@ int sample_params_set(sample_params *p, const char *flag, const char *v) {
                             v);
         return 0;
     }
-    if (strcmp(flag, "dpm_order") == 0) return parse_int(flag, v, 1, 3, &p->dpm_order);
+    if (strcmp(flag, "dpm_order") == 0) return sample_flag_int(flag, v, 1, 3, &p->dpm_order);
     if (strcmp(flag, "diff_budget") == 0) return flag_num(flag, v, 1.0, 1000.0, &p->budget);
     if (strcmp(flag, "diff_adaptive_signal") == 0) {
         if (adapt_signal_parse(v, &p->signal) != 0)

@@ -60,18 +60,11 @@ int xar_params_check(const xar_params *p) {
     return 0;
 }
 
-static int parse_int(const char *flag, const char *v, int lo, int hi, int *out) {
-    long long x;
-    int rc = flag_int(flag, v, lo, hi, &x);
-    if (!rc) *out = (int)x;
-    return rc;
-}
-
 int xar_params_set(xar_params *p, const char *flag, const char *v) {
-    if (strcmp(flag, "flow_upper_steps") == 0) return parse_int(flag, v, 1, 1000, &p->upper);
-    if (strcmp(flag, "flow_lower_steps") == 0) return parse_int(flag, v, 1, 1000, &p->lower);
+    if (strcmp(flag, "flow_upper_steps") == 0) return sample_flag_int(flag, v, 1, 1000, &p->upper);
+    if (strcmp(flag, "flow_lower_steps") == 0) return sample_flag_int(flag, v, 1, 1000, &p->lower);
     if (strcmp(flag, "num_steps") == 0) {
-        int rc = parse_int(flag, v, 1, 1000, &p->upper);
+        int rc = sample_flag_int(flag, v, 1, 1000, &p->upper);
         if (!rc) p->lower = p->upper;
         return rc;
     }
@@ -199,24 +192,12 @@ void xar_rng_philox_free(xar_rng_philox *r) {
 static int tape_normals(xar_rng *base, double *out, int B, int n) {
     xar_rng_tape *r = (xar_rng_tape *)base;
     if (B != r->B) return disa_err(DISA_EINVAL, "tape: recorded for %d images, the loop has %d", r->B, B);
-    for (int b = 0; b < B; b++) {
-        if (r->pos[b] + n > r->T)
-            return disa_err(DISA_EINVAL, "tape: image %d needs values %lld..%lld but only %lld were recorded", b,
-                            (long long)r->pos[b], (long long)(r->pos[b] + n - 1), (long long)r->T);
-        memcpy(out + (size_t)b * n, r->tape + (size_t)b * r->T + r->pos[b], sizeof(double) * (size_t)n);
-        r->pos[b] += n;
-    }
-    return 0;
+    return ar_tape_read(out, r->tape, sizeof *r->tape, r->pos, B, r->T, n);
 }
 
 int xar_rng_tape_init(xar_rng_tape *r, const double *tape, int B, int64_t T) {
-    memset(r, 0, sizeof *r);
-    r->base.normals = tape_normals;
-    r->tape = tape;
-    r->B = B;
-    r->T = T;
-    r->pos = calloc((size_t)(B > 0 ? B : 1), sizeof(int64_t));
-    return r->pos ? 0 : disa_err(DISA_ENOMEM, "tape: out of memory");
+    *r = (xar_rng_tape){.base = {tape_normals}, .tape = tape, .B = B, .T = T};
+    return ar_tape_start(&r->pos, B);
 }
 
 void xar_rng_tape_free(xar_rng_tape *r) {
@@ -345,9 +326,7 @@ int xar_sampler_run(xar_sampler *s, xar_rng *rng, const int *labels, int B, floa
         double t1 = clock_now();
         st->t_transformer += t1 - ts;
         st->flops_transformer += blas_flops() - f0;
-        st->head_row_steps += (uint64_t)B * G * n;
-        st->tokens += (uint64_t)B * G;
-        st->ar_steps++;
+        sample_stats_step(st, (uint64_t)B * G, n);
         for (int b = 0; b < B; b++)
             for (int j = 0; j < GC; j++) {
                 float z = (float)x[(size_t)b * GC + j];
