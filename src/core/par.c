@@ -55,6 +55,20 @@ static void *helper(void *arg) {
     return NULL;
 }
 
+// A forked child has only the thread that called fork: it must not wait for helpers it
+// does not have. It starts its own on first use.
+static void forget_helpers(void) {
+    pthread_mutex_init(&P.mu, NULL);
+    pthread_cond_init(&P.work, NULL);
+    pthread_cond_init(&P.done, NULL);
+    P.started = 0;
+    P.remaining = 0;
+    atomic_store(&g_busy, 0);
+}
+
+static pthread_once_t g_atfork = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_helpers); }
+
 void par_set_threads(int n) { P.want = n < 1 ? 1 : n > MAX_HELPERS + 1 ? MAX_HELPERS + 1 : n; }
 int par_threads(void) {
     if (!P.want) par_set_threads(blas_get_threads());  // until blas_set_threads says otherwise
@@ -69,6 +83,7 @@ void par_for(size_t n, size_t grain, par_fn fn, void *ctx) {
         fn(ctx, 0, n);
         return;
     }
+    pthread_once(&g_atfork, register_atfork);
     pthread_mutex_lock(&P.mu);
     while (P.started < parts - 1) {
         pthread_t t;

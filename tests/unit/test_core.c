@@ -18,6 +18,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void test_err_message(void **state) {
     (void)state;
@@ -266,6 +268,35 @@ static void test_par_for(void **state) {
     par_set_threads(saved);
 }
 
+// A child forked after helpers started has none of them: its par_for must still finish
+// (it starts its own) instead of waiting for the parent's.
+static void test_par_for_after_fork(void **state) {
+    (void)state;
+    int saved = par_threads();
+    par_set_threads(2);
+    par_rec r = {calloc(100, 1), 0, 1, (size_t)-1, PTHREAD_MUTEX_INITIALIZER};
+    assert_non_null(r.hits);
+    par_for(100, 1, mark, &r);  // starts a helper in this process
+    assert_int_equal(r.chunks, 2);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20);  // a hang fails the test instead of stalling the suite
+        par_rec c = {calloc(100, 1), 0, 1, (size_t)-1, PTHREAD_MUTEX_INITIALIZER};
+        if (!c.hits) _exit(2);
+        par_for(100, 1, mark, &c);
+        int ok = c.chunks == 2;
+        for (int i = 0; i < 100; i++) ok &= c.hits[i] == 1;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(r.hits);
+    par_set_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_message),    cmocka_unit_test(test_arena),
@@ -273,7 +304,7 @@ int main(void) {
         cmocka_unit_test(test_rng_normal_moments), cmocka_unit_test(test_rng_permutation),
         cmocka_unit_test(test_tensor),         cmocka_unit_test(test_dgen),
         cmocka_unit_test(test_blas),           cmocka_unit_test(test_coretype_decision),
-        cmocka_unit_test(test_par_for),
+        cmocka_unit_test(test_par_for), cmocka_unit_test(test_par_for_after_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
