@@ -71,8 +71,8 @@ void attention_forward(float *out /*[B*T,d]*/, const float *qkv /*[B*T,3d]*/,
     if (slots > threads) slots = threads;
     if (slots > B * heads) slots = B * heads;
     if (slots < 2 || gemm_threads < 2) {
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < heads; h++) attn_pair(out, qkv, scratch, b, h, T, d, heads);
+        attn_ctx one = {out, scratch, qkv, B, T, d, heads, 1};
+        attn_part(&one, 0, 1);
         return;
     }
     // Every element is the same dot product in the same order whichever thread computes
