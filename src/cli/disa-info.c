@@ -33,12 +33,18 @@ int main(int argc, char **argv) {
     char blas[512];
     cpu_blas_describe(blas, sizeof blas);
     printf("rank %d/%d: %s\n", rank, size, blas);
+    int by_disa = 0;
+    const char *spin = cpu_blas_thread_timeout(&by_disa);
+    if (rank == 0 && spin)
+        printf("OpenBLAS idle threads: spin 2^%s cycles, then sleep (OPENBLAS_THREAD_TIMEOUT=%s, %s)\n", spin, spin,
+               by_disa ? "disa's default" : "set by you");
     if (rank == 0)
         printf("cpu: avx %d avx2 %d fma %d avx512f %d avx512dq %d avx512bw %d avx512vl %d avx512bf16 %d amx_bf16 %d\n",
                f.avx, f.avx2, f.fma, f.avx512f, f.avx512dq, f.avx512bw, f.avx512vl, f.avx512bf16, f.amx_bf16);
     char why[512];
     precision_resolve(PRECISION_AUTO, why, sizeof why);
-    printf("rank %d/%d: precision auto: %s\n", rank, size, why);
+    // Only MAR has a bf16 path; xAR and FlowAR resolve auto to fp32 whatever the CPU.
+    printf("rank %d/%d: precision auto: %s (MAR; xAR and FlowAR run fp32)\n", rank, size, why);
     if (use_mpi) world_finalize();
     return 0;
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The OpenBLAS core-type fix: a generic core on an AVX2/AVX-512 CPU is replaced by a
 # re-exec with OPENBLAS_CORETYPE set (also under mpirun, before MPI_Init), and a core the
-# user chose always wins. DISA_TEST_BLAS_CORENAME pretends OpenBLAS detected a core.
+# user chose always wins. The same re-exec sets OPENBLAS_THREAD_TIMEOUT unless the user did
+# (test_core checks OpenBLAS's workers then sleep). DISA_TEST_BLAS_CORENAME pretends OpenBLAS detected a core.
 set -eu
 B=${BUILD:-build}/bin
 fail() { echo "FAIL: $*"; exit 1; }
@@ -9,6 +10,11 @@ fail() { echo "FAIL: $*"; exit 1; }
 out=$(env -u OPENBLAS_CORETYPE $B/disa-info)
 echo "$out"
 echo "$out" | grep -q "(detected)" || fail "plain run should report the detected core"
+echo "$out" | grep -q "^OpenBLAS idle threads: spin 2^20 cycles, then sleep (OPENBLAS_THREAD_TIMEOUT=20, disa's default)" ||
+    fail "plain run should set the idle-thread timeout"
+out=$(env -u OPENBLAS_CORETYPE OPENBLAS_THREAD_TIMEOUT=24 $B/disa-info)
+echo "$out" | grep -q "(OPENBLAS_THREAD_TIMEOUT=24, set by you)" || fail "the user's timeout must win"
+echo "$out" | grep -q "(detected)" || fail "a user timeout alone must not change the core"
 
 avx2=$(echo "$out" | sed -n 's/.* avx2 \([01]\).*/\1/p')
 avx512=$(echo "$out" | sed -n 's/.* avx512vl \([01]\).*/\1/p')

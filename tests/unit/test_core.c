@@ -1,5 +1,5 @@
 // Unit tests of src/core: errors, arena, Philox RNG, tensor views, dgen, BLAS wrapper,
-// the OpenBLAS core-type decision.
+// the OpenBLAS core-type decision and idle-thread timeout.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,11 +14,15 @@
 #include "disa/rng.h"
 #include "disa/tensor.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void test_err_message(void **state) {
@@ -297,7 +301,77 @@ static void test_par_for_after_fork(void **state) {
     par_set_threads(saved);
 }
 
-int main(void) {
+// The probe run in a child (main's --idle-probe): a 2-thread sgemm, 20 ms of sleep, then
+// the number of this process's other threads still running or runnable. OpenBLAS's idle
+// workers spin on sched_yield (state R) until OPENBLAS_THREAD_TIMEOUT, then sleep (S):
+// 2^20 cycles is ~1 ms even at a 1 GHz TSC, 2^28 is >= 60 ms below a 4.5 GHz one.
+static int idle_probe(void) {
+    blas_set_gemm_threads(2);
+    enum { N = 384 };
+    float *a = malloc(sizeof(float) * N * N * 3);
+    if (!a) return 100;
+    dgen_fill(a, (size_t)N * N * 2, 3, 1.0);
+    blas_sgemm(0, 1, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
+    nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    long self = syscall(SYS_gettid);
+    int running = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 101;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || atol(e->d_name) == self) continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *st = strrchr(buf, ')');  // "tid (comm) S ...": comm may hold spaces
+        if (st && st[1] == ' ' && st[2] == 'R') running++;
+    }
+    closedir(d);
+    free(a);
+    return running;
+}
+
+// Runs this binary's --idle-probe with OPENBLAS_THREAD_TIMEOUT set to `timeout` (NULL:
+// unset, and the child goes through cpu_blas_fix first); returns its exit status.
+static int run_probe(const char *timeout) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        if (timeout) setenv("OPENBLAS_THREAD_TIMEOUT", timeout, 1);
+        else unsetenv("OPENBLAS_THREAD_TIMEOUT");
+        unsetenv("DISA_BLAS_SPIN_SET");
+        execl("/proc/self/exe", "test_core", timeout ? "--idle-probe" : "--idle-probe-fixed", (char *)NULL);
+        _exit(102);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+// cpu_blas_fix makes OpenBLAS's idle workers sleep after 2^20 cycles, not spin 2^28 while
+// the attention heads and element-wise loops need the cores. The 2^28 run shows the probe
+// sees a spinning worker at all.
+static void test_blas_idle_threads(void **state) {
+    (void)state;
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) skip();  // OpenBLAS starts no worker on one CPU
+    assert_string_equal(CPU_BLAS_THREAD_TIMEOUT, "20");
+    assert_true(run_probe("28") >= 1);
+    assert_int_equal(run_probe("20"), 0);
+    assert_int_equal(run_probe(NULL), 0);  // through cpu_blas_fix's re-exec
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--idle-probe")) return idle_probe();
+    if (argc > 1 && !strcmp(argv[1], "--idle-probe-fixed")) {
+        cpu_blas_fix(argv);
+        int by_disa = 0;
+        const char *t = cpu_blas_thread_timeout(&by_disa);
+        if (!t || strcmp(t, CPU_BLAS_THREAD_TIMEOUT) || !by_disa) return 103;
+        return idle_probe();
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_message),    cmocka_unit_test(test_arena),
         cmocka_unit_test(test_philox_kat),     cmocka_unit_test(test_rng_streams),
@@ -305,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_tensor),         cmocka_unit_test(test_dgen),
         cmocka_unit_test(test_blas),           cmocka_unit_test(test_coretype_decision),
         cmocka_unit_test(test_par_for), cmocka_unit_test(test_par_for_after_fork),
+        cmocka_unit_test(test_blas_idle_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
