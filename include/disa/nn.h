@@ -34,6 +34,11 @@ void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
                        const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                        int N, int C, float eps);
 
+// x += r (the residual add of a timm Block), then out = layer_norm(x): one pass over the
+// rows instead of two, the same values. out may be r.
+void add_layernorm_forward(float *out /*[N,C]*/, float *x /*[N,C]*/, const float *r /*[N,C]*/,
+                           const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/, int N, int C, float eps);
+
 // RMSNorm (xAR models/xar.py): x * rsqrt(mean(x^2) + eps), times w when w != NULL; the
 // mean accumulated in double. In-place allowed.
 void rmsnorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/, const float *w /*[C] or NULL*/,

@@ -335,8 +335,7 @@ static void add_inplace(float *x, const float *y, size_t n) {
 static void block_tail(const vit_block *b, float *x, const float *att, float *tmp, float *hid, int R, int d,
                        int hidden, float eps) {
     linear_forward(tmp, att, b->proj_w, b->proj_b, R, d, d);
-    add_inplace(x, tmp, (size_t)R * d);
-    layernorm_forward(tmp, x, b->norm2_w, b->norm2_b, R, d, eps);
+    add_layernorm_forward(tmp, x, tmp, b->norm2_w, b->norm2_b, R, d, eps);
     linear_forward(hid, tmp, b->fc1_w, b->fc1_b, R, d, hidden);
     gelu_forward(hid, hid, (size_t)R * hidden);
     linear_forward(tmp, hid, b->fc2_w, b->fc2_b, R, hidden, d);

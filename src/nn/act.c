@@ -151,19 +151,13 @@ static inline __attribute__((always_inline)) float softmax_exp_row(float *y, con
     float mx = -INFINITY;
     for (int k = 0; k < LANES; k++) mx = m8[k] > mx ? m8[k] : mx;
     for (; j < C; j++) mx = x[j] > mx ? x[j] : mx;
-    // Each of the 8 float partial sums holds <= C/8 terms; they meet in double.
+    // The exponentials in a loop of their own, as wide as the vectors go, then the sum:
+    // each of the 8 float partial sums holds <= C/8 terms; they meet in double.
+    for (j = 0; j < C; j++) y[j] = exp_nonpos(x[j] - mx);
     for (j = 0; j + LANES <= C; j += LANES)
-        for (int k = 0; k < LANES; k++) {
-            float e = exp_nonpos(x[j + k] - mx);
-            y[j + k] = e;
-            s8[k] += e;
-        }
+        for (int k = 0; k < LANES; k++) s8[k] += y[j + k];
     double sum = 0.0;
-    for (; j < C; j++) {
-        float e = exp_nonpos(x[j] - mx);
-        y[j] = e;
-        sum += e;
-    }
+    for (; j < C; j++) sum += y[j];
     for (int k = 0; k < LANES; k++) sum += s8[k];
     return (float)(1.0 / sum);
 }

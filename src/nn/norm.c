@@ -45,20 +45,33 @@ static inline void moments(const float *x /*[n]*/, size_t n, double *mean, doubl
 
 // ----------------------------------------------------------------------------
 
+// One row; the statistics are complete before the first write, so y == x is safe.
+static inline __attribute__((always_inline)) void ln_row(float *y, const float *x, const float *w, const float *b,
+                                                         int C, float eps) {
+    double mean, var;
+    moments(x, (size_t)C, &mean, &var);
+    double rstd = 1.0 / sqrt(var + (double)eps);
+    for (int j = 0; j < C; j++) y[j] = (float)(((double)x[j] - mean) * rstd);
+    if (w)
+        for (int j = 0; j < C; j++) y[j] *= w[j];
+    if (b)
+        for (int j = 0; j < C; j++) y[j] += b[j];
+}
+
 DISA_VEC
 static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int N, int C, float eps) {
+    for (int i = 0; i < N; i++) ln_row(out + (size_t)i * C, inp + (size_t)i * C, w, b, C, eps);
+}
+
+// x += r, then out = LayerNorm(x), a row at a time while the row is in cache. out may be r.
+DISA_VEC
+static void add_layernorm_rows(float *out, float *x, const float *r, const float *w, const float *b, int N, int C,
+                               float eps) {
     for (int i = 0; i < N; i++) {
-        const float *x = inp + (size_t)i * C;
-        float *y = out + (size_t)i * C;
-        double mean, var;
-        // Statistics are complete before the first write, so out == inp is safe.
-        moments(x, (size_t)C, &mean, &var);
-        double rstd = 1.0 / sqrt(var + (double)eps);
-        for (int j = 0; j < C; j++) y[j] = (float)(((double)x[j] - mean) * rstd);
-        if (w)
-            for (int j = 0; j < C; j++) y[j] *= w[j];
-        if (b)
-            for (int j = 0; j < C; j++) y[j] += b[j];
+        float *xi = x + (size_t)i * C;
+        const float *ri = r + (size_t)i * C;
+        for (int j = 0; j < C; j++) xi[j] += ri[j];
+        ln_row(out + (size_t)i * C, xi, w, b, C, eps);
     }
 }
 
@@ -96,18 +109,22 @@ static void layernorm_bf16_rows(uint16_t *out, const float *inp, const float *w,
     }
 }
 
-// Both LayerNorms over the threads (par.h), a chunk of rows each.
+// The LayerNorms over the threads (par.h), a chunk of rows each.
 typedef struct ln_ctx {
     void *out;
     const float *inp, *w, *b, *shift, *scale;
     int C;
     float eps;
+    float *resid;  // add_layernorm_forward's x
 } ln_ctx;
 
 static void ln_part(void *ctx, size_t lo, size_t hi) {
     const ln_ctx *l = ctx;
     size_t o = lo * (size_t)l->C;
-    layernorm_rows((float *)l->out + o, l->inp + o, l->w, l->b, (int)(hi - lo), l->C, l->eps);
+    if (l->resid)
+        add_layernorm_rows((float *)l->out + o, l->resid + o, l->inp + o, l->w, l->b, (int)(hi - lo), l->C, l->eps);
+    else
+        layernorm_rows((float *)l->out + o, l->inp + o, l->w, l->b, (int)(hi - lo), l->C, l->eps);
 }
 
 static void ln_bf16_part(void *ctx, size_t lo, size_t hi) {
@@ -120,7 +137,13 @@ static void ln_bf16_part(void *ctx, size_t lo, size_t hi) {
 void layernorm_forward(float *out /*[N,C]*/, const float *inp /*[N,C]*/,
                        const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                        int N, int C, float eps) {
-    ln_ctx l = {out, inp, w, b, NULL, NULL, C, eps};
+    ln_ctx l = {out, inp, w, b, NULL, NULL, C, eps, NULL};
+    par_for((size_t)N, par_row_grain((size_t)C), ln_part, &l);
+}
+
+void add_layernorm_forward(float *out /*[N,C]*/, float *x /*[N,C]*/, const float *r /*[N,C]*/,
+                           const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/, int N, int C, float eps) {
+    ln_ctx l = {out, r, w, b, NULL, NULL, C, eps, x};
     par_for((size_t)N, par_row_grain((size_t)C), ln_part, &l);
 }
 
@@ -128,7 +151,7 @@ void layernorm_bf16_forward(uint16_t *out /*[N,C]*/, const float *inp /*[N,C]*/,
                             const float *w /*[C] or NULL*/, const float *b /*[C] or NULL*/,
                             const float *shift /*[N,C] or NULL*/, const float *scale /*[N,C] or NULL*/,
                             int N, int C, float eps) {
-    ln_ctx l = {out, inp, w, b, shift, scale, C, eps};
+    ln_ctx l = {out, inp, w, b, shift, scale, C, eps, NULL};
     par_for((size_t)N, par_row_grain((size_t)C), ln_bf16_part, &l);
 }
 

@@ -179,6 +179,33 @@ static void test_layernorm(void **state) {
     free(x), free(w), free(b), free(y), free(want), free(xc);
 }
 
+// add_layernorm_forward is x += r then layernorm_forward, bit for bit, with out == r (as
+// MAR's blocks call it) and out apart; row lengths with and without a vector remainder.
+static void test_add_layernorm(void **state) {
+    (void)state;
+    const int Cs[] = {37, 64, 768};
+    for (int k = 0; k < 3; k++) {
+        int N = 9, C = Cs[k];
+        size_t n = (size_t)N * C;
+        float *x = rand_buf(n, -3, 3), *r = rand_buf(n, -2, 2), *w = rand_buf(C, 0.5, 1.5), *b = rand_buf(C, -1, 1);
+        float *xa = fbuf(n), *xb = fbuf(n), *ya = fbuf(n), *rb = fbuf(n), *yc = fbuf(n);
+        memcpy(xa, x, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) xa[i] += r[i];
+        layernorm_forward(ya, xa, w, b, N, C, 1e-6f);
+        memcpy(xb, x, n * sizeof(float));
+        memcpy(rb, r, n * sizeof(float));
+        add_layernorm_forward(rb, xb, rb, w, b, N, C, 1e-6f);  // out == r
+        assert_memory_equal(xb, xa, n * sizeof(float));
+        assert_memory_equal(rb, ya, n * sizeof(float));
+        memcpy(xb, x, n * sizeof(float));
+        add_layernorm_forward(yc, xb, r, NULL, NULL, N, C, 1e-6f);
+        layernorm_forward(ya, xa, NULL, NULL, N, C, 1e-6f);
+        assert_memory_equal(xb, xa, n * sizeof(float));
+        assert_memory_equal(yc, ya, n * sizeof(float));
+        free(x), free(r), free(w), free(b), free(xa), free(xb), free(ya), free(rb), free(yc);
+    }
+}
+
 // ----------------------------------------------------------------------------
 // groupnorm
 
@@ -620,7 +647,7 @@ static void test_resize_bilinear(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
-        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_layernorm),       cmocka_unit_test(test_add_layernorm),
         cmocka_unit_test(test_groupnorm),       cmocka_unit_test(test_activations),
         cmocka_unit_test(test_softmax),         cmocka_unit_test(test_attention), cmocka_unit_test(test_attention_threads),
         cmocka_unit_test(test_conv2d),          cmocka_unit_test(test_upsample),
