@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define FIX_MARKER "DISA_BLAS_FIXED_FROM"
@@ -70,6 +71,15 @@ const char *cpu_blas_coretype_for(const char *corename, const cpu_features *f) {
 #define SPIN_MARKER "DISA_BLAS_SPIN_SET"
 
 void cpu_blas_fix(char **argv) {
+    // A program started through /proc/self/exe is named "exe" in top and ps -A: give it
+    // back its own name.
+    if ((getenv(FIX_MARKER) || getenv(SPIN_MARKER)) && argv && argv[0]) {
+        char comm[17] = "";
+        if (prctl(PR_GET_NAME, comm, 0, 0, 0) == 0 && !strcmp(comm, "exe")) {
+            const char *slash = strrchr(argv[0], '/');
+            prctl(PR_SET_NAME, slash ? slash + 1 : argv[0], 0, 0, 0);
+        }
+    }
     const char *want = NULL, *detected = NULL;
     // The user's core choice always wins, and the core is replaced at most once.
     if (!getenv("OPENBLAS_CORETYPE") && !getenv(FIX_MARKER)) {

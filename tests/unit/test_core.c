@@ -360,7 +360,7 @@ static void test_blas_idle_threads(void **state) {
     assert_string_equal(CPU_BLAS_THREAD_TIMEOUT, "20");
     assert_true(run_probe("28") >= 1);
     assert_int_equal(run_probe("20"), 0);
-    assert_int_equal(run_probe(NULL), 0);  // through cpu_blas_fix's re-exec
+    assert_int_equal(run_probe(NULL), 0);  // through cpu_blas_fix's re-exec, named test_core
 }
 
 int main(int argc, char **argv) {
@@ -370,6 +370,14 @@ int main(int argc, char **argv) {
         int by_disa = 0;
         const char *t = cpu_blas_thread_timeout(&by_disa);
         if (!t || strcmp(t, CPU_BLAS_THREAD_TIMEOUT) || !by_disa) return 103;
+        // Re-executed through /proc/self/exe, the process must still carry argv[0]'s name.
+        char comm[32] = "";
+        FILE *f = fopen("/proc/self/comm", "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+            fclose(f);
+        }
+        if (strcmp(comm, "test_core\n")) return 104;
         return idle_probe();
     }
     const struct CMUnitTest tests[] = {
