@@ -1,5 +1,6 @@
 // bench.c: MAR's step shapes timed, and a schedule extrapolated (include/disa/bench.h).
 #include "disa/bench.h"
+#include "disa/arena.h"
 #include "disa/bf16.h"
 #include "disa/blas.h"
 #include "disa/clock.h"
@@ -28,10 +29,17 @@ void bench_fill_normal(float *x, size_t n, uint32_t index) {
     rng_normals(&r, x, n);
 }
 
+// The peaks' operands live in an arena like the model's activations do, so both sides of
+// a "% of peak" get the same pages (arena.c puts large arenas on huge pages).
 double bench_sgemm_peak(int n, int reps, double *gflops_all) {
-    float *A = malloc(sizeof(float) * (size_t)n * n), *B = malloc(sizeof(float) * (size_t)n * n);
-    float *C = malloc(sizeof(float) * (size_t)n * n);
-    if (!A || !B || !C) return 0;
+    size_t nn = (size_t)n * n;
+    arena a;
+    if (arena_init(&a, sizeof(float) * 3 * nn + 4 * 64, "sgemm peak") != 0) return 0;
+    float *A = arena_floats(&a, nn), *B = arena_floats(&a, nn), *C = arena_floats(&a, nn);
+    if (!A || !B || !C) {
+        arena_free(&a);
+        return 0;
+    }
     bench_fill_normal(A, (size_t)n * n, 1);
     bench_fill_normal(B, (size_t)n * n, 2);
     blas_sgemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);  // warm-up: threads, pages
@@ -42,16 +50,17 @@ double bench_sgemm_peak(int n, int reps, double *gflops_all) {
     }
     double tmp[64];
     memcpy(tmp, gflops_all, sizeof(double) * (size_t)reps);
-    free(A);
-    free(B);
-    free(C);
+    arena_free(&a);
     return bench_median(tmp, reps);
 }
 
 double bench_bf16_peak(int M, int N, int K, int reps, double *gflops_all) {
     float *W = malloc(sizeof(float) * (size_t)N * K), *xf = malloc(sizeof(float) * (size_t)M * K);
-    uint16_t *x = malloc(sizeof(uint16_t) * (size_t)M * K);
-    float *y = malloc(sizeof(float) * (size_t)M * N);
+    arena a;  // the product's input and output, as in the model
+    size_t MK = (size_t)M * K, MN = (size_t)M * N;
+    int ok = arena_init(&a, sizeof(uint16_t) * MK + sizeof(float) * MN + 4 * 64, "bf16 peak") == 0;
+    uint16_t *x = ok ? arena_alloc(&a, sizeof(uint16_t) * MK) : NULL;
+    float *y = ok ? arena_floats(&a, MN) : NULL;
     bf16_cache *c = bf16_cache_new(2);
     bf16_linear l = {0};
     double g = 0, tmp[64];
@@ -78,8 +87,7 @@ out:
     bf16_cache_delete(c);
     free(W);
     free(xf);
-    free(x);
-    free(y);
+    if (ok) arena_free(&a);
     return g;
 }
 
