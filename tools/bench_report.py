@@ -369,9 +369,18 @@ def main():
                       if rb is not None else "")
                    + f"; batch 1: {tk[1]['ratio_disa']:.2f} at K 64, {ratio:.2f} in the real K 4 run"
                    + (f" ({ratio1:.2f} at 1 thread)" if ratio1 is not None else "")))
-    ft = pct(bt["gflops_transformer"], bt["local_peak_gflops"])
+    # The median share of the batch-64 row and its repeats, each against its own peak.
+    fts = [(bt["gflops_transformer"], bt["local_peak_gflops"])]
+    for rep in (2, 3):
+        f = os.path.join(R, f"mar_base_b64_rep{rep}.json")
+        if os.path.exists(f):
+            fts.append((load(f)["extrapolate"]["per_image"]["gflops_transformer"], local(f"mar_base_b64_rep{rep}")))
+    shares = sorted(pct(g, p) for g, p in fts)
+    ft = shares[len(shares) // 2] if len(shares) % 2 else 0.5 * (shares[len(shares) // 2 - 1] + shares[len(shares) // 2])
+    out["fp32_transformer_b64"] = {"pairs": [{"gflops": g, "peak": p, "pct": pct(g, p)} for g, p in fts], "median_pct": ft}
     tg.append(("fp32 transformer >= 90% of the sgemm peak (batch 64)", ft >= 90,
-               f"{ft:.0f}% ({bt['gflops_transformer']:.1f} of {bt['local_peak_gflops']:.1f} GFLOPS)"))
+               f"{ft:.1f}% median of {len(fts)} (peak, pass) pairs: "
+               + ", ".join(f"{pct(g, p):.1f}% ({g:.1f} of {p:.1f} GFLOPS)" for g, p in fts)))
     if bf:
         bt16 = pct(bf["gflops_transformer"], bf["local_peak_gflops"])
         tg.append(("bf16 transformer >= 60% of the bf16 matmul peak (batch 64)", bt16 >= 60,
